@@ -1,0 +1,71 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Layers of PROTOCOL.md, bottom to top. Each library module has one job; the
+/// folder names under `Sources/` mirror the spec's sections.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-dcgka",
+    platforms: [.macOS(.v14), .iOS(.v17)],
+    products: [
+        .library(name: "DCGKAGroup", targets: ["DCGKAGroup"]),
+        .library(name: "Simulator", targets: ["Simulator"]),
+        .executable(name: "dcgka", targets: ["dcgka"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // §8 canonical encoding and the identifiers every layer encodes.
+        .target(name: "DCGKAEncoding", swiftSettings: strict),
+        // §2 cipher suite, identities, key bundles, injected randomness.
+        .target(
+            name: "DCGKACrypto",
+            dependencies: ["DCGKAEncoding", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
+        // §3 two-party secure messaging.
+        .target(name: "TwoPartyMessaging", dependencies: ["DCGKAEncoding", "DCGKACrypto"], swiftSettings: strict),
+        // §4 SR-DGM membership (incremental) and its naive oracle.
+        .target(name: "Membership", dependencies: ["DCGKAEncoding"], swiftSettings: strict),
+        // §5 DCGKA.
+        .target(
+            name: "KeyAgreement",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", "TwoPartyMessaging", "Membership"],
+            swiftSettings: strict),
+        // §6 authenticated causal broadcast.
+        .target(name: "CausalBroadcast", dependencies: ["DCGKAEncoding", "DCGKACrypto"], swiftSettings: strict),
+        // §7 message ratchets.
+        .target(name: "GroupMessaging", dependencies: ["DCGKAEncoding", "DCGKACrypto"], swiftSettings: strict),
+        // The application-facing group API tying §5–§7 together.
+        .target(
+            name: "DCGKAGroup",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", "KeyAgreement", "CausalBroadcast", "GroupMessaging", "Membership"],
+            swiftSettings: strict),
+        // §9 deterministic network simulator.
+        .target(name: "Simulator", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding"], swiftSettings: strict),
+        .executableTarget(
+            name: "dcgka",
+            dependencies: [
+                "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "DCGKAEncodingTests", dependencies: ["DCGKAEncoding"]),
+        .testTarget(name: "DCGKACryptoTests", dependencies: ["DCGKACrypto", "DCGKAEncoding", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "TwoPartyMessagingTests", dependencies: ["TwoPartyMessaging", "DCGKACrypto", "DCGKAEncoding"]),
+        .testTarget(name: "MembershipTests", dependencies: ["Membership", "DCGKAEncoding"]),
+        .testTarget(name: "KeyAgreementTests", dependencies: ["KeyAgreement", "DCGKACrypto", "DCGKAEncoding", "Membership"]),
+        .testTarget(name: "CausalBroadcastTests", dependencies: ["CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
+        .testTarget(name: "GroupMessagingTests", dependencies: ["GroupMessaging", "DCGKACrypto", "DCGKAEncoding"]),
+        .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator"]),
+        .testTarget(name: "CLITests", dependencies: ["dcgka"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

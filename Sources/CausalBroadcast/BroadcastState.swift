@@ -1,0 +1,354 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+
+/// One member's authenticated causal broadcast state for one group (§6.2): a pure value driven
+/// step by step by the group layer.
+///
+/// ```
+/// receive(e)           verify, dedupe, detect equivocation, buffer
+/// nextDeliverable()    the next buffered envelope whose dependencies are delivered
+///   ... the caller processes it (DCGKA / messaging) ...
+/// markDelivered(e)     record it; its successors may become deliverable
+/// ```
+///
+/// The caller runs DCGKA between the steps because processing one envelope can make new senders
+/// known. Delivery order is the relaxed order of §6: each sender's envelopes in seq order, each
+/// acknowledgment after the envelope it acknowledges; among envelopes deliverable at once, the
+/// lowest sender ID goes first (deterministic).
+public struct BroadcastState: Sendable, Equatable {
+    public let groupID: GroupID
+    public let suite: CipherSuiteID
+    public let me: MemberID
+    public let configuration: BroadcastConfiguration
+    /// Senders caught equivocating (§6.2), for the group layer to report.
+    public internal(set) var equivocators: Set<MemberID> = []
+
+    struct SenderState: Sendable, Equatable {
+        /// Highest seq delivered (or skipped) without gaps.
+        var delivered: UInt64 = 0
+        /// Envelopes up to this seq precede the adopted frontier (skipped, not handed out).
+        var skippedThrough: UInt64 = 0
+        /// Hashes of the latest delivered envelopes, by seq; always holds `delivered` when > 0.
+        var recent: [UInt64: Bytes32] = [:]
+        /// Buffered envelopes of this sender, by seq.
+        var pending: [UInt64: Bytes32] = [:]
+        /// Handed out by nextDeliverable, not yet marked delivered (its seq is `delivered + 1`).
+        var inFlight: Envelope?
+
+        var head: Bytes32? { recent[delivered] }
+        var isEmpty: Bool { delivered == 0 && pending.isEmpty && inFlight == nil }
+
+        /// The hash this state knows at `seq` (delivered window, in flight, or buffered).
+        func knownHash(at seq: UInt64) -> Bytes32? {
+            if seq <= delivered { return recent[seq] }
+            if let inFlight, inFlight.seq == seq { return inFlight.hash }
+            return pending[seq]
+        }
+    }
+
+    var senders: [MemberID: SenderState] = [:]
+    /// Buffered envelopes by hash.
+    var buffer: [Bytes32: Envelope] = [:]
+    var bufferedPayloadBytes = 0
+    /// Every delivered or skipped-known create/add/remove/update, so acknowledgments resolve.
+    var acknowledgeable: [Bytes32: OperationID] = [:]
+    /// Senders whose envelope `delivered + 1` is buffered and none is in flight (derived).
+    var nextInLine: Set<MemberID> = []
+
+    public init(groupID: GroupID, suite: CipherSuiteID, me: MemberID, configuration: BroadcastConfiguration = .init()) {
+        self.groupID = groupID
+        self.suite = suite
+        self.me = me
+        self.configuration = configuration
+    }
+
+    // MARK: Receiving
+
+    /// Decodes the wire form (with this group's ID) and receives it.
+    public mutating func receive(wire: [UInt8], isKnownSender: (MemberID) -> Bool) -> ReceiveOutcome {
+        let envelope: Envelope
+        do { envelope = try Envelope(wire: wire, groupID: groupID) } catch { return .rejected(.undecodable(error)) }
+        return receive(envelope, isKnownSender: isKnownSender)
+    }
+
+    /// Accepts an envelope into the buffer, or says why not.
+    ///
+    /// Order of checks: group and suite; exact duplicates of content already verified (same hash
+    /// as something delivered in the window, buffered, in flight or acknowledgeable: no signature
+    /// check is needed to drop those); the signature (nothing unverified is ever stored); the
+    /// sender (`isKnownSender`, answered from membership; I am always known); then position:
+    ///
+    /// * `seq ≤ delivered`: a different hash in the window is equivocation; before the adopted
+    ///   frontier it is `.skippedBeforeJoin`; otherwise the hash can no longer be checked (it fell out
+    ///   of the window) and the envelope is treated as a duplicate.
+    /// * `seq > delivered`: a different envelope at the same position, a `prev` that contradicts the
+    ///   known envelope at `seq - 1`, or a buffered `seq + 1` whose `prev` is not this hash, is
+    ///   equivocation (the first one stays).
+    ///
+    /// Only `equivocators` changes on rejection; on `.duplicate` nothing changes.
+    public mutating func receive(_ envelope: Envelope, isKnownSender: (MemberID) -> Bool) -> ReceiveOutcome {
+        guard envelope.groupID == groupID else { return .rejected(.wrongGroup) }
+        guard envelope.suite == suite else { return .rejected(.unsupportedSuite) }
+        let existing = senders[envelope.sender]
+        let skipped = envelope.seq <= (existing?.skippedThrough ?? 0)
+        if buffer[envelope.hash] != nil { return .duplicate }
+        if acknowledgeable[envelope.hash] != nil { return .duplicate }
+        if let existing, existing.knownHash(at: envelope.seq) == envelope.hash,
+           !(skipped && envelope.kind.isAcknowledgeable) {
+            return .duplicate
+        }
+
+        guard envelope.hasValidSignature() else { return .rejected(.badSignature) }
+
+        var state = existing ?? SenderState()
+        let isMine = envelope.sender == me
+        if !isMine {
+            guard isKnownSender(envelope.sender) else { return .rejected(.unknownSender(envelope.sender)) }
+        }
+
+        if envelope.seq <= state.delivered {
+            if let known = state.recent[envelope.seq], known != envelope.hash {
+                return isMine ? .rejected(.unexpectedOwnEnvelope(seq: envelope.seq)) : equivocation(envelope)
+            }
+            if skipped {
+                if envelope.kind.isAcknowledgeable { acknowledgeable[envelope.hash] = envelope.operationID }
+                return .skippedBeforeJoin
+            }
+            return .duplicate
+        }
+        if isMine { return .rejected(.unexpectedOwnEnvelope(seq: envelope.seq)) }
+
+        if state.knownHash(at: envelope.seq) != nil { return equivocation(envelope) }
+        if envelope.seq > 1, let before = state.knownHash(at: envelope.seq - 1), before != envelope.prev {
+            return equivocation(envelope)
+        }
+        if let afterHash = state.pending[envelope.seq + 1], let after = buffer[afterHash], after.prev != envelope.hash {
+            return equivocation(envelope)
+        }
+        if let acked = envelope.acked {
+            let target = buffer[acked] ?? senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked }
+            if let target, !target.kind.isAcknowledgeable {
+                return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
+            }
+        }
+        // The sender's next envelope is accepted even over the limits: it is deliverable as soon as
+        // its acknowledged envelope is, at most one per sender can be in that position, and
+        // refusing it could leave a full buffer that never drains.
+        let isNext = envelope.seq == state.delivered + 1 && state.inFlight == nil
+        guard isNext || (buffer.count < configuration.maximumBufferedEnvelopes
+              && envelope.payload.count <= configuration.maximumBufferedPayloadBytes - bufferedPayloadBytes)
+        else { return .rejected(.bufferFull) }
+
+        buffer[envelope.hash] = envelope
+        bufferedPayloadBytes += envelope.payload.count
+        state.pending[envelope.seq] = envelope.hash
+        senders[envelope.sender] = state
+        refreshLine(envelope.sender)
+        return .buffered
+    }
+
+    private mutating func equivocation(_ envelope: Envelope) -> ReceiveOutcome {
+        equivocators.insert(envelope.sender)
+        return .rejected(.equivocation(sender: envelope.sender, seq: envelope.seq))
+    }
+
+    // MARK: Delivering
+
+    /// The next buffered envelope whose dependencies are delivered (its sender's `seq - 1`, and for
+    /// an acknowledgment the acknowledged envelope), removed from the buffer and held "in flight"
+    /// until ``markDelivered(_:)``. Among several, the lowest sender ID first. At most one envelope
+    /// per sender is in flight; the caller should mark every envelope it gets delivered even when
+    /// the layer above rejects its content, or that sender's chain stalls.
+    public mutating func nextDeliverable() -> Envelope? {
+        while true {
+            var best: (sender: MemberID, hash: Bytes32)?
+            for sender in nextInLine {
+                if let best, !(sender < best.sender) { continue }
+                guard let state = senders[sender], let hash = state.pending[state.delivered + 1],
+                      let envelope = buffer[hash] else { continue }
+                if let acked = envelope.acked, acknowledgeable[acked] == nil { continue }
+                best = (sender, hash)
+            }
+            guard let best, var state = senders[best.sender], let envelope = buffer[best.hash] else { return nil }
+            removeFromBuffer(envelope, state: &state)
+            if envelope.prev != state.head {
+                // Cannot happen through receive's checks; a caller-forced markDelivered could cause it.
+                equivocators.insert(envelope.sender)
+                senders[best.sender] = state
+                refreshLine(best.sender)
+                continue
+            }
+            state.inFlight = envelope
+            senders[best.sender] = state
+            refreshLine(best.sender)
+            return envelope
+        }
+    }
+
+    /// Records an envelope as delivered: the one ``nextDeliverable()`` returned (or the sender's
+    /// next in line). Idempotent: returns false and changes nothing when it is already delivered or
+    /// not the sender's next (`seq == delivered + 1` with `prev` equal to the head hash).
+    @discardableResult
+    public mutating func markDelivered(_ envelope: Envelope) -> Bool {
+        guard envelope.groupID == groupID, envelope.suite == suite else { return false }
+        return advance(envelope)
+    }
+
+    /// Where my next envelope goes: `seq` and `prev` for ``Envelope/sign(identity:suite:groupID:seq:prev:kind:acked:payload:)``.
+    public func nextOwnPosition() -> (seq: UInt64, prev: Bytes32?) {
+        let state = senders[me]
+        return ((state?.delivered ?? 0) + 1, state?.head)
+    }
+
+    /// Records my own envelope as sent and delivered. Returns false (and changes nothing) unless it
+    /// is mine, of this group, at ``nextOwnPosition()``.
+    @discardableResult
+    public mutating func recordOwn(_ envelope: Envelope) -> Bool {
+        guard envelope.sender == me, envelope.groupID == groupID, envelope.suite == suite else { return false }
+        return advance(envelope)
+    }
+
+    private mutating func advance(_ envelope: Envelope) -> Bool {
+        var state = senders[envelope.sender] ?? SenderState()
+        guard envelope.seq == state.delivered + 1, envelope.prev == state.head else { return false }
+        if let inFlight = state.inFlight, inFlight.seq == envelope.seq { state.inFlight = nil }
+        if let pendingHash = state.pending[envelope.seq], let buffered = buffer[pendingHash] {
+            removeFromBuffer(buffered, state: &state)
+        }
+        state.delivered = envelope.seq
+        state.recent[envelope.seq] = envelope.hash
+        let window = UInt64(configuration.recentHashesPerSender)
+        if envelope.seq > window { state.recent[envelope.seq - window] = nil }
+        if envelope.kind.isAcknowledgeable { acknowledgeable[envelope.hash] = envelope.operationID }
+        senders[envelope.sender] = state
+        refreshLine(envelope.sender)
+        return true
+    }
+
+    /// Moves envelopes handed out by ``nextDeliverable()`` but never marked delivered back into the
+    /// buffer (after restoring a state saved mid-processing). The buffer limit does not apply.
+    public mutating func requeueInFlight() {
+        for sender in senders.keys.sorted() {
+            guard var state = senders[sender], let envelope = state.inFlight else { continue }
+            state.inFlight = nil
+            state.pending[envelope.seq] = envelope.hash
+            buffer[envelope.hash] = envelope
+            bufferedPayloadBytes += envelope.payload.count
+            senders[sender] = state
+            refreshLine(sender)
+        }
+    }
+
+    private mutating func removeFromBuffer(_ envelope: Envelope, state: inout SenderState) {
+        if buffer.removeValue(forKey: envelope.hash) != nil { bufferedPayloadBytes -= envelope.payload.count }
+        if state.pending[envelope.seq] == envelope.hash { state.pending[envelope.seq] = nil }
+    }
+
+    /// Keeps `nextInLine` and the no-empty-entries invariant of `senders` (so that equal content
+    /// means equal values).
+    mutating func refreshLine(_ sender: MemberID) {
+        guard let state = senders[sender] else { nextInLine.remove(sender); return }
+        if state.isEmpty {
+            senders[sender] = nil
+            nextInLine.remove(sender)
+        } else if state.inFlight == nil, state.pending[state.delivered + 1] != nil {
+            nextInLine.insert(sender)
+        } else {
+            nextInLine.remove(sender)
+        }
+    }
+
+    // MARK: Frontier
+
+    /// Adopts the adder's frontier from a welcome (§5.6, §6.2): per sender, envelopes up to the head's
+    /// seq count as delivered and are skipped. Buffered ones up to it are dropped (a
+    /// create/add/remove/update among them is remembered for acknowledgments); a buffered or known
+    /// envelope at exactly the head's seq with another hash, or a buffered successor whose `prev` is
+    /// not the head's hash, marks its sender as an equivocator (and the successor is dropped).
+    /// Heads at or below what is already delivered only check the hash. Also applies to my own
+    /// entry (a re-added member continues its chain).
+    public mutating func adoptFrontier(_ frontier: Frontier) {
+        for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) where head.seq >= 1 {
+            var state = senders[sender] ?? SenderState()
+            if head.seq <= state.delivered {
+                if let known = state.recent[head.seq], known != head.hash { equivocators.insert(sender) }
+                continue
+            }
+            if let inFlight = state.inFlight, inFlight.seq <= head.seq { state.inFlight = nil }
+            for (seq, hash) in state.pending where seq <= head.seq {
+                guard let envelope = buffer[hash] else { continue }
+                removeFromBuffer(envelope, state: &state)
+                if seq == head.seq && hash != head.hash {
+                    equivocators.insert(sender)
+                } else if envelope.kind.isAcknowledgeable {
+                    acknowledgeable[hash] = envelope.operationID
+                }
+            }
+            state.delivered = head.seq
+            state.skippedThrough = head.seq
+            state.recent = [head.seq: head.hash]
+            if let nextHash = state.pending[head.seq + 1], let next = buffer[nextHash], next.prev != head.hash {
+                removeFromBuffer(next, state: &state)
+                equivocators.insert(sender)
+            }
+            senders[sender] = state
+            refreshLine(sender)
+        }
+    }
+
+    /// What I have delivered: per sender the highest seq without gaps and its hash (§6.4).
+    public var frontier: Frontier {
+        var heads: [MemberID: Frontier.Head] = [:]
+        for (sender, state) in senders where state.delivered > 0 {
+            if let head = state.head { heads[sender] = Frontier.Head(seq: state.delivered, hash: head) }
+        }
+        return Frontier(heads: heads)
+    }
+
+    // MARK: Queries
+
+    /// What the buffer waits for, for transports to fetch (§6.2): per sender the gaps below its
+    /// buffered envelopes, then the acknowledged hashes that are neither delivered nor buffered.
+    /// Sorted (ranges by sender, then hashes).
+    public func missing() -> [MissingEnvelope] {
+        var result: [MissingEnvelope] = []
+        for sender in senders.keys.sorted() {
+            guard let state = senders[sender], !state.pending.isEmpty else { continue }
+            var have = state.delivered + (state.inFlight == nil ? 0 : 1)
+            for seq in state.pending.keys.sorted() {
+                if seq > have + 1 { result.append(.range(sender: sender, from: have + 1, through: seq - 1)) }
+                have = seq
+            }
+        }
+        var hashes = Set<Bytes32>()
+        func check(_ envelope: Envelope) {
+            guard let acked = envelope.acked, acknowledgeable[acked] == nil, buffer[acked] == nil else { return }
+            hashes.insert(acked)
+        }
+        for envelope in buffer.values { check(envelope) }
+        for state in senders.values { if let inFlight = state.inFlight { check(inFlight) } }
+        for state in senders.values { if let inFlight = state.inFlight { hashes.remove(inFlight.hash) } }
+        result.append(contentsOf: hashes.sorted().map { .hash($0) })
+        return result
+    }
+
+    /// The operation `(sender, seq)` of a delivered (or skipped and seen) create/add/remove/update.
+    public func operationID(ofAcknowledgeable hash: Bytes32) -> OperationID? { acknowledgeable[hash] }
+
+    /// Highest seq of `sender` delivered (or skipped) without gaps; 0 if none.
+    public func deliveredSeq(of sender: MemberID) -> UInt64 { senders[sender]?.delivered ?? 0 }
+
+    /// Envelopes waiting in the buffer (not counting those in flight).
+    public var bufferedCount: Int { buffer.count }
+
+    /// Payload bytes waiting in the buffer.
+    public var bufferedBytes: Int { bufferedPayloadBytes }
+
+    /// Whether an envelope with this hash is buffered or in flight.
+    public func isBuffered(_ hash: Bytes32) -> Bool {
+        buffer[hash] != nil || senders.values.contains { $0.inFlight?.hash == hash }
+    }
+
+    /// How many create/add/remove/update hashes are remembered (they never expire).
+    public var acknowledgeableCount: Int { acknowledgeable.count }
+}

@@ -1,0 +1,193 @@
+public import DCGKAEncoding
+internal import DCGKACrypto
+
+/// Canonical encoding of a ``BroadcastState`` (§8), for storage:
+///
+/// ```
+/// version        u8 = 1
+/// groupID        32
+/// suite          u8
+/// me             32
+/// configuration  varint maximumBufferedEnvelopes, varint maximumBufferedPayloadBytes,
+///                varint recentHashesPerSender (≥ 1)
+/// senders        varint n, then n in strictly increasing ID order:
+///   id           32
+///   delivered    varint
+///   skipped      varint ≤ delivered
+///   recent       varint k (≤ recentHashesPerSender; ≥ 1 iff delivered > 0), then k × (seq varint,
+///                hash 32) strictly increasing, within (delivered − window, delivered], the last
+///                one at delivered
+/// acknowledgeable varint m, then m in strictly increasing hash order: hash 32, varint sender
+///                index into `senders`, varint seq (1 ... that sender's delivered)
+/// equivocators   varint count, then strictly increasing IDs
+/// buffered       varint count (≤ maximumBufferedEnvelopes + 2^20), then canonical envelopes, each
+///                length-prefixed, strictly increasing by (sender, seq)
+/// inFlight       varint count, then canonical envelopes, length-prefixed, strictly increasing by sender
+/// ```
+///
+/// A sender appears in `senders` only when it has delivered something; senders that only have
+/// buffered envelopes are rebuilt from those. Decoding checks every invariant the encoder
+/// guarantees, so decode-then-encode gives the same bytes.
+extension BroadcastState: WireCodable {
+    static let encodingVersion: UInt8 = 1
+    static let maximumSenders = 1 << 20
+    static let maximumAcknowledgeable = 1 << 26
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeUInt8(Self.encodingVersion)
+        groupID.encode(to: &writer)
+        suite.encode(to: &writer)
+        me.encode(to: &writer)
+        writer.writeVarint(configuration.maximumBufferedEnvelopes)
+        writer.writeVarint(configuration.maximumBufferedPayloadBytes)
+        writer.writeVarint(configuration.recentHashesPerSender)
+
+        let table = senders.filter { $0.value.delivered > 0 }.keys.sorted()
+        var index: [MemberID: Int] = [:]
+        writer.writeVarint(table.count)
+        for (i, id) in table.enumerated() {
+            index[id] = i
+            let state = senders[id]!
+            id.encode(to: &writer)
+            writer.writeVarint(state.delivered)
+            writer.writeVarint(state.skippedThrough)
+            let recent = state.recent.sorted { $0.key < $1.key }
+            writer.writeVarint(recent.count)
+            for (seq, hash) in recent {
+                writer.writeVarint(seq)
+                hash.encode(to: &writer)
+            }
+        }
+
+        writer.writeVarint(acknowledgeable.count)
+        for (hash, op) in acknowledgeable.sorted(by: { $0.key < $1.key }) {
+            hash.encode(to: &writer)
+            writer.writeVarint(index[op.sender] ?? 0)
+            writer.writeVarint(op.seq)
+        }
+
+        writer.writeArray(equivocators.sorted())
+
+        let buffered = buffer.values.sorted { $0.operationID < $1.operationID }
+        writer.writeVarint(buffered.count)
+        for envelope in buffered { writer.writeLengthPrefixed(envelope.canonicalBytes) }
+
+        let inFlight = senders.keys.sorted().compactMap { senders[$0]!.inFlight }
+        writer.writeVarint(inFlight.count)
+        for envelope in inFlight { writer.writeLengthPrefixed(envelope.canonicalBytes) }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> BroadcastState {
+        let version = try reader.readUInt8()
+        guard version == encodingVersion else { throw .unsupportedVersion(version) }
+        let groupID = try GroupID.decode(from: &reader)
+        let suite = try CipherSuiteID.decode(from: &reader)
+        let me = try MemberID.decode(from: &reader)
+        let limit = BroadcastConfiguration.limit
+        let maxEnvelopes = try reader.readBoundedVarint(field: "broadcast.maxEnvelopes", limit: limit)
+        let maxBytes = try reader.readBoundedVarint(field: "broadcast.maxBytes", limit: 1 << 40)
+        let window = try reader.readBoundedVarint(field: "broadcast.recentHashes", limit: limit)
+        guard window >= 1 else { throw .invalidValue(field: "broadcast.recentHashes") }
+        let configuration = BroadcastConfiguration(
+            maximumBufferedEnvelopes: maxEnvelopes, maximumBufferedPayloadBytes: maxBytes,
+            recentHashesPerSender: window)
+        var state = BroadcastState(groupID: groupID, suite: suite, me: me, configuration: configuration)
+
+        let senderCount = try reader.readBoundedVarint(field: "broadcast.senders", limit: maximumSenders)
+        guard senderCount <= reader.remaining / 68 else { throw .truncated }
+        var table: [MemberID] = []
+        table.reserveCapacity(senderCount)
+        for _ in 0..<senderCount {
+            let id = try MemberID.decode(from: &reader)
+            if let last = table.last, !(last < id) { throw .invalidValue(field: "broadcast.senders order") }
+            table.append(id)
+            var sender = SenderState()
+            sender.delivered = try reader.readVarint()
+            guard sender.delivered >= 1, sender.delivered <= Envelope.maximumSeq else {
+                throw .invalidValue(field: "broadcast.delivered")
+            }
+            sender.skippedThrough = try reader.readVarint()
+            guard sender.skippedThrough <= sender.delivered else { throw .invalidValue(field: "broadcast.skipped") }
+            let recentCount = try reader.readBoundedVarint(field: "broadcast.recent", limit: window)
+            guard recentCount >= 1 else { throw .invalidValue(field: "broadcast.recent") }
+            guard recentCount <= reader.remaining / 33 else { throw .truncated }
+            let lowest = sender.delivered > UInt64(window) ? sender.delivered - UInt64(window) + 1 : 1
+            var previous: UInt64 = 0
+            for _ in 0..<recentCount {
+                let seq = try reader.readVarint()
+                guard seq > previous, seq >= lowest, seq <= sender.delivered else {
+                    throw .invalidValue(field: "broadcast.recent seq")
+                }
+                previous = seq
+                sender.recent[seq] = try Bytes32.decode(from: &reader)
+            }
+            guard previous == sender.delivered else { throw .invalidValue(field: "broadcast.recent head") }
+            state.senders[id] = sender
+        }
+
+        let ackCount = try reader.readBoundedVarint(field: "broadcast.acknowledgeable", limit: maximumAcknowledgeable)
+        guard ackCount <= reader.remaining / 34 else { throw .truncated }
+        state.acknowledgeable.reserveCapacity(ackCount)
+        var previousHash: Bytes32?
+        for _ in 0..<ackCount {
+            let hash = try Bytes32.decode(from: &reader)
+            if let previousHash, !(previousHash < hash) { throw .invalidValue(field: "broadcast.acknowledgeable order") }
+            previousHash = hash
+            let i = try reader.readBoundedVarint(field: "broadcast.acknowledgeable sender", limit: maximumSenders)
+            guard i < table.count else { throw .invalidValue(field: "broadcast.acknowledgeable sender") }
+            let seq = try reader.readVarint()
+            guard seq >= 1, seq <= state.senders[table[i]]!.delivered else {
+                throw .invalidValue(field: "broadcast.acknowledgeable seq")
+            }
+            state.acknowledgeable[hash] = OperationID(sender: table[i], seq: seq)
+        }
+
+        let equivocators = try reader.readArray(MemberID.self, field: "broadcast.equivocators", limit: maximumSenders)
+        for (a, b) in zip(equivocators, equivocators.dropFirst()) where !(a < b) {
+            throw .invalidValue(field: "broadcast.equivocators order")
+        }
+        state.equivocators = Set(equivocators)
+
+        // The limit allows the one "next" envelope per sender that receive accepts over the limit.
+        let bufferedCount = try reader.readBoundedVarint(
+            field: "broadcast.buffered", limit: maxEnvelopes + maximumSenders)
+        guard bufferedCount <= reader.remaining / 100 else { throw .truncated }
+        var previousOp: OperationID?
+        for _ in 0..<bufferedCount {
+            let envelope = try decodeEnvelope(&reader, state: state)
+            if let previousOp, !(previousOp < envelope.operationID) { throw .invalidValue(field: "broadcast.buffered order") }
+            previousOp = envelope.operationID
+            state.buffer[envelope.hash] = envelope
+            state.bufferedPayloadBytes += envelope.payload.count
+            state.senders[envelope.sender, default: SenderState()].pending[envelope.seq] = envelope.hash
+        }
+
+        let inFlightCount = try reader.readBoundedVarint(field: "broadcast.inFlight", limit: maximumSenders)
+        guard inFlightCount <= reader.remaining / 100 else { throw .truncated }
+        var previousSender: MemberID?
+        for _ in 0..<inFlightCount {
+            let envelope = try decodeEnvelope(&reader, state: state)
+            if let previousSender, !(previousSender < envelope.sender) { throw .invalidValue(field: "broadcast.inFlight order") }
+            previousSender = envelope.sender
+            var sender = state.senders[envelope.sender] ?? SenderState()
+            guard envelope.seq == sender.delivered + 1, envelope.prev == sender.head,
+                  sender.pending[envelope.seq] == nil else {
+                throw .invalidValue(field: "broadcast.inFlight position")
+            }
+            sender.inFlight = envelope
+            state.senders[envelope.sender] = sender
+        }
+
+        for sender in state.senders.keys { state.refreshLine(sender) }
+        return state
+    }
+
+    private static func decodeEnvelope(_ reader: inout WireReader, state: BroadcastState) throws(WireError) -> Envelope {
+        let bytes = try reader.readLengthPrefixed(field: "broadcast.envelope", limit: Envelope.maximumCanonicalBytes)
+        let envelope = try Envelope(canonical: bytes)
+        guard envelope.groupID == state.groupID, envelope.suite == state.suite, envelope.sender != state.me,
+              envelope.seq > state.deliveredSeq(of: envelope.sender)
+        else { throw .invalidValue(field: "broadcast.envelope") }
+        return envelope
+    }
+}

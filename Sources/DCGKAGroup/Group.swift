@@ -1,0 +1,396 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+public import CausalBroadcast
+public import GroupMessaging
+public import KeyAgreement
+public import Membership
+
+/// Limits for one group.
+public struct GroupConfiguration: Sendable, Equatable {
+    public var broadcast: BroadcastConfiguration
+    public var messaging: MessagingConfiguration
+    /// Keeps a copy of every update secret for the simulator's equality checks. Never set this
+    /// outside tests: it defeats forward secrecy.
+    @_spi(Simulation) public var exposesUpdateSecrets = false
+
+    public init(broadcast: BroadcastConfiguration = .init(), messaging: MessagingConfiguration = .init()) {
+        self.broadcast = broadcast
+        self.messaging = messaging
+    }
+}
+
+/// An update secret as derived by one member (for the simulator only).
+@_spi(Simulation) public struct UpdateSecretRecord: Sendable, Equatable {
+    public let member: MemberID
+    public let epoch: UInt64
+    public let secret: Bytes32
+}
+
+/// What a call produced: envelopes to hand to the transports, and events for the application.
+public struct GroupOutput: Sendable {
+    public var envelopes: [Envelope] = []
+    public var events: [GroupEvent] = []
+    public init() {}
+}
+
+/// One member's whole state in one group: DCGKA (§5), causal broadcast (§6), message ratchets (§7),
+/// and the key bundles learned from the group.
+///
+/// Every mutating call works on a copy and assigns it back only when it succeeds, so a thrown
+/// error leaves the group exactly as it was; persist the state after each call (it encodes
+/// canonically and holds no secret the protocol has deleted).
+public struct Group: Sendable, Equatable {
+    public let identity: IdentityKey
+    public internal(set) var keyAgreement: DCGKAState
+    public internal(set) var broadcast: BroadcastState
+    public internal(set) var messaging: MessagingState
+    /// Key bundles of members, from the create, adds and welcomes.
+    public internal(set) var bundles: [MemberID: KeyBundle]
+    /// Filled only when the configuration asks for it (simulator); never encoded.
+    @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
+    var exposesUpdateSecrets = false
+
+    public var me: MemberID { identity.id }
+    public var groupID: GroupID { keyAgreement.groupID }
+    public var suite: CipherSuiteID { keyAgreement.suite }
+    /// member-view(me).
+    public var members: Set<MemberID> { keyAgreement.members }
+    public var isMember: Bool { members.contains(me) }
+
+    init(identity: IdentityKey, groupID: GroupID, suite: CipherSuiteID, configuration: GroupConfiguration) {
+        self.identity = identity
+        keyAgreement = DCGKAState(me: identity.id, groupID: groupID, suite: suite)
+        broadcast = BroadcastState(groupID: groupID, suite: suite, me: identity.id, configuration: configuration.broadcast)
+        messaging = MessagingState(suite: suite, configuration: configuration.messaging)
+        bundles = [:]
+        exposesUpdateSecrets = configuration.exposesUpdateSecrets
+    }
+
+    @_spi(Simulation) public mutating func clearDerivedUpdateSecrets() { derivedUpdateSecrets.removeAll() }
+
+    /// Starts a member's epoch (§7) with a fresh update secret.
+    mutating func startEpoch(_ member: MemberID, _ epoch: UInt64, _ secret: Bytes32) {
+        messaging.startEpoch(for: member, epoch: epoch, updateSecret: secret)
+        if exposesUpdateSecrets { derivedUpdateSecrets.append(UpdateSecretRecord(member: member, epoch: epoch, secret: secret)) }
+    }
+
+    func keys(_ prekeys: PrekeyStore, now: UInt64?) -> KeyMaterial {
+        KeyMaterial(prekeys: prekeys, peerBundles: bundles, now: now)
+    }
+}
+
+// MARK: - Creating and joining
+
+extension Group {
+    /// Creates a group with the members whose bundles are given (verified against `now`).
+    /// Returns the group and the create envelope to send to everyone.
+    public static func create<R: RandomNumberGenerator>(
+        identity: IdentityKey, members bundles: [KeyBundle], prekeys: PrekeyStore, now: UInt64,
+        configuration: GroupConfiguration = .init(), suite: CipherSuiteID = .suite1, using rng: inout R
+    ) throws(GroupError) -> (Group, Envelope) {
+        for bundle in bundles {
+            do { try bundle.verify(now: now, expectedSuite: suite) } catch {
+                throw .invalidKeyBundle(bundle.identity, "\(error)")
+            }
+        }
+        var group = Group(identity: identity, groupID: GroupID(rng.bytes32()), suite: suite, configuration: configuration)
+        for bundle in bundles { group.bundles[bundle.identity] = bundle }
+        let (seq, prev) = group.broadcast.nextOwnPosition()
+        let output: OperationOutput
+        do {
+            output = try group.keyAgreement.create(bundles: bundles, seq: seq, keys: group.keys(prekeys, now: now), using: &rng)
+        } catch {
+            throw .protocolError(error)
+        }
+        let envelope = group.seal(.create, seq: seq, prev: prev, acked: nil, body: output.body)
+        group.startMyEpoch(seq, output.updateSecret)
+        return (group, envelope)
+    }
+
+    /// Joins from the envelope that invites me: the group's create (listing me) or an add of me
+    /// (carrying my welcome). Processes it and returns the group with my acknowledgment.
+    public static func join<R: RandomNumberGenerator>(
+        identity: IdentityKey, invitation: Envelope, prekeys: PrekeyStore,
+        configuration: GroupConfiguration = .init(), using rng: inout R
+    ) throws(GroupError) -> (Group, GroupOutput) {
+        guard invitation.hasValidSignature() else { throw .invalidInvitation("bad signature") }
+        guard let kind = ControlKind(rawValue: invitation.kind.rawValue), kind == .create || kind == .add else {
+            throw .invalidInvitation("not a create or an add")
+        }
+        let body: ControlBody
+        do { body = try ControlBody(kind: kind, payload: invitation.payload) } catch {
+            throw .invalidInvitation("\(error)")
+        }
+        var group = Group(identity: identity, groupID: invitation.groupID, suite: invitation.suite, configuration: configuration)
+        switch body.fields {
+        case .create(let bundles):
+            guard invitation.seq == 1, bundles.contains(where: { $0.identity == identity.id }) else { throw .invitationNotForMe }
+            for bundle in bundles { group.bundles[bundle.identity] = bundle }
+        case .add(let bundle, let welcome):
+            guard bundle.identity == identity.id else { throw .invitationNotForMe }
+            let context: WelcomeContext
+            do { context = try WelcomeContext(wireBytes: welcome.context) } catch {
+                throw .invalidInvitation("\(error)")
+            }
+            for known in context.bundles { group.bundles[known.identity] = known }
+            group.bundles[bundle.identity] = bundle
+            group.broadcast.adoptFrontier(context.frontier)
+        default:
+            throw .invalidInvitation("not a create or an add")
+        }
+        var output = GroupOutput()
+        switch group.broadcast.receive(invitation, isKnownSender: { $0 == invitation.sender }) {
+        case .buffered: break
+        case let other: throw .invalidInvitation("\(other)")
+        }
+        group.deliverAll(prekeys: prekeys, into: &output, using: &rng)
+        guard group.keyAgreement.history.contains(invitation.operationID) else {
+            throw .invalidInvitation("the invitation could not be processed: \(output.events)")
+        }
+        output.events.insert(.joined(by: invitation.sender), at: 0)
+        return (group, output)
+    }
+}
+
+/// The group layer's part of a welcome (§5.6): the adder's causal frontier and the key bundles of
+/// the members, so the new member can skip what precedes its add and start 2SM with anyone.
+public struct WelcomeContext: Equatable, Sendable, WireCodable {
+    public var frontier: Frontier
+    public var bundles: [KeyBundle]
+
+    public static let maximumBundles = MembershipState.maxMembers
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(frontier)
+        writer.writeArray(bundles)
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> WelcomeContext {
+        let frontier = try reader.read(Frontier.self)
+        let bundles = try reader.readArray(KeyBundle.self, field: "welcome bundles", limit: maximumBundles)
+        for (a, b) in zip(bundles, bundles.dropFirst()) where !(a.identity < b.identity) {
+            throw .invalidValue(field: "welcome bundle order")
+        }
+        return WelcomeContext(frontier: frontier, bundles: bundles)
+    }
+}
+
+// MARK: - Operations
+
+extension Group {
+    /// Adds the member whose bundle is given (verified against `now`).
+    public mutating func add<R: RandomNumberGenerator>(
+        _ bundle: KeyBundle, prekeys: PrekeyStore, now: UInt64, using rng: inout R
+    ) throws(GroupError) -> Envelope {
+        do { try bundle.verify(now: now, expectedSuite: suite) } catch {
+            throw .invalidKeyBundle(bundle.identity, "\(error)")
+        }
+        var copy = self
+        copy.bundles[bundle.identity] = bundle
+        let context = WelcomeContext(
+            frontier: copy.broadcast.frontier,
+            bundles: copy.members.compactMap { copy.bundles[$0] }.sorted { $0.identity < $1.identity })
+        let envelope = try copy.operate(.add, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
+            try state.add(bundle, seq: seq, welcomeContext: context.wireBytes, keys: keys, using: &rng)
+        }
+        self = copy
+        return envelope
+    }
+
+    public mutating func remove<R: RandomNumberGenerator>(
+        _ member: MemberID, prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+    ) throws(GroupError) -> Envelope {
+        var copy = self
+        let envelope = try copy.operate(.remove, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
+            try state.remove(member, seq: seq, keys: keys, using: &rng)
+        }
+        self = copy
+        return envelope
+    }
+
+    public mutating func update<R: RandomNumberGenerator>(
+        prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+    ) throws(GroupError) -> Envelope {
+        var copy = self
+        let envelope = try copy.operate(.update, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
+            try state.update(seq: seq, keys: keys, using: &rng)
+        }
+        self = copy
+        return envelope
+    }
+
+    mutating func operate(
+        _ kind: EnvelopeKind, prekeys: PrekeyStore, now: UInt64?,
+        _ body: (inout DCGKAState, UInt64, KeyMaterial) throws(DCGKAError) -> OperationOutput
+    ) throws(GroupError) -> Envelope {
+        guard isMember else { throw .notAMember }
+        let (seq, prev) = broadcast.nextOwnPosition()
+        let output: OperationOutput
+        do { output = try body(&keyAgreement, seq, keys(prekeys, now: now)) } catch { throw .protocolError(error) }
+        let envelope = seal(kind, seq: seq, prev: prev, acked: nil, body: output.body)
+        startMyEpoch(seq, output.updateSecret)
+        return envelope
+    }
+
+    /// Encrypts an application message with my current message ratchet.
+    public mutating func send(_ bytes: [UInt8]) throws(GroupError) -> Envelope {
+        guard isMember else { throw .notAMember }
+        var copy = self
+        let (seq, prev) = copy.broadcast.nextOwnPosition()
+        let ciphertext: ApplicationCiphertext
+        do {
+            ciphertext = try copy.messaging.encrypt(bytes, as: me) { epoch, index in
+                ApplicationHeader(
+                    version: Envelope.currentVersion, suite: suite, groupID: groupID, sender: me,
+                    seq: seq, prev: prev, epoch: epoch, index: index)
+            }
+        } catch {
+            throw .messaging(error)
+        }
+        let envelope = Envelope.sign(
+            identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev,
+            kind: .application, acked: nil, payload: ciphertext.wireBytes)
+        copy.broadcast.recordOwn(envelope)
+        self = copy
+        return envelope
+    }
+
+    public mutating func send(text: String) throws(GroupError) -> Envelope { try send(Array(text.utf8)) }
+
+    /// Signs a control envelope of mine and records it as delivered.
+    mutating func seal(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: Bytes32?, body: ControlBody) -> Envelope {
+        let envelope = Envelope.sign(
+            identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev,
+            kind: kind, acked: acked, payload: body.payload)
+        broadcast.recordOwn(envelope)
+        return envelope
+    }
+
+    mutating func startMyEpoch(_ seq: UInt64, _ secret: Bytes32?) {
+        if let secret { startEpoch(me, seq, secret) }
+    }
+}
+
+// MARK: - Receiving
+
+extension Group {
+    /// Takes one envelope from any transport. Delivers it and everything it unblocks, in the
+    /// relaxed causal order of §6.2, and returns my acknowledgments and the events.
+    public mutating func receive<R: RandomNumberGenerator>(
+        _ envelope: Envelope, prekeys: PrekeyStore, using rng: inout R
+    ) -> GroupOutput {
+        var output = GroupOutput()
+        let history = keyAgreement.history
+        switch broadcast.receive(envelope, isKnownSender: { history.isKnownParticipant($0) }) {
+        case .buffered:
+            deliverAll(prekeys: prekeys, into: &output, using: &rng)
+        case .duplicate, .skippedBeforeJoin:
+            break
+        case .rejected(let error):
+            if case .equivocation(let sender, _) = error {
+                output.events.append(.equivocation(sender))
+            } else {
+                output.events.append(.rejected(error))
+            }
+        }
+        return output
+    }
+
+    /// Envelopes I am waiting for, for the transports to fetch.
+    public var missing: [MissingEnvelope] { broadcast.missing() }
+
+    mutating func deliverAll<R: RandomNumberGenerator>(prekeys: PrekeyStore, into output: inout GroupOutput, using rng: inout R) {
+        while let envelope = broadcast.nextDeliverable() {
+            if envelope.kind == .application {
+                deliverApplication(envelope, into: &output)
+            } else {
+                deliverControl(envelope, prekeys: prekeys, into: &output, using: &rng)
+            }
+            broadcast.markDelivered(envelope)
+        }
+    }
+
+    mutating func deliverApplication(_ envelope: Envelope, into output: inout GroupOutput) {
+        let ciphertext: ApplicationCiphertext
+        do { ciphertext = try ApplicationCiphertext(wireBytes: envelope.payload) } catch {
+            output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: .authenticationFailed))
+            return
+        }
+        let header = ApplicationHeader(
+            version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
+            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
+        switch messaging.decrypt(ciphertext, header: header) {
+        case .success(let bytes): output.events.append(.message(from: envelope.sender, seq: envelope.seq, bytes: bytes))
+        case .failure(let reason): output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: reason))
+        }
+    }
+
+    mutating func deliverControl<R: RandomNumberGenerator>(
+        _ envelope: Envelope, prekeys: PrekeyStore, into output: inout GroupOutput, using rng: inout R
+    ) {
+        let failed = { (error: GroupProcessingError) in
+            GroupEvent.processingFailed(sender: envelope.sender, seq: envelope.seq, error: error)
+        }
+        guard let kind = ControlKind(rawValue: envelope.kind.rawValue) else { return }
+        let body: ControlBody
+        do { body = try ControlBody(kind: kind, payload: envelope.payload) } catch {
+            output.events.append(failed(.undecodable(error)))
+            return
+        }
+        var acked: OperationID?
+        if let hash = envelope.acked {
+            guard let id = broadcast.operationID(ofAcknowledgeable: hash) else {
+                output.events.append(failed(.unknownAcknowledgedEnvelope))
+                return
+            }
+            acked = id
+        }
+        var next = keyAgreement
+        switch body.fields {
+        case .create(let list):
+            for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
+        case .add(let bundle, _):
+            bundles[bundle.identity] = bundle
+        default: break
+        }
+        let before = next.members
+        let wasMember = before.contains(me)
+        let (mySeq, myPrev) = broadcast.nextOwnPosition()
+        let result: ProcessOutput
+        do {
+            result = try next.process(
+                sender: envelope.sender, seq: envelope.seq, body: body, acked: acked, mySeq: mySeq,
+                keys: keys(prekeys, now: nil), using: &rng)
+        } catch {
+            output.events.append(failed(.protocolError(error)))
+            return
+        }
+        keyAgreement = next
+        if let secret = result.senderSecret {
+            startEpoch(envelope.sender, envelope.seq, secret)
+        }
+        if let acknowledgment = result.acknowledgment {
+            let ackKind: EnvelopeKind = switch acknowledgment.kind {
+            case .addAck: .addAck
+            case .welcomeAck: .welcomeAck
+            default: .ack
+            }
+            output.envelopes.append(seal(ackKind, seq: mySeq, prev: myPrev, acked: envelope.hash, body: acknowledgment))
+            startMyEpoch(mySeq, result.mySecret)
+        }
+        reportMembershipChange(from: before, wasMember: wasMember, envelope: envelope, kind: kind, into: &output)
+    }
+
+    func reportMembershipChange(
+        from before: Set<MemberID>, wasMember: Bool, envelope: Envelope, kind: ControlKind, into output: inout GroupOutput
+    ) {
+        let after = members
+        guard !before.isEmpty else { return }  // joining: the .joined event says it
+        let added = after.subtracting(before).subtracting([me]).sorted()
+        let removed = before.subtracting(after).subtracting([me]).sorted()
+        if !added.isEmpty { output.events.append(.membersAdded(added, by: envelope.sender)) }
+        if !removed.isEmpty { output.events.append(.membersRemoved(removed, by: envelope.sender)) }
+        if wasMember && !after.contains(me) { output.events.append(.removedFromGroup(by: envelope.sender)) }
+        if kind == .update { output.events.append(.updated(by: envelope.sender)) }
+    }
+}

@@ -1,0 +1,47 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+public import CausalBroadcast
+public import GroupMessaging
+public import KeyAgreement
+public import Membership
+
+// `exposesUpdateSecrets` and `derivedUpdateSecrets` are deliberately not encoded.
+
+extension Group: WireCodable {
+    /// Version of the persisted group state, independent of the envelope version.
+    public static let stateVersion: UInt8 = 1
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeUInt8(Self.stateVersion)
+        writer.write(identity)
+        writer.write(keyAgreement)
+        writer.write(broadcast)
+        writer.write(messaging)
+        writer.writeArray(bundles.values.sorted { $0.identity < $1.identity })
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
+        let version = try reader.readUInt8()
+        guard version == stateVersion else { throw .unsupportedVersion(version) }
+        let identity = try reader.read(IdentityKey.self)
+        let keyAgreement = try reader.read(DCGKAState.self)
+        guard keyAgreement.me == identity.id else { throw .invalidValue(field: "group identity") }
+        let broadcast = try reader.read(BroadcastState.self)
+        let messaging = try reader.read(MessagingState.self)
+        let list = try reader.readArray(KeyBundle.self, field: "bundles", limit: MembershipState.maxMembers)
+        var bundles: [MemberID: KeyBundle] = [:]
+        for (a, b) in zip(list, list.dropFirst()) where !(a.identity < b.identity) {
+            throw .invalidValue(field: "bundle order")
+        }
+        for bundle in list { bundles[bundle.identity] = bundle }
+        return Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
+    }
+
+    init(identity: IdentityKey, keyAgreement: DCGKAState, broadcast: BroadcastState, messaging: MessagingState, bundles: [MemberID: KeyBundle]) {
+        self.identity = identity
+        self.keyAgreement = keyAgreement
+        self.broadcast = broadcast
+        self.messaging = messaging
+        self.bundles = bundles
+    }
+}

@@ -1,0 +1,43 @@
+public import DCGKAEncoding
+public import CausalBroadcast
+public import GroupMessaging
+public import KeyAgreement
+
+/// What happened in the group, as the application sees it.
+public enum GroupEvent: Equatable, Sendable {
+    /// I joined: created by `creator`, or added by `adder`.
+    case joined(by: MemberID)
+    /// An application message, decrypted.
+    case message(from: MemberID, seq: UInt64, bytes: [UInt8])
+    /// A message I cannot read (sent before I joined or after I left, or its key is gone).
+    case undecryptable(from: MemberID, seq: UInt64, reason: UndecryptableReason)
+    case membersAdded([MemberID], by: MemberID)
+    case membersRemoved([MemberID], by: MemberID)
+    /// A member refreshed its key material (post-compromise security).
+    case updated(by: MemberID)
+    /// I am no longer a member in my own view.
+    case removedFromGroup(by: MemberID)
+    /// A member showed different histories to different members; its conflicting envelope was rejected.
+    case equivocation(MemberID)
+    /// An envelope was rejected before delivery (bad signature, stranger, wrong group, ...).
+    case rejected(BroadcastError)
+    /// A delivered control message could not be processed; the group goes on without it.
+    case processingFailed(sender: MemberID, seq: UInt64, error: GroupProcessingError)
+}
+
+/// Why a delivered control envelope had no effect.
+public enum GroupProcessingError: Error, Equatable, Sendable {
+    case undecodable(WireError)
+    case protocolError(DCGKAError)
+    case unknownAcknowledgedEnvelope
+}
+
+/// Why a local operation (create, add, remove, update, send) was refused. State is unchanged.
+public enum GroupError: Error, Equatable, Sendable {
+    case notAMember
+    case invalidKeyBundle(MemberID, String)
+    case protocolError(DCGKAError)
+    case messaging(MessagingError)
+    case invitationNotForMe
+    case invalidInvitation(String)
+}

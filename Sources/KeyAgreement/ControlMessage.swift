@@ -1,0 +1,161 @@
+public import DCGKAEncoding
+public import TwoPartyMessaging
+public import Membership
+public import DCGKACrypto
+
+/// The control message types of §5.3. The acknowledged envelope of an acknowledgment is named by
+/// the broadcast layer (its hash in the envelope); here it is resolved to an ``OperationID``.
+public enum ControlKind: UInt8, Sendable, Hashable {
+    case create = 1, add = 2, remove = 3, update = 4, ack = 5, addAck = 6, welcomeAck = 7
+}
+
+/// Names the recipient of one direct message inside a control envelope (§6.3).
+///
+/// Encoded as a varint: `k ≥ 1` is position `k - 1` in the sender's member view at that envelope,
+/// sorted by ID (every receiver computes the same list), so it costs one or two bytes; `0` is
+/// followed by the full 32-byte ID for the rare recipient outside that view (the added member of
+/// an add that the acknowledging member does not consider effective).
+public enum RecipientTag: Hashable, Sendable, WireCodable {
+    case position(Int)
+    case explicit(MemberID)
+
+    public static let maximumPosition = MembershipState.maxMembers
+
+    public func encode(to writer: inout WireWriter) {
+        switch self {
+        case .position(let index): writer.writeVarint(UInt64(index + 1))
+        case .explicit(let id):
+            writer.writeVarint(UInt64(0))
+            writer.write(id)
+        }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> RecipientTag {
+        let value = try reader.readBoundedVarint(field: "recipient tag", limit: maximumPosition)
+        return value == 0 ? .explicit(try reader.read()) : .position(value - 1)
+    }
+}
+
+/// One 2SM ciphertext for one recipient, as carried in a control envelope.
+public struct TaggedDirectMessage: Hashable, Sendable, WireCodable {
+    public var tag: RecipientTag
+    public var message: TwoPartyMessage
+
+    public init(tag: RecipientTag, message: TwoPartyMessage) {
+        self.tag = tag
+        self.message = message
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(tag)
+        writer.write(message)
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> TaggedDirectMessage {
+        TaggedDirectMessage(tag: try reader.read(), message: try reader.read())
+    }
+}
+
+/// What a new member needs (§5.6), apart from the causal frontier and group parameters, which the
+/// group layer adds as `context` (opaque here).
+public struct Welcome: Equatable, Sendable, WireCodable {
+    /// The adder's membership state, including the add.
+    public var history: MembershipState
+    /// `encrypt-to(added, ratchet[adder])`.
+    public var ratchetCiphertext: TwoPartyMessage
+    /// Group-layer data (frontier, parameters); bounded, opaque to DCGKA.
+    public var context: [UInt8]
+
+    public static let maximumContextLength = 1 << 24
+
+    public init(history: MembershipState, ratchetCiphertext: TwoPartyMessage, context: [UInt8]) {
+        self.history = history
+        self.ratchetCiphertext = ratchetCiphertext
+        self.context = context
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(history)
+        writer.write(ratchetCiphertext)
+        writer.writeLengthPrefixed(context)
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> Welcome {
+        Welcome(
+            history: try reader.read(), ratchetCiphertext: try reader.read(),
+            context: try reader.readLengthPrefixed(field: "welcome context", limit: maximumContextLength))
+    }
+}
+
+/// The body of a control envelope: its type-specific fields and its direct messages.
+public struct ControlBody: Equatable, Sendable {
+    public enum Fields: Equatable, Sendable {
+        /// The key bundles of the members besides the creator (everyone needs them to start 2SM).
+        case create([KeyBundle])
+        /// The added member's key bundle and its welcome.
+        case add(KeyBundle, Welcome)
+        case remove(MemberID)
+        case update
+        case ack
+        case addAck
+        case welcomeAck
+    }
+
+    public var fields: Fields
+    public var directMessages: [TaggedDirectMessage]
+
+    public init(fields: Fields, directMessages: [TaggedDirectMessage]) {
+        self.fields = fields
+        self.directMessages = directMessages
+    }
+
+    public var kind: ControlKind {
+        switch fields {
+        case .create: .create
+        case .add: .add
+        case .remove: .remove
+        case .update: .update
+        case .ack: .ack
+        case .addAck: .addAck
+        case .welcomeAck: .welcomeAck
+        }
+    }
+
+    public static let maximumDirectMessages = MembershipState.maxMembers * 2
+
+    /// The payload bytes; the kind travels in the envelope header.
+    public var payload: [UInt8] {
+        var writer = WireWriter(capacity: 64 + directMessages.count * 160)
+        switch fields {
+        case .create(let bundles):
+            writer.writeArray(bundles)
+        case .add(let added, let welcome):
+            writer.write(added)
+            writer.write(welcome)
+        case .remove(let removed):
+            writer.write(removed)
+        case .update, .ack, .addAck, .welcomeAck:
+            break
+        }
+        writer.writeArray(directMessages)
+        return writer.bytes
+    }
+
+    public init(kind: ControlKind, payload: [UInt8]) throws(WireError) {
+        var reader = WireReader(payload)
+        switch kind {
+        case .create:
+            fields = .create(try reader.readArray(KeyBundle.self, field: "create members", limit: MembershipOperation.maxCreateMembers))
+        case .add:
+            fields = .add(try reader.read(), try reader.read())
+        case .remove:
+            fields = .remove(try reader.read())
+        case .update: fields = .update
+        case .ack: fields = .ack
+        case .addAck: fields = .addAck
+        case .welcomeAck: fields = .welcomeAck
+        }
+        directMessages = try reader.readArray(field: "direct messages", limit: ControlBody.maximumDirectMessages)
+        try reader.finish()
+    }
+}

@@ -1,0 +1,206 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+public import TwoPartyMessaging
+public import Membership
+
+/// Why a DCGKA call failed. The caller keeps its previous state whenever one is thrown.
+public enum DCGKAError: Error, Equatable, Sendable {
+    /// No key bundle is known for a member I must encrypt to.
+    case missingKeyBundle(MemberID)
+    /// The peer's key bundle failed verification and was not used.
+    case invalidKeyBundle(MemberID, KeyBundleError)
+    case twoParty(MemberID, TwoPartyError)
+    case membership(MembershipError)
+    case malformedSecret(MemberID)
+    /// The operation makes no sense in this state (e.g. creating twice, adding a current member).
+    case invalidOperation(String)
+    /// A direct message to me was expected but is missing.
+    case missingDirectMessage(OperationID)
+    /// The message is not one I can process here (e.g. a welcome for somebody else).
+    case unexpectedMessage(String)
+}
+
+/// A pair (operation, member) naming one member secret, `memberSecret[(sender, seq), ID]` of §5.1.
+public struct MemberSecretKey: Hashable, Sendable, Comparable {
+    public var operation: OperationID
+    public var member: MemberID
+    public init(operation: OperationID, member: MemberID) {
+        self.operation = operation
+        self.member = member
+    }
+    public static func < (lhs: MemberSecretKey, rhs: MemberSecretKey) -> Bool {
+        lhs.operation != rhs.operation ? lhs.operation < rhs.operation : lhs.member < rhs.member
+    }
+}
+
+/// Public keys I may encrypt to and my own prekey secrets: the PKI of §2.3, as seen by the caller.
+public struct KeyMaterial: Sendable {
+    /// My prekey secrets (`PKI-SecretKey(me, ·)`).
+    public var prekeys: PrekeyStore
+    /// Peers' key bundles (`PKI-PublicKey(peer, me)`). A bundle is verified when it is first used,
+    /// so members that never start a 2SM channel with a peer never pay for checking its signature.
+    public var peerBundles: [MemberID: KeyBundle]
+    /// The current time for bundle expiry; `nil` checks signatures only (bundles that arrived
+    /// inside signed group messages, whose time of use is not ours to judge).
+    public var now: UInt64?
+
+    public init(prekeys: PrekeyStore, peerBundles: [MemberID: KeyBundle], now: UInt64? = nil) {
+        self.prekeys = prekeys
+        self.peerBundles = peerBundles
+        self.now = now
+    }
+}
+
+/// What an operation of mine produced (§5.3): one control message and my new update secret.
+public struct OperationOutput: Sendable {
+    public var body: ControlBody
+    public var updateSecret: Bytes32?
+}
+
+/// What processing someone's control message produced (§5.3): possibly an acknowledgment of mine to
+/// broadcast, and update secrets for the sender and for me.
+public struct ProcessOutput: Sendable {
+    /// My acknowledgment, to be sent with the seq that was passed in as `mySeq`.
+    public var acknowledgment: ControlBody?
+    public var senderSecret: Bytes32?
+    public var mySecret: Bytes32?
+}
+
+/// The DCGKA state of one member in one group (§5.1). A value: every call returns or throws, and
+/// the caller adopts the mutated state only when it returned.
+public struct DCGKAState: Sendable, Equatable {
+    public let me: MemberID
+    public let groupID: GroupID
+    public let suite: CipherSuiteID
+    public internal(set) var history: MembershipState
+    /// My seed between generating an operation and processing it myself.
+    public internal(set) var nextSeed: Bytes32?
+    public internal(set) var twoParty: [MemberID: TwoPartyState]
+    public internal(set) var memberSecrets: [MemberSecretKey: Bytes32]
+    public internal(set) var ratchets: [MemberID: Bytes32]
+
+    public init(me: MemberID, groupID: GroupID, suite: CipherSuiteID = .suite1) {
+        self.me = me
+        self.groupID = groupID
+        self.suite = suite
+        history = MembershipState()
+        nextSeed = nil
+        twoParty = [:]
+        memberSecrets = [:]
+        ratchets = [:]
+    }
+
+    var binding: TwoPartyBinding { TwoPartyBinding(suite: suite, groupID: groupID) }
+
+    /// member-view(me).
+    public var members: Set<MemberID> { history.members() }
+}
+
+// MARK: - Derivations (§5.2)
+
+extension DCGKAState {
+    static let memberLabel: [UInt8] = Array("DCGKA member".utf8)
+    static let ratchetLabel: [UInt8] = Array("DCGKA ratchet".utf8)
+    static let welcomeInput: [UInt8] = Array("welcome".utf8)
+    static let addInput: [UInt8] = Array("add".utf8)
+
+    func memberSecret(seed: Bytes32, for id: MemberID) -> Bytes32 {
+        Bytes32(suite.suite.kdf(ikm: seed.bytes, salt: [], info: Self.memberLabel + id.bytes, length: 32))!
+    }
+
+    /// update-ratchet(ID, input): replaces ratchet[ID] and returns the update secret.
+    mutating func updateRatchet(_ id: MemberID, input: [UInt8]) -> Bytes32 {
+        let salt = (ratchets[id] ?? .zero).bytes
+        let out = suite.suite.kdf(ikm: input, salt: salt, info: Self.ratchetLabel, length: 64)
+        ratchets[id] = Bytes32(out[32..<64])!
+        return Bytes32(out[0..<32])!
+    }
+}
+
+// MARK: - 2SM plumbing (encrypt-to / decrypt-from)
+
+extension DCGKAState {
+    mutating func encrypt<R: RandomNumberGenerator>(
+        to id: MemberID, _ plaintext: [UInt8], keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> TwoPartyMessage {
+        var channel: TwoPartyState
+        if let existing = twoParty[id] {
+            channel = existing
+        } else {
+            guard let bundle = keys.peerBundles[id], bundle.identity == id else { throw .missingKeyBundle(id) }
+            do {
+                // Without a time, `now: 0` checks everything but expiry.
+                try bundle.verify(now: keys.now ?? 0, expectedSuite: suite)
+            } catch {
+                throw .invalidKeyBundle(id, error)
+            }
+            channel = TwoPartyState(peerPrekey: bundle.prekey)
+        }
+        let message: TwoPartyMessage
+        do {
+            message = try channel.send(plaintext, from: me, to: id, binding: binding, using: &rng)
+        } catch {
+            throw .twoParty(id, error)
+        }
+        twoParty[id] = channel
+        return message
+    }
+
+    mutating func decrypt(from id: MemberID, _ message: TwoPartyMessage, keys: KeyMaterial) throws(DCGKAError) -> [UInt8] {
+        var channel = twoParty[id] ?? TwoPartyState(peerPrekey: nil)
+        let plaintext: [UInt8]
+        do {
+            plaintext = try channel.receive(message, from: id, to: me, binding: binding, prekeys: keys.prekeys)
+        } catch {
+            throw .twoParty(id, error)
+        }
+        twoParty[id] = channel
+        return plaintext
+    }
+
+    func decodeSecret(_ plaintext: [UInt8], from id: MemberID) throws(DCGKAError) -> Bytes32 {
+        guard let secret = Bytes32(plaintext) else { throw .malformedSecret(id) }
+        return secret
+    }
+}
+
+// MARK: - Direct-message addressing (§6.3)
+
+/// The sorted member view of a sender at one envelope, against which recipient tags are resolved.
+struct RecipientDirectory {
+    let sorted: [MemberID]
+    let positions: [MemberID: Int]
+
+    init(view: Set<MemberID>) {
+        sorted = view.sorted()
+        var positions: [MemberID: Int] = [:]
+        positions.reserveCapacity(sorted.count)
+        for (i, id) in sorted.enumerated() { positions[id] = i }
+        self.positions = positions
+    }
+
+    func tag(for id: MemberID) -> RecipientTag {
+        if let position = positions[id] { return .position(position) }
+        return .explicit(id)
+    }
+}
+
+extension DCGKAState {
+    /// The direct messages of an envelope that are addressed to me, in order. Needs only my own
+    /// position in the sender's view, which is a count, not a sort.
+    static func messages(for me: MemberID, in body: ControlBody, senderView: Set<MemberID>) -> [TwoPartyMessage] {
+        guard !body.directMessages.isEmpty else { return [] }
+        var myPosition: Int?
+        if senderView.contains(me) {
+            var below = 0
+            for id in senderView where id < me { below += 1 }
+            myPosition = below
+        }
+        return body.directMessages.compactMap { dm in
+            switch dm.tag {
+            case .position(let p): return p == myPosition ? dm.message : nil
+            case .explicit(let id): return id == me ? dm.message : nil
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+public import TwoPartyMessaging
+public import Membership
+
+extension DCGKAState: WireCodable {
+    public static let maximumPeers = MembershipState.maxMembers
+    public static let maximumMemberSecrets = 1 << 22
+
+    /// Canonical: maps are written sorted by key, so equal states encode to equal bytes.
+    public func encode(to writer: inout WireWriter) {
+        writer.write(me)
+        writer.write(groupID)
+        writer.write(suite)
+        writer.write(history)
+        writer.writeOptional(nextSeed)
+        let channels = twoParty.sorted { $0.key < $1.key }
+        writer.writeVarint(channels.count)
+        for (id, channel) in channels {
+            writer.write(id)
+            writer.write(channel)
+        }
+        let secrets = memberSecrets.sorted { $0.key < $1.key }
+        writer.writeVarint(secrets.count)
+        for (key, secret) in secrets {
+            writer.write(key.operation)
+            writer.write(key.member)
+            writer.write(secret)
+        }
+        let ratchetStates = ratchets.sorted { $0.key < $1.key }
+        writer.writeVarint(ratchetStates.count)
+        for (id, state) in ratchetStates {
+            writer.write(id)
+            writer.write(state)
+        }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
+        var state = DCGKAState(me: try reader.read(), groupID: try reader.read(), suite: try reader.read())
+        state.history = try reader.read()
+        state.nextSeed = try reader.readOptional(field: "next seed")
+        let channelCount = try reader.readBoundedVarint(field: "2SM channels", limit: maximumPeers)
+        var lastPeer: MemberID?
+        for _ in 0..<channelCount {
+            let id = try reader.read(MemberID.self)
+            if let lastPeer, !(lastPeer < id) { throw .invalidValue(field: "2SM channel order") }
+            lastPeer = id
+            state.twoParty[id] = try reader.read(TwoPartyState.self)
+        }
+        let secretCount = try reader.readBoundedVarint(field: "member secrets", limit: maximumMemberSecrets)
+        var lastKey: MemberSecretKey?
+        for _ in 0..<secretCount {
+            let key = MemberSecretKey(operation: try reader.read(), member: try reader.read())
+            if let lastKey, !(lastKey < key) { throw .invalidValue(field: "member secret order") }
+            lastKey = key
+            state.memberSecrets[key] = try reader.read(Bytes32.self)
+        }
+        let ratchetCount = try reader.readBoundedVarint(field: "ratchets", limit: maximumPeers)
+        var lastRatchet: MemberID?
+        for _ in 0..<ratchetCount {
+            let id = try reader.read(MemberID.self)
+            if let lastRatchet, !(lastRatchet < id) { throw .invalidValue(field: "ratchet order") }
+            lastRatchet = id
+            state.ratchets[id] = try reader.read(Bytes32.self)
+        }
+        return state
+    }
+}

@@ -1,0 +1,292 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+public import TwoPartyMessaging
+public import Membership
+
+// MARK: - My operations (§5.3)
+
+extension DCGKAState {
+    /// create(IDs): the group's first message. `bundles` are the other members' verified key bundles.
+    public mutating func create<R: RandomNumberGenerator>(
+        bundles: [KeyBundle], seq: UInt64, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> OperationOutput {
+        guard history.isEmpty else { throw .invalidOperation("the group already exists") }
+        let ids = bundles.map(\.identity)
+        guard Set(ids).count == ids.count, !ids.contains(me) else { throw .invalidOperation("duplicate member in create") }
+        let op = OperationID(sender: me, seq: seq)
+        try applyMembership(MembershipOperation(id: op, kind: .create(members: ids)))
+        let directory = RecipientDirectory(view: history.members())
+        let dms = try generateSeed(recipients: ids, directory: directory, keys: keys, using: &rng)
+        let secret = processOwnSeed(op)
+        return OperationOutput(body: ControlBody(fields: .create(bundles), directMessages: dms), updateSecret: secret)
+    }
+
+    /// update(): a fresh seed for everyone in my view (post-compromise security).
+    public mutating func update<R: RandomNumberGenerator>(
+        seq: UInt64, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> OperationOutput {
+        let view = history.members()
+        guard view.contains(me) else { throw .invalidOperation("not a member") }
+        let recipients = view.subtracting([me]).sorted()
+        let dms = try generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
+        let secret = processOwnSeed(OperationID(sender: me, seq: seq))
+        return OperationOutput(body: ControlBody(fields: .update, directMessages: dms), updateSecret: secret)
+    }
+
+    /// remove(ID): a fresh seed for everyone in my view except ID.
+    public mutating func remove<R: RandomNumberGenerator>(
+        _ removed: MemberID, seq: UInt64, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> OperationOutput {
+        guard history.members().contains(me) else { throw .invalidOperation("not a member") }
+        guard history.members().contains(removed), removed != me else { throw .invalidOperation("not a member: \(removed)") }
+        let op = OperationID(sender: me, seq: seq)
+        try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
+        let view = history.members()
+        let recipients = view.subtracting([me, removed]).sorted()
+        let dms = try generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
+        let secret = processOwnSeed(op)
+        return OperationOutput(body: ControlBody(fields: .remove(removed), directMessages: dms), updateSecret: secret)
+    }
+
+    /// add(ID): the welcome carries my membership state (with this add) and my ratchet state before
+    /// this add, encrypted to the new member. `welcomeContext` is the group layer's part of the welcome.
+    public mutating func add<R: RandomNumberGenerator>(
+        _ bundle: KeyBundle, seq: UInt64, welcomeContext: [UInt8], keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> OperationOutput {
+        let added = bundle.identity
+        guard history.members().contains(me) else { throw .invalidOperation("not a member") }
+        guard !history.members().contains(added) else { throw .invalidOperation("already a member: \(added)") }
+        var keys = keys
+        keys.peerBundles[added] = bundle
+        let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
+        let op = OperationID(sender: me, seq: seq)
+        try applyMembership(MembershipOperation(id: op, kind: .add(added)))
+        let welcome = Welcome(history: history, ratchetCiphertext: c, context: welcomeContext)
+        var secret: Bytes32?
+        if history.members(asSeenBy: me, atSeq: seq).contains(me) {
+            memberSecrets[MemberSecretKey(operation: op, member: added)] = updateRatchet(me, input: Self.welcomeInput)
+            secret = updateRatchet(me, input: Self.addInput)
+        }
+        return OperationOutput(body: ControlBody(fields: .add(bundle, welcome), directMessages: []), updateSecret: secret)
+    }
+
+    /// generate-seed(recipients): a new seed, sent to each recipient over 2SM.
+    mutating func generateSeed<R: RandomNumberGenerator>(
+        recipients: [MemberID], directory: RecipientDirectory, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> [TaggedDirectMessage] {
+        let seed = rng.bytes32()
+        nextSeed = seed
+        var dms: [TaggedDirectMessage] = []
+        dms.reserveCapacity(recipients.count)
+        for id in recipients {
+            dms.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, seed.bytes, keys: keys, using: &rng)))
+        }
+        return dms
+    }
+
+    /// process-seed for my own operation: the seed is `nextSeed`, consumed here.
+    mutating func processOwnSeed(_ op: OperationID) -> Bytes32 {
+        let seed = nextSeed!
+        nextSeed = nil
+        return deriveFromSeed(seed, op: op, recipients: history.members(asSeenBy: me, atSeq: op.seq).subtracting([me]))
+    }
+
+    /// Member secrets for every recipient, then the sender's update secret; the seed is dropped.
+    mutating func deriveFromSeed(_ seed: Bytes32, op: OperationID, recipients: Set<MemberID>) -> Bytes32 {
+        for id in recipients {
+            memberSecrets[MemberSecretKey(operation: op, member: id)] = memberSecret(seed: seed, for: id)
+        }
+        return updateRatchet(op.sender, input: memberSecret(seed: seed, for: op.sender).bytes)
+    }
+
+    mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {
+        do { try history.apply(op) } catch { throw .membership(error) }
+    }
+}
+
+// MARK: - Processing others' messages (§5.3)
+
+extension DCGKAState {
+    /// process(sender, seq, control, dmsg). `acked` names the acknowledged operation for the three
+    /// acknowledgment kinds (resolved by the broadcast layer from the envelope's hash). `mySeq` is
+    /// the seq my acknowledgment will have if one is returned.
+    public mutating func process<R: RandomNumberGenerator>(
+        sender: MemberID, seq: UInt64, body: ControlBody, acked: OperationID?, mySeq: UInt64,
+        keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> ProcessOutput {
+        guard sender != me else { throw .unexpectedMessage("my own message") }
+        let op = OperationID(sender: sender, seq: seq)
+        switch body.fields {
+        case .create(let bundles):
+            guard history.isEmpty else { throw .unexpectedMessage("a second create") }
+            try applyMembership(MembershipOperation(id: op, kind: .create(members: bundles.map(\.identity))))
+            return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
+        case .update:
+            return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
+        case .remove(let removed):
+            try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
+            return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
+        case .add(let bundle, let welcome):
+            if bundle.identity == me {
+                return try processWelcome(op, welcome: welcome, mySeq: mySeq, keys: keys, using: &rng)
+            }
+            return try processAdd(op, added: bundle, mySeq: mySeq, keys: keys, using: &rng)
+        case .ack, .addAck, .welcomeAck:
+            guard let acked else { throw .unexpectedMessage("acknowledgment without acknowledged operation") }
+            let secret: Bytes32?
+            switch body.fields {
+            case .ack: secret = try processAck(op, acked: acked, body: body, keys: keys)
+            case .addAck: secret = try processAddAck(op, acked: acked, body: body, keys: keys)
+            default: secret = try processWelcomeAck(op, acked: acked, body: body, keys: keys)
+            }
+            return ProcessOutput(acknowledgment: nil, senderSecret: secret, mySecret: nil)
+        }
+    }
+
+    /// The direct messages of `body` addressed to me, decrypted in order. Every one is decrypted,
+    /// even one whose content is not needed, because 2SM must see all of a peer's messages.
+    mutating func myDirectMessages(_ op: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> [[UInt8]] {
+        guard !body.directMessages.isEmpty else { return [] }
+        let view = history.members(asSeenBy: op.sender, atSeq: op.seq)
+        var plaintexts: [[UInt8]] = []
+        for message in Self.messages(for: me, in: body, senderView: view) {
+            plaintexts.append(try decrypt(from: op.sender, message, keys: keys))
+        }
+        return plaintexts
+    }
+
+    mutating func recordOwnAcknowledgment(of op: OperationID, mySeq: UInt64) throws(DCGKAError) {
+        guard history.contains(op) else { return }
+        do { try history.recordAcknowledgment(of: op, by: me, atSeq: mySeq) } catch { throw .membership(error) }
+    }
+
+    mutating func processSeed<R: RandomNumberGenerator>(
+        _ op: OperationID, body: ControlBody, mySeq: UInt64, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> ProcessOutput {
+        let recipients = history.members(asSeenBy: op.sender, atSeq: op.seq).subtracting([op.sender])
+        let mine = try myDirectMessages(op, body: body, keys: keys)
+        guard recipients.contains(me) else {
+            // Added concurrently, unknown to the sender (or removed by this very message).
+            try recordOwnAcknowledgment(of: op, mySeq: mySeq)
+            return ProcessOutput(acknowledgment: ControlBody(fields: .ack, directMessages: []), senderSecret: nil, mySecret: nil)
+        }
+        guard let first = mine.first else { throw .missingDirectMessage(op) }
+        let seed = try decodeSecret(first, from: op.sender)
+        let senderSecret = deriveFromSeed(seed, op: op, recipients: recipients)
+        try recordOwnAcknowledgment(of: op, mySeq: mySeq)
+        let view = history.members()
+        var forwards: [TaggedDirectMessage] = []
+        let newcomers = view.subtracting(recipients).subtracting([op.sender])
+        if !newcomers.isEmpty, let mySecret = memberSecrets[MemberSecretKey(operation: op, member: me)] {
+            let directory = RecipientDirectory(view: view)
+            for id in newcomers.sorted() {
+                forwards.append(TaggedDirectMessage(
+                    tag: directory.tag(for: id), message: try encrypt(to: id, mySecret.bytes, keys: keys, using: &rng)))
+            }
+        }
+        let mySecret = consumeMemberSecret(op: op, member: me).map { updateRatchet(me, input: $0.bytes) }
+        return ProcessOutput(
+            acknowledgment: ControlBody(fields: .ack, directMessages: forwards), senderSecret: senderSecret, mySecret: mySecret)
+    }
+
+    mutating func consumeMemberSecret(op: OperationID, member: MemberID) -> Bytes32? {
+        memberSecrets.removeValue(forKey: MemberSecretKey(operation: op, member: member))
+    }
+
+    /// process-ack: the acknowledger's member secret, from my table or forwarded to me.
+    mutating func processAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
+        if history.contains(acked) {
+            do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
+        }
+        let forwarded = try myDirectMessages(ack, body: body, keys: keys)
+        var secret = consumeMemberSecret(op: acked, member: ack.sender)
+        if secret == nil, let first = forwarded.first {
+            secret = try decodeSecret(first, from: ack.sender)
+        }
+        return secret.map { updateRatchet(ack.sender, input: $0.bytes) }
+    }
+
+    mutating func processAdd<R: RandomNumberGenerator>(
+        _ op: OperationID, added bundle: KeyBundle, mySeq: UInt64, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> ProcessOutput {
+        let added = bundle.identity
+        try applyMembership(MembershipOperation(id: op, kind: .add(added)))
+        var senderSecret: Bytes32?
+        if history.members(asSeenBy: op.sender, atSeq: op.seq).contains(me) {
+            memberSecrets[MemberSecretKey(operation: op, member: added)] = updateRatchet(op.sender, input: Self.welcomeInput)
+            senderSecret = updateRatchet(op.sender, input: Self.addInput)
+        }
+        var keys = keys
+        keys.peerBundles[added] = bundle
+        let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
+        try recordOwnAcknowledgment(of: op, mySeq: mySeq)
+        let directory = RecipientDirectory(view: history.members())
+        let mySecret: Bytes32? = history.members().contains(me) ? updateRatchet(me, input: Self.addInput) : nil
+        return ProcessOutput(
+            acknowledgment: ControlBody(fields: .addAck, directMessages: [TaggedDirectMessage(tag: directory.tag(for: added), message: c)]),
+            senderSecret: senderSecret, mySecret: mySecret)
+    }
+
+    mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
+        do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
+        let mine = try myDirectMessages(ack, body: body, keys: keys)
+        if let first = mine.first {
+            ratchets[ack.sender] = try decodeSecret(first, from: ack.sender)
+        }
+        guard history.members(asSeenBy: ack.sender, atSeq: ack.seq).contains(me) else { return nil }
+        return updateRatchet(ack.sender, input: Self.addInput)
+    }
+
+    static let forwardRatchet: UInt8 = 1
+    static let forwardMember: UInt8 = 2
+
+    mutating func processWelcome<R: RandomNumberGenerator>(
+        _ op: OperationID, welcome: Welcome, mySeq: UInt64, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> ProcessOutput {
+        let oldHistory = history
+        if oldHistory.isEmpty {
+            history = welcome.history
+        } else {
+            do { try history.checkedMerge(welcome.history) } catch { throw .membership(error) }
+        }
+        guard history.contains(op) else { throw .unexpectedMessage("welcome without its add") }
+        ratchets[op.sender] = try decodeSecret(try decrypt(from: op.sender, welcome.ratchetCiphertext, keys: keys), from: op.sender)
+        memberSecrets[MemberSecretKey(operation: op, member: me)] = updateRatchet(op.sender, input: Self.welcomeInput)
+        let senderSecret = updateRatchet(op.sender, input: Self.addInput)
+        do { try history.recordWelcome(of: me, add: op, atSeq: mySeq) } catch { throw .membership(error) }
+        var forwards: [TaggedDirectMessage] = []
+        if !oldHistory.isEmpty {
+            let all = history.members()
+            let directory = RecipientDirectory(view: all)
+            let oldMembers = oldHistory.members()
+            let senderView = history.members(asSeenBy: op.sender, atSeq: op.seq)
+            for id in all.subtracting(oldMembers).subtracting([me]).sorted() {
+                let plaintext = [Self.forwardRatchet] + (ratchets[me] ?? .zero).bytes
+                forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
+            }
+            if let secret = memberSecrets[MemberSecretKey(operation: op, member: me)] {
+                for id in all.subtracting(senderView).subtracting([me]).sorted() {
+                    let plaintext = [Self.forwardMember] + secret.bytes
+                    forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
+                }
+            }
+        }
+        let mySecret = consumeMemberSecret(op: op, member: me).map { updateRatchet(me, input: $0.bytes) }
+        return ProcessOutput(
+            acknowledgment: ControlBody(fields: .welcomeAck, directMessages: forwards), senderSecret: senderSecret, mySecret: mySecret)
+    }
+
+    mutating func processWelcomeAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
+        guard history.contains(acked) else { throw .unexpectedMessage("welcome-ack of an unknown add") }
+        do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
+        for plaintext in try myDirectMessages(ack, body: body, keys: keys) {
+            guard plaintext.count == 33, let value = Bytes32(plaintext.dropFirst()) else { throw .malformedSecret(ack.sender) }
+            switch plaintext[0] {
+            case Self.forwardRatchet: ratchets[ack.sender] = value
+            case Self.forwardMember: memberSecrets[MemberSecretKey(operation: acked, member: ack.sender)] = value
+            default: throw .malformedSecret(ack.sender)
+            }
+        }
+        return consumeMemberSecret(op: acked, member: ack.sender).map { updateRatchet(ack.sender, input: $0.bytes) }
+    }
+}

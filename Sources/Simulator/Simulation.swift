@@ -1,0 +1,521 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+public import CausalBroadcast
+@_spi(Simulation) public import DCGKAGroup
+internal import GroupMessaging
+
+/// Knobs of one simulated run (§9). Everything follows from `seed`.
+public struct SimulationConfiguration: Sendable {
+    public var members: Int
+    public var operations: Int
+    public var seed: UInt64
+    /// Delay, reordering, duplication, partitions and offline members.
+    public var adversarial: Bool
+    /// Share of operations that are application messages; the rest are updates, adds and removes.
+    public var messageShare: Double
+    /// How many forward-secrecy and post-compromise snapshots to take.
+    public var compromises: Int
+
+    public init(members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3) {
+        self.members = members
+        self.operations = operations
+        self.seed = seed
+        self.adversarial = adversarial
+        self.messageShare = messageShare
+        self.compromises = compromises
+    }
+}
+
+/// What a run established. `ok` is true only when every check held.
+public struct SimulationReport: Sendable, Equatable {
+    public var seed: UInt64
+    public var membersInitial: Int
+    public var membersFinal: Int
+    public var viewsAgree: Bool
+    public var secretsAgree: Bool
+    public var secretsCompared: Int
+    public var messagesSent: Int
+    public var expectedDecryptions: Int
+    public var decryptions: Int
+    public var unexpectedDecryptions: Int
+    public var missedDecryptions: Int
+    public var fsChecks: Int
+    public var fsViolations: Int
+    public var pcsChecks: Int
+    public var pcsViolations: Int
+    public var updates = 0, adds = 0, readds = 0, removes = 0
+    public var envelopesDelivered = 0
+    public var duplicatesInjected = 0
+    public var partitions = 0
+    public var processingFailures: [String] = []
+    public var problems: [String] = []
+
+    public var ok: Bool {
+        viewsAgree && secretsAgree && unexpectedDecryptions == 0 && missedDecryptions == 0
+            && fsViolations == 0 && pcsViolations == 0 && processingFailures.isEmpty && problems.isEmpty
+    }
+}
+
+/// A deterministic network of in-process members exchanging encoded envelopes (§9).
+///
+/// Envelopes travel as wire bytes through a scheduler that delays, reorders, duplicates, partitions
+/// and drops deliveries to offline members; a relay-like store lets members fetch what they miss
+/// (§6.4) so the run can heal and converge, after which the checks run.
+public struct Simulation {
+    struct Device {
+        let identity: IdentityKey
+        var prekeys: PrekeyStore
+        let bundle: KeyBundle
+        var group: Group?
+        var partition = 0
+        var offlineUntil = 0
+        /// (member, epoch) → update secret, as this device derived it.
+        var secrets: [EpochKey: Bytes32] = [:]
+        var decrypted: Set<Int> = []
+    }
+
+    struct EpochKey: Hashable { let member: MemberID; let epoch: UInt64 }
+
+    struct Delivery { let time: Int; let order: Int; let device: Int; let wire: [UInt8] }
+
+    struct SentMessage {
+        let id: Int
+        let sender: Int
+        let envelope: Envelope
+        let expectedReaders: Set<Int>
+    }
+
+    struct Snapshot {
+        let device: Int
+        let group: Group
+        let time: Int
+        /// Messages the device had decrypted when the snapshot was taken.
+        let decryptedBefore: Set<Int>
+        /// The device's update after the snapshot, once it is sent.
+        var healingUpdate: Envelope?
+    }
+
+    public let configuration: SimulationConfiguration
+    var rng: SeededRandom
+    var networkRNG: SeededRandom
+    var devices: [Device] = []
+    var deviceIndex: [MemberID: Int] = [:]
+    var queue: [Delivery] = []
+    var order = 0
+    var time = 0
+    var store: [Bytes32: Envelope] = [:]
+    var storeBySender: [MemberID: [UInt64: Envelope]] = [:]
+    var messages: [SentMessage] = []
+    var messageByHash: [Bytes32: Int] = [:]
+    var snapshots: [Snapshot] = []
+    var report: SimulationReport
+    var groupID: GroupID?
+    static let now: UInt64 = 1_800_000_000
+    static var groupConfiguration: GroupConfiguration {
+        var configuration = GroupConfiguration()
+        configuration.exposesUpdateSecrets = true
+        return configuration
+    }
+
+    public init(_ configuration: SimulationConfiguration) {
+        self.configuration = configuration
+        rng = SeededRandom(seed: configuration.seed)
+        networkRNG = SeededRandom(seed: configuration.seed ^ 0x5DEE_CE66_D1CE_5EED)
+        report = SimulationReport(
+            seed: configuration.seed, membersInitial: configuration.members, membersFinal: 0, viewsAgree: false,
+            secretsAgree: false, secretsCompared: 0, messagesSent: 0, expectedDecryptions: 0, decryptions: 0,
+            unexpectedDecryptions: 0, missedDecryptions: 0, fsChecks: 0, fsViolations: 0, pcsChecks: 0, pcsViolations: 0)
+    }
+
+    /// Runs the whole schedule, heals the network, and checks.
+    public static func run(_ configuration: SimulationConfiguration) -> SimulationReport {
+        var simulation = Simulation(configuration)
+        simulation.runSchedule()
+        return simulation.report
+    }
+
+    mutating func makeDevice() -> Int {
+        let identity = IdentityKey.generate(using: &rng)
+        var prekeys = PrekeyStore()
+        let bundle = prekeys.generate(identity: identity, notAfter: Self.now + 86_400 * 30, using: &rng)
+        devices.append(Device(identity: identity, prekeys: prekeys, bundle: bundle))
+        deviceIndex[identity.id] = devices.count - 1
+        return devices.count - 1
+    }
+
+    mutating func runSchedule() {
+        let n = max(2, configuration.members)
+        for _ in 0..<n { _ = makeDevice() }
+        // Creation.
+        do {
+            let bundles = (1..<n).map { devices[$0].bundle }
+            let (group, envelope) = try Group.create(
+                identity: devices[0].identity, members: bundles, prekeys: devices[0].prekeys, now: Self.now, configuration: Self.groupConfiguration, using: &rng)
+            devices[0].group = group
+            groupID = group.groupID
+            recordOwnSecrets(device: 0)
+            publish(envelope, from: 0)
+        } catch {
+            report.problems.append("create failed: \(error)")
+            return
+        }
+        var compromisesLeft = configuration.compromises
+        let compromiseEvery = max(1, configuration.operations / max(1, configuration.compromises + 1))
+        for step in 0..<configuration.operations {
+            time += 1
+            if configuration.adversarial { perturbNetwork() }
+            deliverDue(limit: Int.max)
+            if compromisesLeft > 0 && step > 0 && step % compromiseEvery == 0 {
+                compromisesLeft -= 1
+                compromise()
+            }
+            performRandomOperation()
+        }
+        heal()
+        check()
+    }
+
+    // MARK: Network
+
+    /// Sends an envelope to every device that has (or is invited into) the group.
+    mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Int? = nil) {
+        store[envelope.hash] = envelope
+        storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
+        let wire = envelope.wireBytes
+        for device in devices.indices where device != sender && (devices[device].group != nil || device == invited) {
+            schedule(wire, to: device)
+        }
+    }
+
+    mutating func schedule(_ wire: [UInt8], to device: Int) {
+        var delay = 1
+        if configuration.adversarial {
+            delay = 1 + Int(networkRNG.next() % 6)
+            if networkRNG.next() % 20 == 0 {
+                report.duplicatesInjected += 1
+                enqueue(wire, to: device, at: time + 1 + Int(networkRNG.next() % 12))
+            }
+        }
+        enqueue(wire, to: device, at: time + delay)
+    }
+
+    mutating func enqueue(_ wire: [UInt8], to device: Int, at when: Int) {
+        order += 1
+        queue.append(Delivery(time: when, order: Int(networkRNG.next() % 1_000_000), device: device, wire: wire))
+    }
+
+    /// Partitions that later heal, and members that go offline for a while.
+    mutating func perturbNetwork() {
+        if networkRNG.next() % 97 == 0 {
+            report.partitions += 1
+            for index in devices.indices { devices[index].partition = Int(networkRNG.next() % 2) }
+        } else if networkRNG.next() % 23 == 0 {
+            for index in devices.indices { devices[index].partition = 0 }
+        }
+        if networkRNG.next() % 31 == 0, !devices.isEmpty {
+            let index = Int(networkRNG.next() % UInt64(devices.count))
+            devices[index].offlineUntil = time + 3 + Int(networkRNG.next() % 15)
+        }
+    }
+
+    func canReach(_ device: Int) -> Bool {
+        devices[device].offlineUntil <= time
+    }
+
+    /// Delivers due envelopes in a random order; deliveries across a partition or to an offline
+    /// member wait.
+    mutating func deliverDue(limit: Int) {
+        var due: [Delivery] = []
+        var later: [Delivery] = []
+        for delivery in queue {
+            if delivery.time <= time && canReach(delivery.device) && devices[delivery.device].partition == partitionOfSender(delivery) {
+                due.append(delivery)
+            } else {
+                later.append(delivery)
+            }
+        }
+        queue = later
+        due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
+        for delivery in due { deliver(delivery.wire, to: delivery.device) }
+    }
+
+    func partitionOfSender(_ delivery: Delivery) -> Int {
+        // The sender is named inside the wire bytes right after version and suite.
+        guard delivery.wire.count >= 34, let id = MemberID(bytes: Array(delivery.wire[2..<34])),
+              let index = deviceIndex[id] else { return devices[delivery.device].partition }
+        return devices[index].partition
+    }
+
+    mutating func deliver(_ wire: [UInt8], to device: Int) {
+        guard let groupID, let envelope = try? Envelope(wire: wire, groupID: groupID) else {
+            report.problems.append("undecodable envelope on the wire")
+            return
+        }
+        report.envelopesDelivered += 1
+        guard var group = devices[device].group else {
+            // An invitation for a device that has no state yet.
+            do {
+                let (joined, output) = try Group.join(
+                    identity: devices[device].identity, invitation: envelope, prekeys: devices[device].prekeys,
+                    configuration: Self.groupConfiguration, using: &rng)
+                devices[device].group = joined
+                handle(output, device: device)
+            } catch {
+                report.problems.append("join failed: \(error)")
+            }
+            return
+        }
+        let output = group.receive(envelope, prekeys: devices[device].prekeys, using: &rng)
+        devices[device].group = group
+        handle(output, device: device)
+    }
+
+    mutating func handle(_ output: GroupOutput, device: Int) {
+        recordOwnSecrets(device: device)
+        for event in output.events {
+            switch event {
+            case .message(let from, let seq, _):
+                guard let envelope = storeBySender[from]?[seq], let id = messageByHash[envelope.hash] else { continue }
+                devices[device].decrypted.insert(id)
+            case .processingFailed(let sender, let seq, let error):
+                report.processingFailures.append("device \(device) on \(sender)#\(seq): \(error)")
+            case .equivocation(let member):
+                report.problems.append("equivocation reported for \(member)")
+            case .rejected(let error):
+                if case .unknownSender = error { continue }  // early envelope of a not-yet-known member: fetched later
+                report.problems.append("rejected at device \(device): \(error)")
+            default:
+                break
+            }
+        }
+        for envelope in output.envelopes { publish(envelope, from: device) }
+    }
+
+    mutating func recordOwnSecrets(device: Int) {
+        guard let group = devices[device].group else { return }
+        for record in group.derivedUpdateSecrets {
+            devices[device].secrets[EpochKey(member: record.member, epoch: record.epoch)] = record.secret
+        }
+        devices[device].group?.clearDerivedUpdateSecrets()
+    }
+
+    // MARK: Operations
+
+    mutating func pick<T>(_ items: [T]) -> T? {
+        items.isEmpty ? nil : items[Int(rng.next() % UInt64(items.count))]
+    }
+
+    mutating func performRandomOperation() {
+        let actors = devices.indices.filter { devices[$0].group?.isMember == true && canReach($0) }
+        guard let actor = pick(actors), var group = devices[actor].group else { return }
+        let roll = Double(rng.next() % 10_000) / 10_000
+        let prekeys = devices[actor].prekeys
+        do {
+            if roll < configuration.messageShare {
+                let text = "message \(report.messagesSent) from \(actor)"
+                let envelope = try group.send(text: text)
+                let readers = Set(group.members.compactMap { deviceIndex[$0] }).subtracting([actor])
+                let id = messages.count
+                messages.append(SentMessage(id: id, sender: actor, envelope: envelope, expectedReaders: readers))
+                messageByHash[envelope.hash] = id
+                report.messagesSent += 1
+                devices[actor].group = group
+                publish(envelope, from: actor)
+                return
+            }
+            let view = group.members.sorted()
+            let kindRoll = rng.next() % 10
+            if kindRoll < 4 || view.count <= 2 && kindRoll < 6 {
+                let envelope = try group.update(prekeys: prekeys, using: &rng)
+                report.updates += 1
+                finish(actor, group, envelope)
+                markHealingUpdate(actor, envelope)
+            } else if kindRoll < 7 {
+                // Add a returning member (removed earlier, still holding state) or a new one.
+                let returning = devices.indices.filter { devices[$0].group != nil && !view.contains(devices[$0].identity.id) }
+                let target: Int
+                if let back = pick(returning), rng.next() % 3 == 0 {
+                    target = back
+                    report.readds += 1
+                } else if devices.count < configuration.members * 2 + 4 {
+                    target = makeDevice()
+                    report.adds += 1
+                } else {
+                    return
+                }
+                let envelope = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
+                devices[actor].group = group
+                recordOwnSecrets(device: actor)
+                publish(envelope, from: actor, invite: target)
+            } else if view.count > 2 {
+                let candidates = view.filter { $0 != group.me }
+                guard let victim = pick(candidates) else { return }
+                let envelope = try group.remove(victim, prekeys: prekeys, using: &rng)
+                report.removes += 1
+                finish(actor, group, envelope)
+            }
+        } catch {
+            report.problems.append("operation by device \(actor) failed: \(error)")
+        }
+    }
+
+    mutating func finish(_ actor: Int, _ group: Group, _ envelope: Envelope) {
+        devices[actor].group = group
+        recordOwnSecrets(device: actor)
+        publish(envelope, from: actor)
+    }
+
+    // MARK: Compromise (forward secrecy and post-compromise security, §9)
+
+    mutating func compromise() {
+        let candidates = devices.indices.filter { devices[$0].group?.isMember == true }
+        guard let victim = pick(candidates), let group = devices[victim].group else { return }
+        snapshots.append(Snapshot(device: victim, group: group, time: time, decryptedBefore: devices[victim].decrypted))
+        // The victim heals with an update of its own right away.
+        var healed = group
+        if let envelope = try? healed.update(prekeys: devices[victim].prekeys, using: &rng) {
+            report.updates += 1
+            finish(victim, healed, envelope)
+            snapshots[snapshots.count - 1].healingUpdate = envelope
+        }
+    }
+
+    mutating func markHealingUpdate(_ actor: Int, _ envelope: Envelope) {}
+
+    // MARK: Healing and checks
+
+    /// Ends partitions and offline periods, then lets every device fetch everything it lacks from
+    /// the store until nothing changes.
+    mutating func heal() {
+        for index in devices.indices {
+            devices[index].partition = 0
+            devices[index].offlineUntil = 0
+        }
+        var rounds = 0
+        while rounds < 10_000 {
+            rounds += 1
+            time += 20
+            deliverDue(limit: Int.max)
+            if !queue.isEmpty { continue }
+            // Anti-entropy: offer every device each stored envelope it has not delivered.
+            var offered = false
+            for device in devices.indices {
+                guard let group = devices[device].group else { continue }
+                for (sender, bySeq) in storeBySender where sender != group.me {
+                    let delivered = group.broadcast.deliveredSeq(of: sender)
+                    for seq in bySeq.keys.sorted() where seq > delivered {
+                        guard let envelope = bySeq[seq], !group.broadcast.isBuffered(envelope.hash) else { continue }
+                        enqueue(envelope.wireBytes, to: device, at: time)
+                        offered = true
+                    }
+                }
+            }
+            if !offered { break }
+        }
+    }
+
+    mutating func check() {
+        let members = devices.indices.filter { devices[$0].group?.isMember == true }
+        report.membersFinal = members.count
+        let views = Set(members.map { devices[$0].group!.members })
+        let selfView = Set(members.map { devices[$0].identity.id })
+        report.viewsAgree = views.count == 1 && views.first == selfView
+        if !report.viewsAgree { report.problems.append("views differ: \(views.count) distinct views among \(members.count) members") }
+
+        // Update secrets: every (member, epoch) derived by several devices must be equal.
+        var reference: [EpochKey: Bytes32] = [:]
+        var agree = true
+        var compared = 0
+        for device in devices.indices {
+            for (key, secret) in devices[device].secrets {
+                if let existing = reference[key] {
+                    compared += 1
+                    if existing != secret { agree = false }
+                } else {
+                    reference[key] = secret
+                }
+            }
+        }
+        // Every current member derived the current epoch of every other current member.
+        for reader in members {
+            for owner in members where owner != reader {
+                let id = devices[owner].identity.id
+                guard let epoch = devices[reader].group?.messaging.currentEpoch(of: id) else {
+                    agree = false
+                    report.problems.append("device \(reader) has no epoch for \(owner)")
+                    continue
+                }
+                if devices[reader].secrets[EpochKey(member: id, epoch: epoch)] == nil { agree = false }
+            }
+        }
+        report.secretsAgree = agree
+        report.secretsCompared = compared
+
+        for message in messages {
+            report.expectedDecryptions += message.expectedReaders.count
+            for device in devices.indices where devices[device].decrypted.contains(message.id) {
+                report.decryptions += 1
+                if !message.expectedReaders.contains(device) { report.unexpectedDecryptions += 1 }
+            }
+            for reader in message.expectedReaders where !devices[reader].decrypted.contains(message.id) {
+                report.missedDecryptions += 1
+            }
+        }
+        checkCompromises()
+    }
+
+    /// FS: a snapshot cannot decrypt what its device had already decrypted. PCS: a snapshot that
+    /// follows the whole network (every envelope but the victim's own) cannot decrypt what others
+    /// sent after processing the victim's healing update.
+    mutating func checkCompromises() {
+        for snapshot in snapshots {
+            for id in snapshot.decryptedBefore {
+                report.fsChecks += 1
+                if snapshotCanDecrypt(snapshot.group, messages[id].envelope) { report.fsViolations += 1 }
+            }
+            guard let healing = snapshot.healingUpdate else { continue }
+            var attacker = snapshot.group
+            var attackerRNG = SeededRandom(seed: configuration.seed &+ UInt64(snapshot.time))
+            var readable: Set<Bytes32> = []
+            let victim = devices[snapshot.device].identity.id
+            for bySeq in storeBySender.values {
+                for seq in bySeq.keys.sorted() {
+                    let envelope = bySeq[seq]!
+                    guard envelope.sender != victim else { continue }
+                    let output = attacker.receive(envelope, prekeys: devices[snapshot.device].prekeys, using: &attackerRNG)
+                    for case .message(let from, let s, _) in output.events {
+                        if let e = storeBySender[from]?[s] { readable.insert(e.hash) }
+                    }
+                }
+            }
+            for message in messages where message.sender != snapshot.device {
+                guard processedBeforeSending(message, healing) else { continue }
+                report.pcsChecks += 1
+                if readable.contains(message.envelope.hash) { report.pcsViolations += 1 }
+            }
+        }
+    }
+
+    /// Whether the message's sender had delivered `update` before sending the message.
+    func processedBeforeSending(_ message: SentMessage, _ update: Envelope) -> Bool {
+        message.envelope.seq > (firstSeqAfterDelivering(update, by: message.sender) ?? UInt64.max)
+    }
+
+    func firstSeqAfterDelivering(_ update: Envelope, by device: Int) -> UInt64? {
+        // The sender's acknowledgment of the update marks when it processed it.
+        let sender = devices[device].identity.id
+        guard let bySeq = storeBySender[sender] else { return nil }
+        for seq in bySeq.keys.sorted() where bySeq[seq]!.acked == update.hash { return seq }
+        return nil
+    }
+
+    func snapshotCanDecrypt(_ group: Group, _ envelope: Envelope) -> Bool {
+        var messaging = group.messaging
+        guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload) else { return false }
+        let header = ApplicationHeader(
+            version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
+            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
+        if case .success = messaging.decrypt(ciphertext, header: header) { return true }
+        return false
+    }
+}

@@ -1,0 +1,256 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+
+/// Who generated the public key a 2SM message was encrypted to, from the sender's point of view (§3.1).
+public enum KeyOrigin: UInt8, Sendable, Hashable {
+    /// The peer (the receiver of this message) generated it; the header names its index.
+    case other = 0
+    /// The sender generated it and sent the receiver its secret earlier.
+    case me = 1
+}
+
+/// The cleartext part of a 2SM message; it is the HPKE associated data.
+public struct TwoPartyHeader: Hashable, Sendable, WireCodable {
+    public var origin: KeyOrigin
+    /// The receiver's index for the key when `origin == .other`; index 0 means the receiver's prekey.
+    public var index: UInt64?
+    /// Which of the receiver's prekeys was used, present exactly when `index == 0`.
+    public var prekey: PKEPublicKey?
+
+    public static let maximumIndex: UInt64 = 1 << 48
+
+    public func encode(to writer: inout WireWriter) {
+        switch origin {
+        case .me:
+            writer.writeUInt8(KeyOrigin.me.rawValue)
+        case .other:
+            writer.writeUInt8(KeyOrigin.other.rawValue)
+            writer.writeVarint(index ?? 0)
+            if let prekey { writer.write(prekey) }
+        }
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> TwoPartyHeader {
+        let tag = try reader.readUInt8()
+        switch KeyOrigin(rawValue: tag) {
+        case .me:
+            return TwoPartyHeader(origin: .me, index: nil, prekey: nil)
+        case .other:
+            let index = try reader.readVarint()
+            guard index <= maximumIndex else {
+                throw .lengthExceedsLimit(field: "2SM index", limit: Int(maximumIndex), actual: index)
+            }
+            return TwoPartyHeader(origin: .other, index: index, prekey: index == 0 ? try reader.read(PKEPublicKey.self) : nil)
+        case nil:
+            throw .unknownTag(field: "2SM key origin", tag: tag)
+        }
+    }
+}
+
+/// One 2SM ciphertext: header plus HPKE output.
+public struct TwoPartyMessage: Hashable, Sendable, WireCodable {
+    public var header: TwoPartyHeader
+    public var ciphertext: [UInt8]
+
+    /// Bounds the ciphertext of a single direct message (it carries a seed, a ratchet state or a welcome).
+    public static let maximumCiphertextLength = 1 << 24
+
+    public init(header: TwoPartyHeader, ciphertext: [UInt8]) {
+        self.header = header
+        self.ciphertext = ciphertext
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(header)
+        writer.writeLengthPrefixed(ciphertext)
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> TwoPartyMessage {
+        TwoPartyMessage(
+            header: try reader.read(),
+            ciphertext: try reader.readLengthPrefixed(field: "2SM ciphertext", limit: maximumCiphertextLength))
+    }
+}
+
+/// What binds a 2SM instance to its group and its ordered pair of identities (§3.4).
+public struct TwoPartyBinding: Sendable, Hashable {
+    public var suite: CipherSuiteID
+    public var groupID: GroupID
+    public init(suite: CipherSuiteID, groupID: GroupID) {
+        self.suite = suite
+        self.groupID = groupID
+    }
+
+    /// HPKE info = "DCGKA 2SM" ‖ suite ‖ groupID ‖ senderID ‖ recipientID.
+    public func info(sender: MemberID, recipient: MemberID) -> [UInt8] {
+        var writer = WireWriter(capacity: 106)
+        writer.writeFixed(TwoPartyBinding.label)
+        writer.write(suite)
+        writer.write(groupID)
+        writer.write(sender)
+        writer.write(recipient)
+        return writer.bytes
+    }
+
+    static let label: [UInt8] = Array("DCGKA 2SM".utf8)
+}
+
+/// Why a 2SM message could not be sent or received. The state is unchanged whenever one is thrown.
+public enum TwoPartyError: Error, Equatable, Hashable, Sendable {
+    /// No public key of the peer is known yet (no bundle, nothing received).
+    case noPeerKey
+    /// The header names a key of mine I do not have (never made, or already used and deleted).
+    case unknownKeyIndex(UInt64)
+    /// The header names a prekey whose secret I no longer keep (expired) or never had.
+    case unknownPrekey
+    /// The header says the sender's key was used, but I hold no secret from that sender.
+    case noReceivedKey
+    case decryptionFailed(CryptoError)
+    case malformedPlaintext(WireError)
+    case encryptionFailed(CryptoError)
+}
+
+/// The 2SM state of one ordered pair (me, peer) in one group (§3.1).
+///
+/// A value: `send` and `receive` are `mutating` and leave the state exactly as it was when
+/// they throw, so a failed message never breaks the channel.
+public struct TwoPartyState: Sendable, Equatable, WireCodable {
+    /// My secret keys by index (index ≥ 1; index 0, my prekeys, lives in the ``PrekeyStore``).
+    public private(set) var mySecretKeys: [UInt64: PKESecretKey]
+    public private(set) var nextIndex: UInt64
+    /// A secret key the peer generated for me.
+    public private(set) var receivedSecretKey: PKESecretKey?
+    /// Where my next message is encrypted to.
+    public private(set) var otherPublicKey: PKEPublicKey?
+    public private(set) var otherKeyOrigin: KeyOrigin
+    public private(set) var otherKeyIndex: UInt64?
+
+    /// `init(peer)`: the peer's prekey is the first key I encrypt to. Pass `nil` when the instance
+    /// is created by receiving first; sending is then possible after the first receive.
+    public init(peerPrekey: PKEPublicKey?) {
+        mySecretKeys = [:]
+        nextIndex = 1
+        receivedSecretKey = nil
+        otherPublicKey = peerPrekey
+        otherKeyOrigin = .other
+        otherKeyIndex = 0
+    }
+
+    /// Send(m) of §3.2.
+    public mutating func send<R: RandomNumberGenerator>(
+        _ message: [UInt8], from me: MemberID, to peer: MemberID, binding: TwoPartyBinding, using rng: inout R
+    ) throws(TwoPartyError) -> TwoPartyMessage {
+        guard let otherPublicKey else { throw .noPeerKey }
+        let mine = PKESecretKey.generate(using: &rng)
+        let forPeer = PKESecretKey.generate(using: &rng)
+        let header = TwoPartyHeader(
+            origin: otherKeyOrigin, index: otherKeyIndex,
+            prekey: otherKeyOrigin == .other && otherKeyIndex == 0 ? otherPublicKey : nil)
+        var plaintext = WireWriter(capacity: message.count + 80)
+        plaintext.writeLengthPrefixed(message)
+        plaintext.write(forPeer)
+        plaintext.writeVarint(nextIndex)
+        plaintext.write(mine.publicKey)
+        let ciphertext: [UInt8]
+        do {
+            ciphertext = try binding.suite.suite.pkeSeal(
+                to: otherPublicKey, info: binding.info(sender: me, recipient: peer),
+                aad: header.wireBytes, plaintext: plaintext.bytes, using: &rng)
+        } catch {
+            throw .encryptionFailed(error)
+        }
+        mySecretKeys[nextIndex] = mine
+        nextIndex += 1
+        self.otherPublicKey = forPeer.publicKey
+        otherKeyOrigin = .me
+        otherKeyIndex = nil
+        return TwoPartyMessage(header: header, ciphertext: ciphertext)
+    }
+
+    /// Receive of §3.3.
+    public mutating func receive(
+        _ message: TwoPartyMessage, from peer: MemberID, to me: MemberID, binding: TwoPartyBinding, prekeys: PrekeyStore
+    ) throws(TwoPartyError) -> [UInt8] {
+        let secret: PKESecretKey
+        switch message.header.origin {
+        case .other:
+            let index = message.header.index ?? 0
+            if index == 0 {
+                guard let prekey = message.header.prekey, let key = prekeys.secret(for: prekey) else { throw .unknownPrekey }
+                secret = key
+            } else {
+                guard let key = mySecretKeys[index] else { throw .unknownKeyIndex(index) }
+                secret = key
+            }
+        case .me:
+            guard let receivedSecretKey else { throw .noReceivedKey }
+            secret = receivedSecretKey
+        }
+        let plaintext: [UInt8]
+        do {
+            plaintext = try binding.suite.suite.pkeOpen(
+                with: secret, info: binding.info(sender: peer, recipient: me),
+                aad: message.header.wireBytes, ciphertext: message.ciphertext)
+        } catch {
+            throw .decryptionFailed(error)
+        }
+        let message_: [UInt8], forMe: PKESecretKey, peerIndex: UInt64, peerKey: PKEPublicKey
+        do {
+            var reader = WireReader(plaintext)
+            message_ = try reader.readLengthPrefixed(field: "2SM plaintext", limit: TwoPartyMessage.maximumCiphertextLength)
+            forMe = try reader.read()
+            peerIndex = try reader.readVarint()
+            peerKey = try reader.read()
+            try reader.finish()
+        } catch {
+            throw .malformedPlaintext(error)
+        }
+        // Only now, with the message authenticated and parsed, does the state change.
+        if message.header.origin == .other, let index = message.header.index, index > 0 {
+            mySecretKeys = mySecretKeys.filter { $0.key > index }
+        }
+        receivedSecretKey = forMe
+        otherKeyIndex = peerIndex
+        otherPublicKey = peerKey
+        otherKeyOrigin = .other
+        return message_
+    }
+
+    public static let maximumStoredKeys = 1 << 16
+
+    public func encode(to writer: inout WireWriter) {
+        let keys = mySecretKeys.sorted { $0.key < $1.key }
+        writer.writeVarint(keys.count)
+        for (index, key) in keys {
+            writer.writeVarint(index)
+            writer.write(key)
+        }
+        writer.writeVarint(nextIndex)
+        writer.writeOptional(receivedSecretKey)
+        writer.writeOptional(otherPublicKey)
+        writer.writeUInt8(otherKeyOrigin.rawValue)
+        writer.writeOptional(otherKeyIndex)
+    }
+
+    public static func decode(from reader: inout WireReader) throws(WireError) -> TwoPartyState {
+        var state = TwoPartyState(peerPrekey: nil)
+        let count = try reader.readBoundedVarint(field: "2SM keys", limit: maximumStoredKeys)
+        var last: UInt64 = 0
+        for _ in 0..<count {
+            let index = try reader.readVarint()
+            guard index > last else { throw .invalidValue(field: "2SM key order") }
+            last = index
+            state.mySecretKeys[index] = try reader.read(PKESecretKey.self)
+        }
+        state.nextIndex = try reader.readVarint()
+        guard state.nextIndex > last else { throw .invalidValue(field: "2SM next index") }
+        state.receivedSecretKey = try reader.readOptional(field: "2SM received key")
+        state.otherPublicKey = try reader.readOptional(field: "2SM other key")
+        let tag = try reader.readUInt8()
+        guard let origin = KeyOrigin(rawValue: tag) else { throw .unknownTag(field: "2SM key origin", tag: tag) }
+        state.otherKeyOrigin = origin
+        state.otherKeyIndex = try reader.readOptional(field: "2SM other index")
+        guard (origin == .me) == (state.otherKeyIndex == nil) else { throw .invalidValue(field: "2SM other index") }
+        return state
+    }
+}

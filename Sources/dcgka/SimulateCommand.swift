@@ -1,0 +1,112 @@
+import ArgumentParser
+import Simulator
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run the deterministic network simulator and check convergence, FS and PCS.")
+
+    @Option(help: "Members at creation.") var members = 8
+    @Option(help: "Scheduled operations (messages, updates, adds, removes).") var operations = 200
+    @Option(help: "Seed of the whole run.") var seed: UInt64 = 1
+    @Option(help: "Share of operations that are application messages (0...1).") var messageShare = 0.7
+    @Option(help: "Member states to snapshot for forward-secrecy and PCS checks.") var compromises = 3
+    @Flag(help: "Deliver in order with no delay, loss or partitions.") var benign = false
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let start = monotonicSeconds()
+        let report = Simulation.run(SimulationConfiguration(
+            members: members, operations: operations, seed: seed, adversarial: !benign,
+            messageShare: messageShare, compromises: compromises))
+        let wall = monotonicSeconds() - start
+        let peak = peakResidentMegabytes()
+        if json {
+            print(report.json(wallSeconds: wall, peakMemoryMB: peak))
+        } else {
+            print(report.summary(wallSeconds: wall, peakMemoryMB: peak))
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+#if canImport(Glibc)
+let RUSAGE_SELF_VALUE = __rusage_who_t(RUSAGE_SELF.rawValue)
+#else
+let RUSAGE_SELF_VALUE = RUSAGE_SELF
+#endif
+
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF_VALUE, &usage)
+    #if canImport(Darwin)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #else
+    return Double(usage.ru_maxrss) / 1024
+    #endif
+}
+
+extension SimulationReport {
+    func json(wallSeconds: Double, peakMemoryMB: Double) -> String {
+        func str(_ s: String) -> String {
+            var out = "\""
+            for character in s {
+                switch character {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                default: out.append(character)
+                }
+            }
+            return out + "\""
+        }
+        let fields: [(String, String)] = [
+            ("seed", "\(seed)"), ("members_initial", "\(membersInitial)"), ("members_final", "\(membersFinal)"),
+            ("views_agree", "\(viewsAgree)"), ("secrets_agree", "\(secretsAgree)"), ("secrets_compared", "\(secretsCompared)"),
+            ("messages_sent", "\(messagesSent)"), ("expected_decryptions", "\(expectedDecryptions)"),
+            ("decryptions", "\(decryptions)"), ("unexpected_decryptions", "\(unexpectedDecryptions)"),
+            ("missed_decryptions", "\(missedDecryptions)"), ("fs_checks", "\(fsChecks)"), ("fs_violations", "\(fsViolations)"),
+            ("pcs_checks", "\(pcsChecks)"), ("pcs_violations", "\(pcsViolations)"),
+            ("updates", "\(updates)"), ("adds", "\(adds)"), ("readds", "\(readds)"), ("removes", "\(removes)"),
+            ("envelopes_delivered", "\(envelopesDelivered)"), ("duplicates_injected", "\(duplicatesInjected)"),
+            ("partitions", "\(partitions)"),
+            ("processing_failures", "[" + processingFailures.prefix(20).map(str).joined(separator: ",") + "]"),
+            ("problems", "[" + problems.prefix(20).map(str).joined(separator: ",") + "]"),
+            ("wall_seconds", String(format3(wallSeconds))), ("peak_memory_mb", String(format3(peakMemoryMB))),
+            ("ok", "\(ok)"),
+        ]
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    func summary(wallSeconds: Double, peakMemoryMB: Double) -> String {
+        var lines = [
+            "seed \(seed): \(membersInitial) members at creation, \(membersFinal) at the end",
+            "operations: \(messagesSent) messages, \(updates) updates, \(adds) adds, \(readds) re-adds, \(removes) removes",
+            "network: \(envelopesDelivered) deliveries, \(duplicatesInjected) duplicates injected, \(partitions) partitions",
+            "views agree: \(viewsAgree); update secrets agree: \(secretsAgree) (\(secretsCompared) compared)",
+            "decryptions: \(decryptions) of \(expectedDecryptions) expected; unexpected \(unexpectedDecryptions), missed \(missedDecryptions)",
+            "forward secrecy: \(fsViolations) violations in \(fsChecks) checks; PCS: \(pcsViolations) violations in \(pcsChecks) checks",
+            "wall time \(format3(wallSeconds)) s, peak memory \(format3(peakMemoryMB)) MB",
+        ]
+        for failure in processingFailures.prefix(10) { lines.append("processing failure: \(failure)") }
+        for problem in problems.prefix(10) { lines.append("problem: \(problem)") }
+        lines.append(ok ? "OK: every check held" : "FAILED")
+        return lines.joined(separator: "\n")
+    }
+}
+
+func format3(_ value: Double) -> String {
+    let scaled = (value * 1000).rounded() / 1000
+    return "\(scaled)"
+}
