@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "KeyAgreementTests", dependencies: ["KeyAgreement", "DCGKACrypto", "DCGKAEncoding", "Membership"]),
         .testTarget(name: "CausalBroadcastTests", dependencies: ["CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(name: "GroupMessagingTests", dependencies: ["GroupMessaging", "DCGKACrypto", "DCGKAEncoding"]),
-        .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership"]),
+        .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator"]),
         .testTarget(name: "CLITests", dependencies: ["dcgka"]),
     ],

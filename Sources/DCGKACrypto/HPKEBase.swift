@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+internal import DCGKAEncoding
 internal import Crypto
 
 /// HPKE base mode (RFC 9180) for DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and ChaCha20-Poly1305,

@@ -83,22 +83,24 @@ public struct Group: Sendable, Equatable {
 
 extension Group {
     /// Creates a group with the members whose bundles are given (verified against `now`).
-    /// Returns the group and the create envelope to send to everyone.
+    /// `ownBundle`, a current bundle of mine, is sent along so that members added later can start
+    /// 2SM with me. Returns the group and the create envelope to send to everyone.
     public static func create<R: RandomNumberGenerator>(
-        identity: IdentityKey, members bundles: [KeyBundle], prekeys: PrekeyStore, now: UInt64,
+        identity: IdentityKey, ownBundle: KeyBundle, members bundles: [KeyBundle], prekeys: PrekeyStore, now: UInt64,
         configuration: GroupConfiguration = .init(), suite: CipherSuiteID = .suite1, using rng: inout R
     ) throws(GroupError) -> (Group, Envelope) {
-        for bundle in bundles {
+        guard ownBundle.identity == identity.id else { throw .invalidKeyBundle(ownBundle.identity, "not my bundle") }
+        for bundle in [ownBundle] + bundles {
             do { try bundle.verify(now: now, expectedSuite: suite) } catch {
                 throw .invalidKeyBundle(bundle.identity, "\(error)")
             }
         }
         var group = Group(identity: identity, groupID: GroupID(rng.bytes32()), suite: suite, configuration: configuration)
-        for bundle in bundles { group.bundles[bundle.identity] = bundle }
+        for bundle in [ownBundle] + bundles { group.bundles[bundle.identity] = bundle }
         let (seq, prev) = group.broadcast.nextOwnPosition()
         let output: OperationOutput
         do {
-            output = try group.keyAgreement.create(bundles: bundles, seq: seq, keys: group.keys(prekeys, now: now), using: &rng)
+            output = try group.keyAgreement.create(bundles: bundles, creatorBundle: ownBundle, seq: seq, keys: group.keys(prekeys, now: now), using: &rng)
         } catch {
             throw .protocolError(error)
         }
@@ -282,9 +284,10 @@ extension Group {
         var output = GroupOutput()
         let history = keyAgreement.history
         switch broadcast.receive(envelope, isKnownSender: { history.isKnownParticipant($0) }) {
-        case .buffered:
+        case .buffered, .skippedBeforeJoin:
+            // A skipped envelope from before my join can still release acknowledgments of it.
             deliverAll(prekeys: prekeys, into: &output, using: &rng)
-        case .duplicate, .skippedBeforeJoin:
+        case .duplicate:
             break
         case .rejected(let error):
             if case .equivocation(let sender, _) = error {
@@ -379,6 +382,12 @@ extension Group {
             startMyEpoch(mySeq, result.mySecret)
         }
         reportMembershipChange(from: before, wasMember: wasMember, envelope: envelope, kind: kind, into: &output)
+        // A remove whose sender did not know me yet gives me no fresh secret, so the removed member
+        // could still read my current epoch: I refresh right away (PROTOCOL-NOTES.md, "self-update").
+        if kind == .remove, result.mySecret == nil, isMember, !before.subtracting(members).isEmpty,
+           let refresh = try? update(prekeys: prekeys, using: &rng) {
+            output.envelopes.append(refresh)
+        }
     }
 
     func reportMembershipChange(

@@ -90,7 +90,8 @@ public struct Welcome: Equatable, Sendable, WireCodable {
 /// The body of a control envelope: its type-specific fields and its direct messages.
 public struct ControlBody: Equatable, Sendable {
     public enum Fields: Equatable, Sendable {
-        /// The key bundles of the members besides the creator (everyone needs them to start 2SM).
+        /// The members' key bundles (everyone needs them to start 2SM); the creator's own may lead the
+        /// list and is not a member of the create operation itself.
         case create([KeyBundle])
         /// The added member's key bundle and its welcome.
         case add(KeyBundle, Welcome)

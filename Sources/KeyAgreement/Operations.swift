@@ -6,9 +6,10 @@ public import Membership
 // MARK: - My operations (§5.3)
 
 extension DCGKAState {
-    /// create(IDs): the group's first message. `bundles` are the other members' verified key bundles.
+    /// create(IDs): the group's first message. `bundles` are the other members' verified key
+    /// bundles; `creatorBundle`, my own, travels along so later members can start 2SM with me.
     public mutating func create<R: RandomNumberGenerator>(
-        bundles: [KeyBundle], seq: UInt64, keys: KeyMaterial, using rng: inout R
+        bundles: [KeyBundle], creatorBundle: KeyBundle? = nil, seq: UInt64, keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> OperationOutput {
         guard history.isEmpty else { throw .invalidOperation("the group already exists") }
         let ids = bundles.map(\.identity)
@@ -18,7 +19,8 @@ extension DCGKAState {
         let directory = RecipientDirectory(view: history.members())
         let dms = try generateSeed(recipients: ids, directory: directory, keys: keys, using: &rng)
         let secret = processOwnSeed(op)
-        return OperationOutput(body: ControlBody(fields: .create(bundles), directMessages: dms), updateSecret: secret)
+        let listed = (creatorBundle.map { [$0] } ?? []) + bundles
+        return OperationOutput(body: ControlBody(fields: .create(listed), directMessages: dms), updateSecret: secret)
     }
 
     /// update(): a fresh seed for everyone in my view (post-compromise security).
@@ -119,7 +121,8 @@ extension DCGKAState {
         switch body.fields {
         case .create(let bundles):
             guard history.isEmpty else { throw .unexpectedMessage("a second create") }
-            try applyMembership(MembershipOperation(id: op, kind: .create(members: bundles.map(\.identity))))
+            let members = bundles.map(\.identity).filter { $0 != sender }
+            try applyMembership(MembershipOperation(id: op, kind: .create(members: members)))
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
         case .update:
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
@@ -233,7 +236,12 @@ extension DCGKAState {
         if let first = mine.first {
             ratchets[ack.sender] = try decodeSecret(first, from: ack.sender)
         }
-        guard history.members(asSeenBy: ack.sender, atSeq: ack.seq).contains(me) else { return nil }
+        // The acknowledger itself takes this step only while it is a member in its own view
+        // (process-add-ack(me) asks "me in member-view(me)"), so the others require that too;
+        // otherwise a removed member's add-ack would move its ratchet for others but not for
+        // itself (PROTOCOL-NOTES.md).
+        let view = history.members(asSeenBy: ack.sender, atSeq: ack.seq)
+        guard view.contains(me), view.contains(ack.sender) else { return nil }
         return updateRatchet(ack.sender, input: Self.addInput)
     }
 

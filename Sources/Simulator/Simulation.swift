@@ -150,11 +150,11 @@ public struct Simulation {
         do {
             let bundles = (1..<n).map { devices[$0].bundle }
             let (group, envelope) = try Group.create(
-                identity: devices[0].identity, members: bundles, prekeys: devices[0].prekeys, now: Self.now, configuration: Self.groupConfiguration, using: &rng)
+                identity: devices[0].identity, ownBundle: devices[0].bundle, members: bundles, prekeys: devices[0].prekeys, now: Self.now, configuration: Self.groupConfiguration, using: &rng)
             devices[0].group = group
             groupID = group.groupID
             recordOwnSecrets(device: 0)
-            publish(envelope, from: 0)
+            publish(envelope, from: 0, invite: Set(1..<n))
         } catch {
             report.problems.append("create failed: \(error)")
             return
@@ -178,11 +178,11 @@ public struct Simulation {
     // MARK: Network
 
     /// Sends an envelope to every device that has (or is invited into) the group.
-    mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Int? = nil) {
+    mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Set<Int> = []) {
         store[envelope.hash] = envelope
         storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
         let wire = envelope.wireBytes
-        for device in devices.indices where device != sender && (devices[device].group != nil || device == invited) {
+        for device in devices.indices where device != sender && (devices[device].group != nil || invited.contains(device)) {
             schedule(wire, to: device)
         }
     }
@@ -346,7 +346,7 @@ public struct Simulation {
                 let envelope = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
                 devices[actor].group = group
                 recordOwnSecrets(device: actor)
-                publish(envelope, from: actor, invite: target)
+                publish(envelope, from: actor, invite: [target])
             } else if view.count > 2 {
                 let candidates = view.filter { $0 != group.me }
                 guard let victim = pick(candidates) else { return }
@@ -401,6 +401,23 @@ public struct Simulation {
             var offered = false
             for device in devices.indices {
                 guard let group = devices[device].group else { continue }
+                // Fetch what the device reports missing (by hash or by range), as a relay would serve it.
+                for request in group.missing {
+                    switch request {
+                    case .hash(let hash):
+                        if let envelope = store[hash], !group.broadcast.isBuffered(hash) {
+                            enqueue(envelope.wireBytes, to: device, at: time)
+                            offered = true
+                        }
+                    case .range(let sender, let from, let through):
+                        for seq in from...max(from, through) {
+                            if let envelope = storeBySender[sender]?[seq], !group.broadcast.isBuffered(envelope.hash) {
+                                enqueue(envelope.wireBytes, to: device, at: time)
+                                offered = true
+                            }
+                        }
+                    }
+                }
                 for (sender, bySeq) in storeBySender where sender != group.me {
                     let delivered = group.broadcast.deliveredSeq(of: sender)
                     for seq in bySeq.keys.sorted() where seq > delivered {
@@ -419,18 +436,49 @@ public struct Simulation {
         report.membersFinal = members.count
         let views = Set(members.map { devices[$0].group!.members })
         let selfView = Set(members.map { devices[$0].identity.id })
-        report.viewsAgree = views.count == 1 && views.first == selfView
-        if !report.viewsAgree { report.problems.append("views differ: \(views.count) distinct views among \(members.count) members") }
+        if members.isEmpty {
+            // Concurrent removals can empty the group; then every device must see it empty.
+            report.viewsAgree = devices.allSatisfy { $0.group.map { $0.members.isEmpty } ?? true }
+        } else {
+            report.viewsAgree = views.count == 1 && views.first == selfView
+        }
+        if !report.viewsAgree {
+            report.problems.append("views differ: \(views.count) distinct views among \(members.count) members")
+            for device in devices.indices {
+                guard let group = devices[device].group else { continue }
+                report.problems.append("device \(device): member \(group.isMember), view \(group.members.compactMap { deviceIndex[$0] }.sorted()), buffered \(group.broadcast.bufferedCount), missing \(group.missing.prefix(3))")
+            }
+        }
 
-        // Update secrets: every (member, epoch) derived by several devices must be equal.
+        // Update secrets: every (member, epoch) must be derived identically by every device that
+        // was in that member's view when it started the epoch (a removed member may still derive
+        // values from stale state, which are of no use to it and are not compared).
         var reference: [EpochKey: Bytes32] = [:]
         var agree = true
         var compared = 0
+        let finalHistory = members.first.flatMap { devices[$0].group?.keyAgreement.history }
         for device in devices.indices {
-            for (key, secret) in devices[device].secrets {
+            let id = devices[device].identity.id
+            for (key, secret) in devices[device].secrets.sorted(by: { ($0.key.member, $0.key.epoch) < ($1.key.member, $1.key.epoch) }) {
+                if key.member != id, let finalHistory,
+                   !finalHistory.members(asSeenBy: key.member, atSeq: key.epoch).contains(id) { continue }
                 if let existing = reference[key] {
                     compared += 1
-                    if existing != secret { agree = false }
+                    if existing != secret {
+                        if agree {
+                            let owner = deviceIndex[key.member].map(String.init) ?? "?"
+                            let holders = devices.indices.filter { devices[$0].secrets[key] != nil }
+                            let values = holders.map { "\($0):\(devices[$0].secrets[key]!)" }
+                            report.problems.append("secret mismatch for device \(owner) epoch \(key.epoch): \(values)")
+                            for seq in 1...key.epoch {
+                                guard let e = storeBySender[key.member]?[seq], e.kind != .application else { continue }
+                                let a = e.acked.flatMap { hash in store[hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                                let values = holders.compactMap { h in devices[h].secrets[EpochKey(member: key.member, epoch: seq)].map { "\(h):\($0)" } }
+                                report.problems.append("  #\(seq): \(e.kind) acking \(a); \(values)")
+                            }
+                        }
+                        agree = false
+                    }
                 } else {
                     reference[key] = secret
                 }

@@ -195,11 +195,16 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
             throw .decryptionFailed(error)
         }
         let message_: [UInt8], forMe: PKESecretKey, peerIndex: UInt64, peerKey: PKEPublicKey
-        do {
+        do throws(WireError) {
             var reader = WireReader(plaintext)
             message_ = try reader.readLengthPrefixed(field: "2SM plaintext", limit: TwoPartyMessage.maximumCiphertextLength)
             forMe = try reader.read()
             peerIndex = try reader.readVarint()
+            // The sender's key indices start at 1 (0 names a prekey in a header) and must fit in the
+            // header we will send back naming this key (TwoPartyHeader.maximumIndex).
+            guard peerIndex >= 1, peerIndex <= TwoPartyHeader.maximumIndex else {
+                throw WireError.invalidValue(field: "2SM sender index")
+            }
             peerKey = try reader.read()
             try reader.finish()
         } catch {

@@ -80,7 +80,7 @@ struct DemoWorld {
     mutating func create(by creator: String, with others: [String]) throws {
         let person = people[creator]!
         let (group, envelope) = try Group.create(
-            identity: person.identity, members: others.map { people[$0]!.bundle }, prekeys: person.prekeys,
+            identity: person.identity, ownBundle: person.bundle, members: others.map { people[$0]!.bundle }, prekeys: person.prekeys,
             now: Self.now, using: &rng)
         groupID = group.groupID
         people[creator]!.group = group

@@ -37,7 +37,7 @@ func makeGroupID(_ seed: UInt64) -> GroupID {
     return GroupID(rng.bytes32())
 }
 
-let everyoneKnown: (MemberID) -> Bool = { _ in true }
+let everyoneKnown: @Sendable (MemberID) -> Bool = { _ in true }
 
 extension BroadcastState {
     /// Hands out and marks delivered everything deliverable; returns it in delivery order.

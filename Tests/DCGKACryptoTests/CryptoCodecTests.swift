@@ -49,10 +49,10 @@ struct CryptoCodecTests {
         let identity = IdentityKey.generate(using: &rng)
         fuzzDecode(CipherSuiteID.self, valid: [[1]], iterations: 500, using: &rng)
         let secrets = (0..<4).map { _ in PKESecretKey.generate(using: &rng) }
-        fuzzDecode(PKEPublicKey.self, valid: secrets.map(\.publicKey.wireBytes), iterations: 1_000, using: &rng)
-        fuzzDecode(PKESecretKey.self, valid: secrets.map(\.wireBytes), iterations: 1_000, using: &rng)
-        fuzzDecode(IdentityKey.self, valid: [identity.wireBytes], iterations: 1_000, using: &rng)
-        fuzzDecode(Signature.self, valid: [identity.sign([1]).wireBytes], iterations: 1_000, using: &rng)
+        fuzzDecode(PKEPublicKey.self, valid: secrets.map(\.publicKey.wireBytes), iterations: 2_000, using: &rng)
+        fuzzDecode(PKESecretKey.self, valid: secrets.map(\.wireBytes), iterations: 2_000, using: &rng)
+        fuzzDecode(IdentityKey.self, valid: [identity.wireBytes], iterations: 2_000, using: &rng)
+        fuzzDecode(Signature.self, valid: [identity.sign([1]).wireBytes], iterations: 2_000, using: &rng)
         let bundles = (0..<4).map { i in
             KeyBundle(signing: secrets[i].publicKey, notAfter: rng.next() >> (16 * UInt64(i)), with: identity).wireBytes
         }

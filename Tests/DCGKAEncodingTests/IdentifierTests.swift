@@ -95,8 +95,8 @@ struct IdentifierTests {
         // Only exactly 32 bytes decode; each decoded value re-encodes to its input.
         let accepted = fuzzDecode(Bytes32.self, valid: valid, iterations: 2_000, using: &rng)
         #expect(accepted > 0)
-        fuzzDecode(MemberID.self, valid: valid, iterations: 1_000, using: &rng)
-        fuzzDecode(GroupID.self, valid: valid, iterations: 1_000, using: &rng)
+        fuzzDecode(MemberID.self, valid: valid, iterations: 2_000, using: &rng)
+        fuzzDecode(GroupID.self, valid: valid, iterations: 2_000, using: &rng)
         let ops = (0..<8).map { i in
             OperationID(sender: MemberID(rng.bytes32()), seq: rng.next() >> (8 * UInt64(i))).wireBytes
         }

@@ -45,6 +45,18 @@ struct Duo {
         try states[at].receive(message, from: ids[1 - at], to: ids[at], binding: binding, prekeys: prekeys[at])
     }
 
+    /// Delivers `message` to side `at`; it must fail and leave that side's state unchanged.
+    mutating func rejects(
+        _ at: Int, _ message: TwoPartyMessage, from: MemberID? = nil, to: MemberID? = nil,
+        binding: TwoPartyBinding? = nil, prekeys: PrekeyStore? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> TwoPartyError? {
+        let sender = from ?? ids[1 - at], recipient = to ?? ids[at]
+        let binding = binding ?? self.binding, store = prekeys ?? self.prekeys[at]
+        return expectFailureLeavesStateUnchanged(&states[at], sourceLocation: sourceLocation) { state throws(TwoPartyError) in
+            try state.receive(message, from: sender, to: recipient, binding: binding, prekeys: store)
+        }
+    }
+
     /// Sends `text` from one side and delivers it to the other, checking the plaintext.
     @discardableResult
     mutating func exchange(_ from: Int, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> TwoPartyMessage {

@@ -116,16 +116,12 @@ struct ConversationTests {
         // Bob's prekey has expired and been deleted (notAfter + grace passed).
         var expired = duo.prekeys[1]
         #expect(expired.deleteExpired(now: Duo.notAfter + 101) == 1)
-        let error = expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-            try state.receive(message, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: expired)
-        }
+        let error = duo.rejects(1, message, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: expired)
         #expect(error == .unknownPrekey)
         // A header naming some other prekey fails the same way.
         var other = message
         other.header.prekey = PKEPublicKey(raw: duo.rng.bytes32())
-        #expect(expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-            try state.receive(other, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-        } == .unknownPrekey)
+        #expect(duo.rejects(1, other, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1]) == .unknownPrekey)
         #expect(try duo.receive(1, message) == [1])
     }
 
@@ -153,16 +149,10 @@ struct ConversationTests {
         #expect(chained.header.origin == .me)
         #expect(indexed.header.origin == .other && indexed.header.index == 1)
 
-        let chainedError = expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-            try state.receive(chained, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-        }
+        let chainedError = duo.rejects(1, chained, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
         #expect(chainedError == .decryptionFailed(.decryptionFailed), "the secret it needs was replaced")
-        #expect(expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-            try state.receive(indexed, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-        } == .unknownKeyIndex(1))
-        #expect(expectFailureLeavesStateUnchanged(&duo.states[0]) { state throws(TwoPartyError) in
-            try state.receive(reply, from: duo.ids[1], to: duo.ids[0], binding: duo.binding, prekeys: duo.prekeys[0])
-        } == .unknownKeyIndex(2))
+        #expect(duo.rejects(1, indexed, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1]) == .unknownKeyIndex(1))
+        #expect(duo.rejects(0, reply, from: duo.ids[1], to: duo.ids[0], binding: duo.binding, prekeys: duo.prekeys[0]) == .unknownKeyIndex(2))
         // The channel is intact.
         try duo.exchange(1, "still fine")
         try duo.exchange(0, "still fine")
@@ -171,13 +161,9 @@ struct ConversationTests {
     @Test func outOfOrderDeliveryFailsWithoutDamage() throws {
         var duo = Duo(seed: 11)
         let m1 = try duo.send(0, [1]), m2 = try duo.send(0, [2]), m3 = try duo.send(0, [3])
-        #expect(expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-            try state.receive(m2, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-        } == .noReceivedKey)
+        #expect(duo.rejects(1, m2, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1]) == .noReceivedKey)
         #expect(try duo.receive(1, m1) == [1])
-        let error = expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-            try state.receive(m3, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-        }
+        let error = duo.rejects(1, m3, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
         #expect(error == .decryptionFailed(.decryptionFailed))
         #expect(try duo.receive(1, m2) == [2])
         #expect(try duo.receive(1, m3) == [3])
@@ -236,9 +222,7 @@ struct ConversationTests {
             variants.append(m)
         }
         for variant in variants {
-            _ = expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-                try state.receive(variant, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-            }
+            _ = duo.rejects(1, variant, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
         }
         #expect(try duo.receive(1, message) == [7])
     }
@@ -259,40 +243,63 @@ struct ConversationTests {
                 (duo.ids[0], stranger, duo.binding),    // another recipient
             ]
             for (from, to, binding) in attempts {
-                let error = expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-                    try state.receive(message, from: from, to: to, binding: binding, prekeys: duo.prekeys[1])
-                }
+                let error = duo.rejects(1, message, from: from, to: to, binding: binding, prekeys: duo.prekeys[1])
                 #expect(error == .decryptionFailed(.decryptionFailed))
             }
             #expect(try duo.receive(1, message) == [UInt8(step)])
         }
     }
 
+    /// Encrypts `plaintext` to Bob's prekey as if from Alice. Anyone can do this (HPKE base mode
+    /// does not authenticate the sender); §6 signs envelopes so that only Alice's reach Bob.
+    static func forged(_ duo: inout Duo, plaintext: [UInt8]) throws -> TwoPartyMessage {
+        let header = try TwoPartyHeader(wireBytes: [0, 0] + duo.bundles[1].prekey.bytes)
+        let ciphertext = try Suite1().pkeSeal(
+            to: duo.bundles[1].prekey, info: duo.binding.info(sender: duo.ids[0], recipient: duo.ids[1]),
+            aad: header.wireBytes, plaintext: plaintext, using: &duo.rng)
+        return TwoPartyMessage(header: header, ciphertext: ciphertext)
+    }
+
+    static func plaintext(_ m: [UInt8], _ secret: PKESecretKey, index: [UInt8], _ key: PKEPublicKey) -> [UInt8] {
+        var w = WireWriter()
+        w.writeLengthPrefixed(m)
+        w.write(secret)
+        w.writeFixed(index)
+        w.write(key)
+        return w.bytes
+    }
+
     @Test func malformedPlaintextIsRejectedWithoutChange() throws {
         var duo = Duo(seed: 15)
-        // A well-encrypted message to Bob's prekey whose plaintext is not m ‖ sk ‖ index ‖ pk.
-        let header = try TwoPartyHeader(wireBytes: [0, 0] + duo.bundles[1].prekey.bytes)
-        for plaintext: [UInt8] in [[], [0], [1, 2, 3], [UInt8](repeating: 0, count: 66), [UInt8](repeating: 0, count: 67)] {
-            let ciphertext = try Suite1().pkeSeal(
-                to: duo.bundles[1].prekey, info: duo.binding.info(sender: duo.ids[0], recipient: duo.ids[1]),
-                aad: header.wireBytes, plaintext: plaintext, using: &duo.rng)
-            let message = TwoPartyMessage(header: header, ciphertext: ciphertext)
-            let error = expectFailureLeavesStateUnchanged(&duo.states[1]) { state throws(TwoPartyError) in
-                try state.receive(message, from: duo.ids[0], to: duo.ids[1], binding: duo.binding, prekeys: duo.prekeys[1])
-            }
-            guard case .malformedPlaintext = error else {
-                Issue.record("expected malformedPlaintext, got \(String(describing: error))")
-                continue
-            }
+        let sk = PKESecretKey.generate(using: &duo.rng), pk = PKESecretKey.generate(using: &duo.rng).publicKey
+        let cases: [([UInt8], WireError)] = [
+            ([], .truncated),
+            ([0], .truncated),
+            ([1, 2, 3], .truncated),
+            (Self.plaintext([7], sk, index: [5], pk) + [0], .trailingBytes(count: 1)),
+            (Self.plaintext([7], sk, index: [0x85, 0x00], pk), .nonCanonicalVarint),
+            // Index 0 names a prekey, never a key the sender generated.
+            (Self.plaintext([7], sk, index: [0], pk), .invalidValue(field: "2SM sender index")),
+            ([UInt8](repeating: 0, count: 66), .invalidValue(field: "2SM sender index")),
+            // An index our reply header could not carry.
+            (Self.plaintext([7], sk, index: (TwoPartyHeader.maximumIndex + 1).wireBytes, pk), .invalidValue(field: "2SM sender index")),
+        ]
+        for (plaintext, expected) in cases {
+            let message = try Self.forged(&duo, plaintext: plaintext)
+            #expect(duo.rejects(1, message) == .malformedPlaintext(expected))
         }
-        try duo.exchange(0, "fine")
+        // Well-formed: accepted (sender authentication is the envelope's job, §3.4 / §6).
+        let largest = try Self.forged(&duo, plaintext: Self.plaintext([7], sk, index: TwoPartyHeader.maximumIndex.wireBytes, pk))
+        #expect(try duo.receive(1, largest) == [7])
+        #expect(duo.states[1].otherKeyIndex == TwoPartyHeader.maximumIndex)
+        #expect(try duo.send(1, [1]).wireBytes.count > 0)
     }
 
     @Test func stateCodecMidConversationAndContinuing() throws {
         var duo = Duo(seed: 16)
         try checkCodec(duo.states[0])
         for i in 0..<7 { try duo.exchange(i % 3 == 0 ? 1 : 0, "warm-up \(i)") }
-        _ = try duo.send(0, [9])  // one in flight, never delivered: Alice keeps an extra key
+        let inFlight = try duo.send(0, [9])  // sent before the restore, delivered after it
         for side in 0..<2 { try checkCodec(duo.states[side]) }
 
         var restored = duo
@@ -300,6 +307,8 @@ struct ConversationTests {
         #expect(restored.states == duo.states)
         restored.prekeys = try duo.prekeys.map { try PrekeyStore(wireBytes: $0.wireBytes) }
         // The restored pair behaves exactly like the original: same randomness, same bytes.
+        #expect(try duo.receive(1, inFlight) == [9])
+        #expect(try restored.receive(1, inFlight) == [9])
         var transcriptA: [TwoPartyMessage] = [], transcriptB: [TwoPartyMessage] = []
         for i in 0..<10 {
             let side = i % 4 == 3 ? 1 : 0
