@@ -219,15 +219,20 @@ extension DCGKAState {
             memberSecrets[MemberSecretKey(operation: op, member: added)] = updateRatchet(op.sender, input: Self.welcomeInput)
             senderSecret = updateRatchet(op.sender, input: Self.addInput)
         }
-        var keys = keys
-        keys.peerBundles[added] = bundle
-        let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
         try recordOwnAcknowledgment(of: op, mySeq: mySeq)
-        let directory = RecipientDirectory(view: history.members())
-        let mySecret: Bytes32? = history.members().contains(me) ? updateRatchet(me, input: Self.addInput) : nil
+        let view = history.members()
+        var dms: [TaggedDirectMessage] = []
+        // §5.5(4): when the add is not effective in my view (its sender was removed before or
+        // concurrently), the added member must not receive my ratchet state (PROTOCOL-NOTES.md).
+        if view.contains(added) {
+            var keys = keys
+            keys.peerBundles[added] = bundle
+            let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
+            dms.append(TaggedDirectMessage(tag: RecipientDirectory(view: view).tag(for: added), message: c))
+        }
+        let mySecret: Bytes32? = view.contains(me) ? updateRatchet(me, input: Self.addInput) : nil
         return ProcessOutput(
-            acknowledgment: ControlBody(fields: .addAck, directMessages: [TaggedDirectMessage(tag: directory.tag(for: added), message: c)]),
-            senderSecret: senderSecret, mySecret: mySecret)
+            acknowledgment: ControlBody(fields: .addAck, directMessages: dms), senderSecret: senderSecret, mySecret: mySecret)
     }
 
     mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {

@@ -418,7 +418,7 @@ public struct Simulation {
                         }
                     }
                 }
-                for (sender, bySeq) in storeBySender where sender != group.me {
+                for (sender, bySeq) in storeBySender.sorted(by: { $0.key < $1.key }) where sender != group.me {
                     let delivered = group.broadcast.deliveredSeq(of: sender)
                     for seq in bySeq.keys.sorted() where seq > delivered {
                         guard let envelope = bySeq[seq], !group.broadcast.isBuffered(envelope.hash) else { continue }
@@ -526,7 +526,7 @@ public struct Simulation {
             var attackerRNG = SeededRandom(seed: configuration.seed &+ UInt64(snapshot.time))
             var readable: Set<Bytes32> = []
             let victim = devices[snapshot.device].identity.id
-            for bySeq in storeBySender.values {
+            for (_, bySeq) in storeBySender.sorted(by: { $0.key < $1.key }) {
                 for seq in bySeq.keys.sorted() {
                     let envelope = bySeq[seq]!
                     guard envelope.sender != victim else { continue }

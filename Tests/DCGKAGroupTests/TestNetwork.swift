@@ -34,8 +34,13 @@ struct TestNetwork {
         var prekeys: PrekeyStore
         let bundle: KeyBundle
         var group: Group?
-        /// Update secrets this person derived, by (member, epoch).
+        /// Update secrets this person derived while a member in its own view, by (member, epoch).
         var secrets: [EpochKey: Bytes32] = [:]
+        /// Update secrets derived while not a member (removed, or removed concurrently with an add
+        /// of it). Such a person lacks the seeds of operations that excluded it, so what it derives
+        /// for later epochs need not match the members' secrets; §5.4 requires equality among
+        /// members only. These are kept for the checks that an outsider learns nothing.
+        var secretsWhileOut: [EpochKey: Bytes32] = [:]
         /// Whether the group still reports its update secrets (false after a decode).
         var exposesSecrets = true
         /// Application messages (by envelope hash) this person decrypted / could not decrypt.
@@ -92,7 +97,7 @@ struct TestNetwork {
     mutating func create(by creator: String, with others: [String]) throws {
         let person = people[creator]!
         let (group, envelope) = try Group.create(
-            identity: person.identity, members: others.map { people[$0]!.bundle }, prekeys: person.prekeys,
+            identity: person.identity, ownBundle: person.bundle, members: others.map { people[$0]!.bundle }, prekeys: person.prekeys,
             now: Self.now, configuration: Self.configuration, using: &rng)
         people[creator]!.group = group
         collectSecrets(creator)
@@ -323,10 +328,14 @@ struct TestNetwork {
         guard var group = people[name]!.group else { return }
         for record in group.derivedUpdateSecrets {
             let key = EpochKey(member: record.member, epoch: record.epoch)
-            if let existing = people[name]!.secrets[key], existing != record.secret {
+            if let existing = people[name]!.secrets[key] ?? people[name]!.secretsWhileOut[key], existing != record.secret {
                 problems.append("\(name) derived two secrets for \(self.name(of: record.member))@\(record.epoch)")
             }
-            people[name]!.secrets[key] = record.secret
+            if group.isMember {
+                people[name]!.secrets[key] = record.secret
+            } else {
+                people[name]!.secretsWhileOut[key] = record.secret
+            }
         }
         group.clearDerivedUpdateSecrets()
         people[name]!.group = group

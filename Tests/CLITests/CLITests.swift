@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+/// Runs the built `dcgka` executable as a subprocess.
+@Suite struct CLITests {
+    /// The `dcgka` binary in the products directory of this test run: next to the test bundle
+    /// (Linux: the `.xctest` executable; macOS: the parent of the `.xctest` bundle), or under the
+    /// package's build directories.
+    static func binary() throws -> URL {
+        let fileManager = FileManager.default
+        var candidates: [URL] = []
+        for path in [CommandLine.arguments.first, Bundle.main.executablePath].compactMap({ $0 }) {
+            var url = URL(fileURLWithPath: path).deletingLastPathComponent()
+            for _ in 0..<4 {
+                candidates.append(url.appendingPathComponent("dcgka"))
+                url = url.deletingLastPathComponent()
+            }
+        }
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("dcgka"))
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        if let entries = try? fileManager.contentsOfDirectory(atPath: root.path) {
+            for entry in entries.sorted() where entry.hasPrefix(".build") {
+                candidates.append(root.appendingPathComponent(entry).appendingPathComponent("debug/dcgka"))
+                candidates.append(root.appendingPathComponent(entry).appendingPathComponent("release/dcgka"))
+            }
+        }
+        for candidate in candidates {
+            var isDirectory: ObjCBool = false
+            if fileManager.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+               fileManager.isExecutableFile(atPath: candidate.path) {
+                return candidate
+            }
+        }
+        throw BinaryNotFound(searched: candidates.map(\.path))
+    }
+
+    struct BinaryNotFound: Error, CustomStringConvertible {
+        let searched: [String]
+        var description: String { "dcgka not found; searched \(searched)" }
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read before waiting so a full pipe cannot block the child.
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static let requiredKeys = [
+        "seed", "members_final", "views_agree", "secrets_agree", "messages_sent", "expected_decryptions", "decryptions",
+        "unexpected_decryptions", "missed_decryptions", "fs_checks", "fs_violations", "pcs_checks", "pcs_violations", "ok",
+    ]
+
+    @Test("dcgka simulate --json prints one JSON object with the report's keys")
+    func simulateJSON() throws {
+        let result = try Self.run(["simulate", "--members", "4", "--operations", "30", "--seed", "3", "--json"])
+        #expect(result.status == 0, "stderr: \(result.stderr)\nstdout: \(result.stdout)")
+        let data = Data(result.stdout.utf8)
+        let object = try JSONSerialization.jsonObject(with: data)
+        let json = try #require(object as? [String: Any], "not a JSON object: \(result.stdout)")
+        for key in Self.requiredKeys { #expect(json[key] != nil, "missing key \(key)") }
+        #expect((json["seed"] as? NSNumber)?.intValue == 3)
+        #expect(json["ok"] as? Bool == true, "\(result.stdout)")
+        #expect(json["views_agree"] as? Bool == true)
+        #expect(json["secrets_agree"] as? Bool == true)
+        for key in ["unexpected_decryptions", "missed_decryptions", "fs_violations", "pcs_violations"] {
+            #expect((json[key] as? NSNumber)?.intValue == 0, "\(key)")
+        }
+        let decryptions = (json["decryptions"] as? NSNumber)?.intValue
+        let expected = (json["expected_decryptions"] as? NSNumber)?.intValue
+        #expect(decryptions != nil && decryptions == expected)
+        #expect(((json["members_final"] as? NSNumber)?.intValue ?? 0) >= 2)
+        #expect(((json["messages_sent"] as? NSNumber)?.intValue ?? 0) > 0)
+    }
+
+    @Test("dcgka simulate is deterministic for a seed (apart from timing)")
+    func simulateDeterministic() throws {
+        func strip(_ output: String) throws -> NSDictionary {
+            let object = try JSONSerialization.jsonObject(with: Data(output.utf8))
+            let dictionary = NSMutableDictionary(dictionary: try #require(object as? [String: Any]))
+            dictionary.removeObjects(forKeys: ["wall_seconds", "peak_memory_mb"])
+            return dictionary
+        }
+        let arguments = ["simulate", "--members", "4", "--operations", "20", "--seed", "8", "--json"]
+        let first = try Self.run(arguments)
+        let second = try Self.run(arguments)
+        #expect(try strip(first.stdout) == strip(second.stdout))
+    }
+
+    @Test("dcgka demo exits 0 and prints the transcripts")
+    func demo() throws {
+        let result = try Self.run(["demo"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("Dave"))
+        #expect(result.stdout.contains("cannot"))
+        for name in ["Alice", "Bob", "Carol"] { #expect(result.stdout.contains("--- \(name) sees")) }
+        #expect(!result.stdout.contains("! could not process"), "\(result.stdout)")
+        #expect(!result.stdout.contains("! rejected"), "\(result.stdout)")
+    }
+
+    @Test("dcgka rejects an unknown option")
+    func badOption() throws {
+        let result = try Self.run(["simulate", "--no-such-option"])
+        #expect(result.status != 0)
+    }
+}

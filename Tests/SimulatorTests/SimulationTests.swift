@@ -1,0 +1,95 @@
+import Foundation
+import Simulator
+import Testing
+
+/// The deterministic network simulator of PROTOCOL.md §9 over many seeds.
+@Suite struct SimulationTests {
+    /// 20 seeded runs of 4–8 members and 40–80 operations on an adversarial network.
+    static let runs: [SimulationConfiguration] = (1...20).map { (seed: UInt64) in
+        SimulationConfiguration(members: 4 + Int(seed % 5), operations: 40 + Int(seed * 7 % 41), seed: seed)
+    }
+
+    static func describe(_ report: SimulationReport) -> String {
+        "seed \(report.seed): views \(report.viewsAgree), secrets \(report.secretsAgree) (\(report.secretsCompared) compared), "
+            + "decryptions \(report.decryptions)/\(report.expectedDecryptions) unexpected \(report.unexpectedDecryptions) "
+            + "missed \(report.missedDecryptions), fs \(report.fsViolations)/\(report.fsChecks), pcs \(report.pcsViolations)/\(report.pcsChecks), "
+            + "failures \(report.processingFailures.prefix(5)), problems \(report.problems.prefix(5))"
+    }
+
+    static func expectConsistent(_ report: SimulationReport, _ configuration: SimulationConfiguration) {
+        #expect(report.ok, "\(describe(report))")
+        #expect(report.seed == configuration.seed)
+        #expect(report.membersInitial == configuration.members)
+        #expect(report.membersFinal >= 2, "\(describe(report))")
+        #expect(report.viewsAgree, "\(describe(report))")
+        #expect(report.secretsAgree, "\(describe(report))")
+        #expect(report.secretsCompared > 0)
+        #expect(report.processingFailures.isEmpty, "\(report.processingFailures.prefix(10))")
+        #expect(report.problems.isEmpty, "\(report.problems.prefix(10))")
+        #expect(report.unexpectedDecryptions == 0)
+        #expect(report.missedDecryptions == 0)
+        #expect(report.fsViolations == 0)
+        #expect(report.pcsViolations == 0)
+        #expect(report.fsViolations <= report.fsChecks)
+        #expect(report.pcsViolations <= report.pcsChecks)
+        #expect(report.messagesSent > 0)
+        #expect(report.envelopesDelivered > 0)
+        // The counts add up: every decryption is either expected or unexpected, every expected one
+        // either happened or was missed.
+        #expect(report.decryptions == report.expectedDecryptions - report.missedDecryptions + report.unexpectedDecryptions)
+        if report.ok { #expect(report.decryptions == report.expectedDecryptions) }
+    }
+
+    @Test("adversarial runs converge and keep FS and PCS", arguments: runs)
+    func adversarial(configuration: SimulationConfiguration) {
+        let report = Simulation.run(configuration)
+        Self.expectConsistent(report, configuration)
+    }
+
+    @Test("the runs exercise forward secrecy, PCS, membership changes and the network")
+    func coverage() {
+        let reports = Self.runs.prefix(8).map(Simulation.run)
+        #expect(reports.contains { $0.fsChecks > 0 }, "some seed checks forward secrecy")
+        #expect(reports.contains { $0.pcsChecks > 0 }, "some seed checks PCS")
+        #expect(reports.reduce(0) { $0 + $1.pcsChecks } > 0)
+        #expect(reports.contains { $0.adds > 0 })
+        #expect(reports.contains { $0.removes > 0 })
+        #expect(reports.contains { $0.updates > 0 })
+        #expect(reports.contains { $0.duplicatesInjected > 0 })
+        for report in reports { #expect(report.ok, "\(Self.describe(report))") }
+    }
+
+    @Test("a run is a function of its seed")
+    func deterministic() {
+        let configuration = SimulationConfiguration(members: 5, operations: 40, seed: 42)
+        #expect(Simulation.run(configuration) == Simulation.run(configuration))
+    }
+
+    @Test("benign network: in-order delivery, no loss", arguments: [UInt64(1), 2, 3])
+    func benign(seed: UInt64) {
+        let configuration = SimulationConfiguration(members: 6, operations: 60, seed: seed, adversarial: false)
+        let report = Simulation.run(configuration)
+        Self.expectConsistent(report, configuration)
+        #expect(report.partitions == 0)
+        #expect(report.duplicatesInjected == 0)
+        #expect(report.pcsChecks > 0 || report.fsChecks > 0)
+    }
+
+    static let largeEnabled = ProcessInfo.processInfo.environment["DCGKA_LARGE_SIMULATIONS"] == "1"
+
+    @Test(
+        "large adversarial runs (DCGKA_LARGE_SIMULATIONS=1)", .enabled(if: largeEnabled),
+        arguments: [
+            SimulationConfiguration(members: 16, operations: 400, seed: 101),
+            SimulationConfiguration(members: 24, operations: 600, seed: 202, compromises: 6),
+            SimulationConfiguration(members: 32, operations: 800, seed: 303, messageShare: 0.5, compromises: 8),
+        ])
+    func large(configuration: SimulationConfiguration) {
+        let report = Simulation.run(configuration)
+        Self.expectConsistent(report, configuration)
+    }
+}
+
+extension SimulationConfiguration: CustomTestStringConvertible {
+    public var testDescription: String { "seed \(seed), \(members) members, \(operations) operations" }
+}
