@@ -347,7 +347,7 @@ public struct Simulation {
                 devices[actor].group = group
                 recordOwnSecrets(device: actor)
                 publish(envelope, from: actor, invite: [target])
-            } else if view.count > 2 {
+            } else if view.count > 3 {  // keep groups from emptying through concurrent removes
                 let candidates = view.filter { $0 != group.me }
                 guard let victim = pick(candidates) else { return }
                 let envelope = try group.remove(victim, prekeys: prekeys, using: &rng)
@@ -456,7 +456,7 @@ public struct Simulation {
         var reference: [EpochKey: Bytes32] = [:]
         var agree = true
         var compared = 0
-        let finalHistory = members.first.flatMap { devices[$0].group?.keyAgreement.history }
+        let finalHistory = (members.first ?? devices.indices.first { devices[$0].group != nil }).flatMap { devices[$0].group?.keyAgreement.history }
         for device in devices.indices {
             let id = devices[device].identity.id
             for (key, secret) in devices[device].secrets.sorted(by: { ($0.key.member, $0.key.epoch) < ($1.key.member, $1.key.epoch) }) {

