@@ -87,6 +87,16 @@ public struct BroadcastState: Sendable, Equatable {
     ///
     /// Only `equivocators` changes on rejection; on `.duplicate` nothing changes.
     public mutating func receive(_ envelope: Envelope, isKnownSender: (MemberID) -> Bool) -> ReceiveOutcome {
+        receive(envelope, isKnownSender: isKnownSender, verifySignature: { $0.hasValidSignature() })
+    }
+
+    /// As ``receive(_:isKnownSender:)``, with the signature check supplied by the caller: a host that
+    /// runs many members in one process (the simulator, a benchmark of the group as a whole) may
+    /// share one check per envelope hash among them. Ed25519 verification is deterministic and the
+    /// hash covers every byte, signature included, so a cached answer is the same answer.
+    public mutating func receive(
+        _ envelope: Envelope, isKnownSender: (MemberID) -> Bool, verifySignature: (Envelope) -> Bool
+    ) -> ReceiveOutcome {
         guard envelope.groupID == groupID else { return .rejected(.wrongGroup) }
         guard envelope.suite == suite else { return .rejected(.unsupportedSuite) }
         let existing = senders[envelope.sender]
@@ -98,7 +108,7 @@ public struct BroadcastState: Sendable, Equatable {
             return .duplicate
         }
 
-        guard envelope.hasValidSignature() else { return .rejected(.badSignature) }
+        guard verifySignature(envelope) else { return .rejected(.badSignature) }
 
         var state = existing ?? SenderState()
         let isMine = envelope.sender == me

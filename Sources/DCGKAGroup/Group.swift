@@ -278,12 +278,17 @@ extension Group {
 extension Group {
     /// Takes one envelope from any transport. Delivers it and everything it unblocks, in the
     /// relaxed causal order of §6.2, and returns my acknowledgments and the events.
+    ///
+    /// `verifySignature` defaults to checking the envelope's Ed25519 signature; see
+    /// ``BroadcastState/receive(_:isKnownSender:verifySignature:)`` for when to share checks.
     public mutating func receive<R: RandomNumberGenerator>(
-        _ envelope: Envelope, prekeys: PrekeyStore, using rng: inout R
+        _ envelope: Envelope, prekeys: PrekeyStore, using rng: inout R,
+        verifySignature: (Envelope) -> Bool = { $0.hasValidSignature() }
     ) -> GroupOutput {
         var output = GroupOutput()
         let history = keyAgreement.history
-        switch broadcast.receive(envelope, isKnownSender: { history.isKnownParticipant($0) }) {
+        switch broadcast.receive(
+            envelope, isKnownSender: { history.isKnownParticipant($0) }, verifySignature: verifySignature) {
         case .buffered, .skippedBeforeJoin:
             // A skipped envelope from before my join can still release acknowledgments of it.
             deliverAll(prekeys: prekeys, into: &output, using: &rng)

@@ -72,6 +72,9 @@ public struct Simulation {
         /// (member, epoch) → update secret, as this device derived it.
         var secrets: [EpochKey: Bytes32] = [:]
         var decrypted: Set<Int> = []
+        /// Envelopes refused because their sender was not known yet, retried once it is (what a
+        /// transport does with the receiver's sync requests).
+        var parked: [Bytes32: Envelope] = [:]
     }
 
     struct EpochKey: Hashable { let member: MemberID; let epoch: UInt64 }
@@ -110,6 +113,12 @@ public struct Simulation {
     var snapshots: [Snapshot] = []
     var report: SimulationReport
     var groupID: GroupID?
+    var healRounds = 0
+    let verifier = SharedSignatureCheck()
+    var queueAtHeal = 0
+    var parkedRetries = 0
+    var published = 0
+    var queueDeliveries = 0
     static let now: UInt64 = 1_800_000_000
     static var groupConfiguration: GroupConfiguration {
         var configuration = GroupConfiguration()
@@ -171,7 +180,10 @@ public struct Simulation {
             }
             performRandomOperation()
         }
+        let beforeHeal = report.envelopesDelivered
+        queueAtHeal = queue.count
         heal()
+        if ProcessInfoLite.debug { report.problems.append("debug: \(beforeHeal) deliveries before heal, \(report.envelopesDelivered) after, heal rounds \(healRounds), stored \(store.count), devices \(devices.count), queue at heal \(queueAtHeal), parked retries \(parkedRetries), queue deliveries \(queueDeliveries), published \(published)") }
         check()
     }
 
@@ -179,6 +191,7 @@ public struct Simulation {
 
     /// Sends an envelope to every device that has (or is invited into) the group.
     mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Set<Int> = []) {
+        published += 1
         store[envelope.hash] = envelope
         storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
         let wire = envelope.wireBytes
@@ -236,6 +249,7 @@ public struct Simulation {
         }
         queue = later
         due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
+        queueDeliveries += due.count
         for delivery in due { deliver(delivery.wire, to: delivery.device) }
     }
 
@@ -246,10 +260,13 @@ public struct Simulation {
         return devices[index].partition
     }
 
-    mutating func deliver(_ wire: [UInt8], to device: Int) {
+    /// Hands wire bytes to a device; false when it could not take them yet (a sender it does not
+    /// know, or an envelope that is not its invitation while it has no state).
+    @discardableResult
+    mutating func deliver(_ wire: [UInt8], to device: Int) -> Bool {
         guard let groupID, let envelope = try? Envelope(wire: wire, groupID: groupID) else {
             report.problems.append("undecodable envelope on the wire")
-            return
+            return true
         }
         report.envelopesDelivered += 1
         guard var group = devices[device].group else {
@@ -260,14 +277,36 @@ public struct Simulation {
                     configuration: Self.groupConfiguration, using: &rng)
                 devices[device].group = joined
                 handle(output, device: device)
+                return true
             } catch {
-                report.problems.append("join failed: \(error)")
+                return false
             }
-            return
         }
-        let output = group.receive(envelope, prekeys: devices[device].prekeys, using: &rng)
+        devices[device].group = nil  // hand the state over uniquely, so receiving mutates it in place
+        let output = group.receive(
+            envelope, prekeys: devices[device].prekeys, using: &rng, verifySignature: verifier.isValid)
         devices[device].group = group
         handle(output, device: device)
+        let refused = output.events.contains { if case .rejected(.unknownSender) = $0 { true } else { false } }
+        if refused {
+            devices[device].parked[envelope.hash] = envelope
+        } else if envelope.kind != .application {
+            retryParked(device)
+        }
+        return !refused
+    }
+
+    /// Delivers parked envelopes whose senders the device now knows.
+    mutating func retryParked(_ device: Int) {
+        guard !devices[device].parked.isEmpty, let history = devices[device].group?.keyAgreement.history else { return }
+        let ready = devices[device].parked.values
+            .filter { history.isKnownParticipant($0.sender) }
+            .sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
+        for envelope in ready where devices[device].parked[envelope.hash] != nil {  // a nested retry may have taken it
+            parkedRetries += 1
+            devices[device].parked[envelope.hash] = nil
+            deliver(envelope.wireBytes, to: device)
+        }
     }
 
     mutating func handle(_ output: GroupOutput, device: Int) {
@@ -308,6 +347,8 @@ public struct Simulation {
     mutating func performRandomOperation() {
         let actors = devices.indices.filter { devices[$0].group?.isMember == true && canReach($0) }
         guard let actor = pick(actors), var group = devices[actor].group else { return }
+        devices[actor].group = nil  // unique ownership while operating; every path below puts it back
+        defer { if devices[actor].group == nil { devices[actor].group = group } }
         let roll = Double(rng.next() % 10_000) / 10_000
         let prekeys = devices[actor].prekeys
         do {
@@ -385,50 +426,58 @@ public struct Simulation {
     // MARK: Healing and checks
 
     /// Ends partitions and offline periods, then lets every device fetch everything it lacks from
-    /// the store until nothing changes.
+    /// the store (what it reports missing, and everything past its version vector, §6.4) until
+    /// nothing changes. An envelope a device cannot take yet (its sender's add is in the same
+    /// batch) is offered again after the rest of the batch.
     mutating func heal() {
         for index in devices.indices {
             devices[index].partition = 0
             devices[index].offlineUntil = 0
         }
         var rounds = 0
-        while rounds < 10_000 {
+        defer { healRounds = rounds }
+        while rounds < 1_000 {
             rounds += 1
-            time += 20
-            deliverDue(limit: Int.max)
-            if !queue.isEmpty { continue }
-            // Anti-entropy: offer every device each stored envelope it has not delivered.
-            var offered = false
+            // Everything already in flight arrives first (acks it causes join the queue too).
+            while !queue.isEmpty {
+                time += 1_000
+                deliverDue(limit: Int.max)
+            }
+            var accepted = 0
+            var offered = 0
             for device in devices.indices {
-                guard let group = devices[device].group else { continue }
-                // Fetch what the device reports missing (by hash or by range), as a relay would serve it.
-                for request in group.missing {
-                    switch request {
-                    case .hash(let hash):
-                        if let envelope = store[hash], !group.broadcast.isBuffered(hash) {
-                            enqueue(envelope.wireBytes, to: device, at: time)
-                            offered = true
-                        }
-                    case .range(let sender, let from, let through):
-                        for seq in from...max(from, through) {
-                            if let envelope = storeBySender[sender]?[seq], !group.broadcast.isBuffered(envelope.hash) {
-                                enqueue(envelope.wireBytes, to: device, at: time)
-                                offered = true
-                            }
-                        }
-                    }
-                }
-                for (sender, bySeq) in storeBySender.sorted(by: { $0.key < $1.key }) where sender != group.me {
-                    let delivered = group.broadcast.deliveredSeq(of: sender)
-                    for seq in bySeq.keys.sorted() where seq > delivered {
-                        guard let envelope = bySeq[seq], !group.broadcast.isBuffered(envelope.hash) else { continue }
-                        enqueue(envelope.wireBytes, to: device, at: time)
-                        offered = true
-                    }
+                for envelope in offers(for: device) {
+                    offered += 1
+                    if deliver(envelope.wireBytes, to: device) { accepted += 1 }
                 }
             }
-            if !offered { break }
+            if ProcessInfoLite.debug { report.problems.append("debug: heal round \(rounds) offered \(offered), accepted \(accepted)") }
+            if accepted == 0 && queue.isEmpty { break }
         }
+    }
+
+    /// What a relay would send `device` in one sync: envelopes it asks for by hash or range, and
+    /// every stored envelope past what it has delivered, each once, lowest seq first.
+    func offers(for device: Int) -> [Envelope] {
+        guard let group = devices[device].group else { return [] }
+        var chosen: [Bytes32: Envelope] = [:]
+        func offer(_ envelope: Envelope?) {
+            guard let envelope, envelope.sender != group.me, !group.broadcast.isBuffered(envelope.hash),
+                  devices[device].parked[envelope.hash] == nil else { return }
+            chosen[envelope.hash] = envelope
+        }
+        for request in group.missing {
+            switch request {
+            case .hash(let hash): offer(store[hash])
+            case .range(let sender, let from, let through):
+                for seq in from...max(from, through) { offer(storeBySender[sender]?[seq]) }
+            }
+        }
+        for (sender, bySeq) in storeBySender where sender != group.me {
+            let delivered = group.broadcast.deliveredSeq(of: sender)
+            for (seq, envelope) in bySeq where seq > delivered { offer(envelope) }
+        }
+        return chosen.values.sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
     }
 
     mutating func check() {
@@ -565,5 +614,22 @@ public struct Simulation {
             seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
         if case .success = messaging.decrypt(ciphertext, header: header) { return true }
         return false
+    }
+}
+
+import Foundation
+enum ProcessInfoLite { static let debug = ProcessInfo.processInfo.environment["SIM_DEBUG"] != nil }
+
+/// One Ed25519 check per distinct envelope for all in-process members (the hash covers every byte,
+/// signature included, so a remembered answer is the answer). Keeps large simulations fast; the
+/// per-member cost is what `dcgka bench` measures.
+final class SharedSignatureCheck {
+    private var verified: [Bytes32: Bool] = [:]
+
+    func isValid(_ envelope: Envelope) -> Bool {
+        if let known = verified[envelope.hash] { return known }
+        let valid = envelope.hasValidSignature()
+        verified[envelope.hash] = valid
+        return valid
     }
 }
