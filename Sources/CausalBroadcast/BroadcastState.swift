@@ -110,7 +110,7 @@ public struct BroadcastState: Sendable, Equatable {
 
         guard verifySignature(envelope) else { return .rejected(.badSignature) }
 
-        var state = existing ?? SenderState()
+        let state = existing ?? SenderState()
         let isMine = envelope.sender == me
         if !isMine {
             guard isKnownSender(envelope.sender) else { return .rejected(.unknownSender(envelope.sender)) }
@@ -136,7 +136,10 @@ public struct BroadcastState: Sendable, Equatable {
             return equivocation(envelope)
         }
         if let acked = envelope.acked {
-            let target = buffer[acked] ?? senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked }
+            // In-flight envelopes are only searched when the target is neither buffered nor an
+            // already delivered acknowledgeable one (a per-ack scan of all senders is O(n)).
+            let target = buffer[acked]
+                ?? (acknowledgeable[acked] != nil ? nil : senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked })
             if let target, !target.kind.isAcknowledgeable {
                 return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
             }
@@ -151,8 +154,9 @@ public struct BroadcastState: Sendable, Equatable {
 
         buffer[envelope.hash] = envelope
         bufferedPayloadBytes += envelope.payload.count
-        state.pending[envelope.seq] = envelope.hash
-        senders[envelope.sender] = state
+        if existing == nil { senders[envelope.sender] = state }
+        // Mutated in place: copying the local and storing it back would copy its tables.
+        senders[envelope.sender]!.pending[envelope.seq] = envelope.hash
         refreshLine(envelope.sender)
         return .buffered
     }
@@ -179,7 +183,8 @@ public struct BroadcastState: Sendable, Equatable {
                 if let acked = envelope.acked, acknowledgeable[acked] == nil { continue }
                 best = (sender, hash)
             }
-            guard let best, var state = senders[best.sender], let envelope = buffer[best.hash] else { return nil }
+            guard let best, let envelope = buffer[best.hash], senders[best.sender] != nil,
+                  var state = senders.removeValue(forKey: best.sender) else { return nil }
             removeFromBuffer(envelope, state: &state)
             if envelope.prev != state.head {
                 // Cannot happen through receive's checks; a caller-forced markDelivered could cause it.
@@ -219,8 +224,10 @@ public struct BroadcastState: Sendable, Equatable {
     }
 
     private mutating func advance(_ envelope: Envelope) -> Bool {
-        var state = senders[envelope.sender] ?? SenderState()
-        guard envelope.seq == state.delivered + 1, envelope.prev == state.head else { return false }
+        guard let current = senders[envelope.sender] ?? Optional(SenderState()),
+              envelope.seq == current.delivered + 1, envelope.prev == current.head else { return false }
+        // Taken out of the table so that the mutations below do not copy its hash tables.
+        var state = senders.removeValue(forKey: envelope.sender) ?? current
         if let inFlight = state.inFlight, inFlight.seq == envelope.seq { state.inFlight = nil }
         if let pendingHash = state.pending[envelope.seq], let buffered = buffer[pendingHash] {
             removeFromBuffer(buffered, state: &state)

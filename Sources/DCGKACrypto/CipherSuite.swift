@@ -47,9 +47,7 @@ public struct Suite1: CipherSuite {
     }
 
     public func kdf(ikm: [UInt8], salt: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
-        let key = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: ikm), salt: salt, info: info, outputByteCount: length)
-        return key.withUnsafeBytes { Array($0) }
+        HKDFSHA256.derive(ikm: ikm, salt: salt, info: info, length: length)
     }
 
     public func aeadSeal(key: [UInt8], nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]) -> [UInt8] {

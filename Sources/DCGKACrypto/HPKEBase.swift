@@ -23,15 +23,12 @@ public enum HPKEBase {
     public static let overhead = 32 + 16
 
     static func labeledExtract(salt: [UInt8], label: String, ikm: [UInt8], suite: [UInt8]) -> [UInt8] {
-        let labeled = version + suite + Array(label.utf8) + ikm
-        let prk = HKDF<SHA256>.extract(inputKeyMaterial: SymmetricKey(data: labeled), salt: salt)
-        return prk.withUnsafeBytes { Array($0) }
+        HKDFSHA256.hmac(key: salt, version, suite, Array(label.utf8), ikm)
     }
 
     static func labeledExpand(prk: [UInt8], label: String, info: [UInt8], length: Int, suite: [UInt8]) -> [UInt8] {
         let labeledInfo = [UInt8(length >> 8), UInt8(length & 0xFF)] + version + suite + Array(label.utf8) + info
-        let okm = HKDF<SHA256>.expand(pseudoRandomKey: prk, info: labeledInfo, outputByteCount: length)
-        return okm.withUnsafeBytes { Array($0) }
+        return HKDFSHA256.expand(prk: prk, info: labeledInfo, length: length)
     }
 
     /// DeriveKeyPair of RFC 9180 §7.1.3 for X25519 (used by the known-answer test).

@@ -353,7 +353,6 @@ extension Group {
             }
             acked = id
         }
-        var next = keyAgreement
         switch body.fields {
         case .create(let list):
             for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
@@ -361,19 +360,21 @@ extension Group {
             bundles[bundle.identity] = bundle
         default: break
         }
-        let before = next.members
+        let before = keyAgreement.members
         let wasMember = before.contains(me)
         let (mySeq, myPrev) = broadcast.nextOwnPosition()
+        let keys = keys(prekeys, now: nil)
         let result: ProcessOutput
         do {
-            result = try next.process(
-                sender: envelope.sender, seq: envelope.seq, body: body, acked: acked, mySeq: mySeq,
-                keys: keys(prekeys, now: nil), using: &rng)
+            result = try keyAgreement.transaction { (state) throws(DCGKAError) in
+                try state.process(
+                    sender: envelope.sender, seq: envelope.seq, body: body, acked: acked, mySeq: mySeq,
+                    keys: keys, using: &rng)
+            }
         } catch {
             output.events.append(failed(.protocolError(error)))
             return
         }
-        keyAgreement = next
         if let secret = result.senderSecret {
             startEpoch(envelope.sender, envelope.seq, secret)
         }

@@ -68,7 +68,7 @@ public struct ProcessOutput: Sendable {
 
 /// The DCGKA state of one member in one group (§5.1). A value: every call returns or throws, and
 /// the caller adopts the mutated state only when it returned.
-public struct DCGKAState: Sendable, Equatable {
+public struct DCGKAState: Sendable {
     public let me: MemberID
     public let groupID: GroupID
     public let suite: CipherSuiteID
@@ -89,6 +89,10 @@ public struct DCGKAState: Sendable, Equatable {
         memberSecrets = [:]
         ratchets = [:]
     }
+
+    /// Prior values of what the current call changed, so that a failed call can be undone without
+    /// copying the state up front (a copy would duplicate every table the call then touches).
+    var journal: Journal?
 
     var binding: TwoPartyBinding { TwoPartyBinding(suite: suite, groupID: groupID) }
 
@@ -112,7 +116,7 @@ extension DCGKAState {
     mutating func updateRatchet(_ id: MemberID, input: [UInt8]) -> Bytes32 {
         let salt = (ratchets[id] ?? .zero).bytes
         let out = suite.suite.kdf(ikm: input, salt: salt, info: Self.ratchetLabel, length: 64)
-        ratchets[id] = Bytes32(out[32..<64])!
+        setRatchet(id, Bytes32(out[32..<64])!)
         return Bytes32(out[0..<32])!
     }
 }
@@ -142,7 +146,7 @@ extension DCGKAState {
         } catch {
             throw .twoParty(id, error)
         }
-        twoParty[id] = channel
+        setChannel(id, channel)
         return message
     }
 
@@ -154,7 +158,7 @@ extension DCGKAState {
         } catch {
             throw .twoParty(id, error)
         }
-        twoParty[id] = channel
+        setChannel(id, channel)
         return plaintext
     }
 
@@ -202,5 +206,86 @@ extension DCGKAState {
             case .explicit(let id): return id == me ? dm.message : nil
             }
         }
+    }
+}
+
+// MARK: - Transactions
+
+/// The values a call replaced, recorded on first change.
+struct Journal: Sendable {
+    var memberSecrets: [MemberSecretKey: Bytes32?] = [:]
+    var ratchets: [MemberID: Bytes32?] = [:]
+    var twoParty: [MemberID: TwoPartyState?] = [:]
+    var history: MembershipState?
+    var nextSeed: Bytes32??
+}
+
+extension DCGKAState: Equatable {
+    /// Protocol state only; an open journal is bookkeeping, not state.
+    public static func == (lhs: DCGKAState, rhs: DCGKAState) -> Bool {
+        lhs.me == rhs.me && lhs.groupID == rhs.groupID && lhs.suite == rhs.suite && lhs.history == rhs.history
+            && lhs.nextSeed == rhs.nextSeed && lhs.twoParty == rhs.twoParty && lhs.memberSecrets == rhs.memberSecrets
+            && lhs.ratchets == rhs.ratchets
+    }
+}
+
+extension DCGKAState {
+    /// Runs `body` on this state in place; if it throws, every change it made is undone, so the
+    /// state is exactly as before (the atomicity the callers rely on), at the cost of the entries
+    /// touched rather than of the whole state.
+    public mutating func transaction<T>(_ body: (inout DCGKAState) throws(DCGKAError) -> T) throws(DCGKAError) -> T {
+        precondition(journal == nil, "DCGKA transactions do not nest")
+        journal = Journal()
+        do {
+            let result = try body(&self)
+            journal = nil
+            return result
+        } catch {
+            rollBack()
+            throw error
+        }
+    }
+
+    mutating func rollBack() {
+        guard let journal else { return }
+        self.journal = nil
+        for (key, value) in journal.memberSecrets { memberSecrets[key] = value }
+        for (id, value) in journal.ratchets { ratchets[id] = value }
+        for (id, value) in journal.twoParty { twoParty[id] = value }
+        if let saved = journal.history { history = saved }
+        if let saved = journal.nextSeed { nextSeed = saved }
+    }
+
+    mutating func setMemberSecret(_ key: MemberSecretKey, _ value: Bytes32?) {
+        if journal != nil, journal!.memberSecrets.index(forKey: key) == nil {
+            journal!.memberSecrets[key] = .some(memberSecrets[key])
+        }
+        memberSecrets[key] = value
+    }
+
+    mutating func removeMemberSecret(_ key: MemberSecretKey) -> Bytes32? {
+        guard let value = memberSecrets[key] else { return nil }
+        setMemberSecret(key, nil)
+        return value
+    }
+
+    mutating func setRatchet(_ id: MemberID, _ value: Bytes32) {
+        if journal != nil, journal!.ratchets.index(forKey: id) == nil { journal!.ratchets[id] = .some(ratchets[id]) }
+        ratchets[id] = value
+    }
+
+    mutating func setChannel(_ id: MemberID, _ channel: TwoPartyState) {
+        if journal != nil, journal!.twoParty.index(forKey: id) == nil { journal!.twoParty[id] = .some(twoParty[id]) }
+        twoParty[id] = channel
+    }
+
+    /// The membership state is saved whole before its first change in a call (it changes only for
+    /// membership operations and their acknowledgments).
+    mutating func journalHistory() {
+        if journal != nil, journal!.history == nil { journal!.history = history }
+    }
+
+    mutating func journalNextSeed() {
+        if journal != nil, journal!.nextSeed == nil { journal!.nextSeed = .some(nextSeed) }
     }
 }

@@ -66,7 +66,7 @@ extension DCGKAState {
         let welcome = Welcome(history: history, ratchetCiphertext: c, context: welcomeContext)
         var secret: Bytes32?
         if history.members(asSeenBy: me, atSeq: seq).contains(me) {
-            memberSecrets[MemberSecretKey(operation: op, member: added)] = updateRatchet(me, input: Self.welcomeInput)
+            setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(me, input: Self.welcomeInput))
             secret = updateRatchet(me, input: Self.addInput)
         }
         return OperationOutput(body: ControlBody(fields: .add(bundle, welcome), directMessages: []), updateSecret: secret)
@@ -77,6 +77,7 @@ extension DCGKAState {
         recipients: [MemberID], directory: RecipientDirectory, keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> [TaggedDirectMessage] {
         let seed = rng.bytes32()
+        journalNextSeed()
         nextSeed = seed
         var dms: [TaggedDirectMessage] = []
         dms.reserveCapacity(recipients.count)
@@ -89,6 +90,7 @@ extension DCGKAState {
     /// process-seed for my own operation: the seed is `nextSeed`, consumed here.
     mutating func processOwnSeed(_ op: OperationID) -> Bytes32 {
         let seed = nextSeed!
+        journalNextSeed()
         nextSeed = nil
         return deriveFromSeed(seed, op: op, recipients: history.members(asSeenBy: me, atSeq: op.seq).subtracting([me]))
     }
@@ -96,13 +98,13 @@ extension DCGKAState {
     /// Member secrets for every recipient, then the sender's update secret; the seed is dropped.
     mutating func deriveFromSeed(_ seed: Bytes32, op: OperationID, recipients: Set<MemberID>) -> Bytes32 {
         for id in recipients {
-            memberSecrets[MemberSecretKey(operation: op, member: id)] = memberSecret(seed: seed, for: id)
+            setMemberSecret(MemberSecretKey(operation: op, member: id), memberSecret(seed: seed, for: id))
         }
         return updateRatchet(op.sender, input: memberSecret(seed: seed, for: op.sender).bytes)
     }
 
     mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {
-        do { try history.apply(op) } catch { throw .membership(error) }
+        journalHistory(); do { try history.apply(op) } catch { throw .membership(error) }
     }
 }
 
@@ -160,7 +162,7 @@ extension DCGKAState {
 
     mutating func recordOwnAcknowledgment(of op: OperationID, mySeq: UInt64) throws(DCGKAError) {
         guard history.contains(op) else { return }
-        do { try history.recordAcknowledgment(of: op, by: me, atSeq: mySeq) } catch { throw .membership(error) }
+        journalHistory(); do { try history.recordAcknowledgment(of: op, by: me, atSeq: mySeq) } catch { throw .membership(error) }
     }
 
     mutating func processSeed<R: RandomNumberGenerator>(
@@ -193,13 +195,13 @@ extension DCGKAState {
     }
 
     mutating func consumeMemberSecret(op: OperationID, member: MemberID) -> Bytes32? {
-        memberSecrets.removeValue(forKey: MemberSecretKey(operation: op, member: member))
+        removeMemberSecret(MemberSecretKey(operation: op, member: member))
     }
 
     /// process-ack: the acknowledger's member secret, from my table or forwarded to me.
     mutating func processAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         if history.contains(acked) {
-            do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
+            journalHistory(); do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
         }
         let forwarded = try myDirectMessages(ack, body: body, keys: keys)
         var secret = consumeMemberSecret(op: acked, member: ack.sender)
@@ -216,7 +218,7 @@ extension DCGKAState {
         try applyMembership(MembershipOperation(id: op, kind: .add(added)))
         var senderSecret: Bytes32?
         if history.members(asSeenBy: op.sender, atSeq: op.seq).contains(me) {
-            memberSecrets[MemberSecretKey(operation: op, member: added)] = updateRatchet(op.sender, input: Self.welcomeInput)
+            setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(op.sender, input: Self.welcomeInput))
             senderSecret = updateRatchet(op.sender, input: Self.addInput)
         }
         try recordOwnAcknowledgment(of: op, mySeq: mySeq)
@@ -236,10 +238,10 @@ extension DCGKAState {
     }
 
     mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
-        do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
+        journalHistory(); do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
         let mine = try myDirectMessages(ack, body: body, keys: keys)
         if let first = mine.first {
-            ratchets[ack.sender] = try decodeSecret(first, from: ack.sender)
+            setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
         }
         // The acknowledger itself takes this step only while it is a member in its own view
         // (process-add-ack(me) asks "me in member-view(me)"), so the others require that too;
@@ -258,15 +260,16 @@ extension DCGKAState {
     ) throws(DCGKAError) -> ProcessOutput {
         let oldHistory = history
         if oldHistory.isEmpty {
+            journalHistory()
             history = welcome.history
         } else {
-            do { try history.checkedMerge(welcome.history) } catch { throw .membership(error) }
+            journalHistory(); do { try history.checkedMerge(welcome.history) } catch { throw .membership(error) }
         }
         guard history.contains(op) else { throw .unexpectedMessage("welcome without its add") }
-        ratchets[op.sender] = try decodeSecret(try decrypt(from: op.sender, welcome.ratchetCiphertext, keys: keys), from: op.sender)
-        memberSecrets[MemberSecretKey(operation: op, member: me)] = updateRatchet(op.sender, input: Self.welcomeInput)
+        setRatchet(op.sender, try decodeSecret(try decrypt(from: op.sender, welcome.ratchetCiphertext, keys: keys), from: op.sender))
+        setMemberSecret(MemberSecretKey(operation: op, member: me), updateRatchet(op.sender, input: Self.welcomeInput))
         let senderSecret = updateRatchet(op.sender, input: Self.addInput)
-        do { try history.recordWelcome(of: me, add: op, atSeq: mySeq) } catch { throw .membership(error) }
+        journalHistory(); do { try history.recordWelcome(of: me, add: op, atSeq: mySeq) } catch { throw .membership(error) }
         var forwards: [TaggedDirectMessage] = []
         if !oldHistory.isEmpty {
             let all = history.members()
@@ -291,12 +294,12 @@ extension DCGKAState {
 
     mutating func processWelcomeAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         guard history.contains(acked) else { throw .unexpectedMessage("welcome-ack of an unknown add") }
-        do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
+        journalHistory(); do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
         for plaintext in try myDirectMessages(ack, body: body, keys: keys) {
             guard plaintext.count == 33, let value = Bytes32(plaintext.dropFirst()) else { throw .malformedSecret(ack.sender) }
             switch plaintext[0] {
-            case Self.forwardRatchet: ratchets[ack.sender] = value
-            case Self.forwardMember: memberSecrets[MemberSecretKey(operation: acked, member: ack.sender)] = value
+            case Self.forwardRatchet: setRatchet(ack.sender, value)
+            case Self.forwardMember: setMemberSecret(MemberSecretKey(operation: acked, member: ack.sender), value)
             default: throw .malformedSecret(ack.sender)
             }
         }

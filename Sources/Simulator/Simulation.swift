@@ -579,7 +579,8 @@ public struct Simulation {
                 for seq in bySeq.keys.sorted() {
                     let envelope = bySeq[seq]!
                     guard envelope.sender != victim else { continue }
-                    let output = attacker.receive(envelope, prekeys: devices[snapshot.device].prekeys, using: &attackerRNG)
+                    let output = attacker.receive(
+                        envelope, prekeys: devices[snapshot.device].prekeys, using: &attackerRNG, verifySignature: verifier.isValid)
                     for case .message(let from, let s, _) in output.events {
                         if let e = storeBySender[from]?[s] { readable.insert(e.hash) }
                     }

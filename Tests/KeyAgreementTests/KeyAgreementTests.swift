@@ -1,0 +1,155 @@
+import Testing
+import DCGKAEncoding
+import DCGKACrypto
+import TwoPartyMessaging
+import Membership
+@testable import KeyAgreement
+
+/// One member: identity, prekeys and DCGKA state, driven directly (no broadcast layer).
+struct Member {
+    let identity: IdentityKey
+    var prekeys = PrekeyStore()
+    let bundle: KeyBundle
+    var state: DCGKAState
+    var seq: UInt64 = 0
+
+    init(seed: UInt64, groupID: GroupID, rng: inout SeededRandom) {
+        identity = IdentityKey.generate(using: &rng)
+        var store = PrekeyStore()
+        bundle = store.generate(identity: identity, notAfter: 2_000_000_000, using: &rng)
+        prekeys = store
+        state = DCGKAState(me: identity.id, groupID: groupID)
+    }
+
+    var id: MemberID { identity.id }
+    mutating func nextSeq() -> UInt64 { seq += 1; return seq }
+}
+
+@Suite("DCGKA state transitions")
+struct KeyAgreementTests {
+    static func group(_ count: Int, seed: UInt64) -> (members: [Member], directory: [MemberID: KeyBundle], rng: SeededRandom) {
+        var rng = SeededRandom(seed: seed)
+        let groupID = GroupID(rng.bytes32())
+        var members: [Member] = []
+        for i in 0..<count { members.append(Member(seed: UInt64(i), groupID: groupID, rng: &rng)) }
+        var directory: [MemberID: KeyBundle] = [:]
+        for member in members { directory[member.id] = member.bundle }
+        return (members, directory, rng)
+    }
+
+    @Test("create, then an update: every member derives the same update secrets for the sender and for each acknowledger")
+    func createAndUpdateAgree() throws {
+        var (members, directory, rng) = Self.group(4, seed: 1)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let createSeq = members[0].nextSeq()
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+        var secrets: [Int: [String: Bytes32]] = [0: ["0@\(createSeq)": try #require(created.updateSecret)]]
+        var acks: [(from: Int, seq: UInt64, body: ControlBody)] = []
+        for i in 1..<4 {
+            let mySeq = members[i].nextSeq()
+            let out = try members[i].state.process(
+                sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: mySeq, keys: keys(members[i]), using: &rng)
+            secrets[i, default: [:]]["0@\(createSeq)"] = out.senderSecret
+            secrets[i, default: [:]]["\(i)@\(mySeq)"] = out.mySecret
+            acks.append((i, mySeq, try #require(out.acknowledgment)))
+        }
+        for ack in acks {
+            for j in 0..<4 where j != ack.from {
+                let out = try members[j].state.process(
+                    sender: members[ack.from].id, seq: ack.seq, body: ack.body,
+                    acked: OperationID(sender: members[0].id, seq: createSeq), mySeq: members[j].seq + 1, keys: keys(members[j]), using: &rng)
+                secrets[j, default: [:]]["\(ack.from)@\(ack.seq)"] = out.senderSecret
+            }
+        }
+        // Every (member, epoch) secret is the same at all four members.
+        let all = Set(secrets.values.flatMap(\.keys))
+        #expect(all.count == 4)
+        for key in all {
+            let values = Set((0..<4).compactMap { secrets[$0]?[key] })
+            #expect(values.count == 1, "\(key)")
+            #expect((0..<4).allSatisfy { secrets[$0]?[key] != nil }, "\(key)")
+        }
+        // Every member secret was consumed by the acknowledgments.
+        for member in members { #expect(member.state.memberSecrets.isEmpty) }
+        #expect(Set(members.map(\.state.members)).count == 1)
+    }
+
+    @Test("a failed process leaves the state exactly as it was (transaction rollback)")
+    func failedProcessRollsBack() throws {
+        var (members, directory, rng) = Self.group(3, seed: 2)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let createSeq = members[0].nextSeq()
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+        // Corrupt the direct message for member 1: the create applies to history first, then decryption fails.
+        var body = created.body
+        body.directMessages = body.directMessages.map { dm in
+            var dm = dm
+            dm.message.ciphertext[dm.message.ciphertext.count - 1] ^= 1
+            return dm
+        }
+        let sender = members[0].id
+        let memberKeys = keys(members[1])
+        var state = members[1].state
+        let before = state
+        let beforeBytes = before.wireBytes
+        #expect(throws: DCGKAError.self) {
+            try state.transaction { (s) throws(DCGKAError) in
+                try s.process(sender: sender, seq: createSeq, body: body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
+            }
+        }
+        #expect(state == before)
+        #expect(state.wireBytes == beforeBytes)
+        #expect(state.journal == nil)
+        // The intact message still works afterwards.
+        let out = try state.transaction { (s) throws(DCGKAError) in
+            try s.process(sender: sender, seq: createSeq, body: created.body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
+        }
+        #expect(out.senderSecret != nil && out.mySecret != nil)
+    }
+
+    @Test("control bodies and recipient tags round-trip; every truncation is a typed error")
+    func controlBodyEncoding() throws {
+        var (members, directory, rng) = Self.group(3, seed: 3)
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: 1,
+            keys: KeyMaterial(prekeys: members[0].prekeys, peerBundles: directory), using: &rng)
+        let payload = created.body.payload
+        #expect(try ControlBody(kind: .create, payload: payload) == created.body)
+        for cut in 0..<payload.count {
+            #expect(throws: WireError.self) { try ControlBody(kind: .create, payload: Array(payload.prefix(cut))) }
+        }
+        for tag in [RecipientTag.position(0), .position(127), .position(128), .explicit(members[1].id)] {
+            #expect(try RecipientTag(wireBytes: tag.wireBytes) == tag)
+        }
+        #expect(RecipientTag.position(5).wireBytes.count == 1)
+        #expect(RecipientTag.position(200).wireBytes.count == 2)
+    }
+
+    @Test("the encoded state holds no seed after the operation and no member secret after its acknowledgment")
+    func deletedSecretsAreGone() throws {
+        var (members, directory, rng) = Self.group(3, seed: 4)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
+        #expect(members[0].state.nextSeed == nil)
+        let pending = members[0].state.memberSecrets
+        #expect(pending.count == 2)
+        let out = try members[1].state.process(
+            sender: members[0].id, seq: 1, body: created.body, acked: nil, mySeq: members[1].nextSeq(), keys: keys(members[1]), using: &rng)
+        _ = try members[0].state.process(
+            sender: members[1].id, seq: 1, body: try #require(out.acknowledgment), acked: OperationID(sender: members[0].id, seq: 1),
+            mySeq: members[0].seq + 1, keys: keys(members[0]), using: &rng)
+        let consumed = try #require(pending[MemberSecretKey(operation: OperationID(sender: members[0].id, seq: 1), member: members[1].id)])
+        let encoded = members[0].state.wireBytes
+        #expect(!contains(encoded, consumed.bytes))
+        #expect(try DCGKAState(wireBytes: encoded) == members[0].state)
+    }
+
+    func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) { return true }
+        return false
+    }
+}
