@@ -19,6 +19,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // Micro-benchmarks (Benchmarks/DCGKABenchmarks, `swift package benchmark`).
+        .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // §8 canonical encoding and the identifiers every layer encodes.
@@ -48,10 +50,15 @@ let package = Package(
             swiftSettings: strict),
         // §9 deterministic network simulator.
         .target(name: "Simulator", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding"], swiftSettings: strict),
+        // `dcgka bench`: the paper's evaluation method and the crypto floor.
+        .target(
+            name: "Benchmarking",
+            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast"],
+            swiftSettings: strict),
         .executableTarget(
             name: "dcgka",
             dependencies: [
-                "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding",
+                "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -66,6 +73,18 @@ let package = Package(
         .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator"]),
         .testTarget(name: "CLITests", dependencies: ["dcgka"]),
+        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking"]),
+
+        // Micro-benchmarks with ordo-one/benchmark: `swift package benchmark`.
+        .executableTarget(
+            name: "DCGKABenchmarks",
+            dependencies: [
+                "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "TwoPartyMessaging", "Membership",
+                "GroupMessaging", "Benchmarking",
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/DCGKABenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
     ],
     swiftLanguageModes: [.v6]
 )
