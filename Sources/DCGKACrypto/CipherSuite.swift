@@ -18,6 +18,10 @@ public protocol CipherSuite: Sendable {
 
     /// HKDF (extract then expand). An empty salt means the hash-length zero string.
     func kdf(ikm: [UInt8], salt: [UInt8], info: [UInt8], length: Int) -> [UInt8]
+    /// The two halves of ``kdf(ikm:salt:info:length:)``, for deriving many keys from one input
+    /// (one extract, then one expand per key: the same outputs as separate `kdf` calls).
+    func kdfExtract(ikm: [UInt8], salt: [UInt8]) -> [UInt8]
+    func kdfExpand(prk: [UInt8], info: [UInt8], length: Int) -> [UInt8]
 
     /// AEAD encryption with a 32-byte key and a 12-byte nonce.
     func aeadSeal(key: [UInt8], nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]) -> [UInt8]
@@ -48,6 +52,12 @@ public struct Suite1: CipherSuite {
 
     public func kdf(ikm: [UInt8], salt: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
         HKDFSHA256.derive(ikm: ikm, salt: salt, info: info, length: length)
+    }
+
+    public func kdfExtract(ikm: [UInt8], salt: [UInt8]) -> [UInt8] { HKDFSHA256.extract(salt: salt, ikm: ikm) }
+
+    public func kdfExpand(prk: [UInt8], info: [UInt8], length: Int) -> [UInt8] {
+        HKDFSHA256.expand(prk: prk, info: info, length: length)
     }
 
     public func aeadSeal(key: [UInt8], nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]) -> [UInt8] {

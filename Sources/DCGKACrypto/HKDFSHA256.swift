@@ -15,13 +15,18 @@ public enum HKDFSHA256 {
     }
 
     static func hmac(key: [UInt8], parts: [[UInt8]]) -> [UInt8] {
-        var block = key.count > blockSize ? Array(SHA256.hash(data: key)) : key
-        if block.count < blockSize { block += [UInt8](repeating: 0, count: blockSize - block.count) }
+        let key = key.count > blockSize ? Array(SHA256.hash(data: key)) : key
+        var innerPad = [UInt8](repeating: 0x36, count: blockSize)
+        var outerPad = [UInt8](repeating: 0x5C, count: blockSize)
+        for i in 0..<key.count {
+            innerPad[i] ^= key[i]
+            outerPad[i] ^= key[i]
+        }
         var inner = SHA256()
-        inner.update(data: block.map { $0 ^ 0x36 })
-        for part in parts { inner.update(data: part) }
+        inner.update(data: innerPad)
+        for part in parts where !part.isEmpty { inner.update(data: part) }
         var outer = SHA256()
-        outer.update(data: block.map { $0 ^ 0x5C })
+        outer.update(data: outerPad)
         inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
         return Array(outer.finalize())
     }

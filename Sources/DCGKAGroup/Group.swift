@@ -400,12 +400,13 @@ extension Group {
         from before: Set<MemberID>, wasMember: Bool, envelope: Envelope, kind: ControlKind, into output: inout GroupOutput
     ) {
         let after = members
-        guard !before.isEmpty else { return }  // joining: the .joined event says it
+        if kind == .update { output.events.append(.updated(by: envelope.sender)) }
+        // Unchanged views share storage, so this is O(1) for the common acknowledgment.
+        guard !before.isEmpty, after != before else { return }  // joining: the .joined event says it
         let added = after.subtracting(before).subtracting([me]).sorted()
         let removed = before.subtracting(after).subtracting([me]).sorted()
         if !added.isEmpty { output.events.append(.membersAdded(added, by: envelope.sender)) }
         if !removed.isEmpty { output.events.append(.membersRemoved(removed, by: envelope.sender)) }
         if wasMember && !after.contains(me) { output.events.append(.removedFromGroup(by: envelope.sender)) }
-        if kind == .update { output.events.append(.updated(by: envelope.sender)) }
     }
 }

@@ -108,8 +108,16 @@ extension DCGKAState {
     static let welcomeInput: [UInt8] = Array("welcome".utf8)
     static let addInput: [UInt8] = Array("add".utf8)
 
+    /// member-secret(seed, ID) = HKDF(ikm: seed, info: "DCGKA member" ‖ ID). The extract step does
+    /// not depend on ID, so it is done once per seed (`memberSecretKey`) and expanded per member.
     func memberSecret(seed: Bytes32, for id: MemberID) -> Bytes32 {
-        Bytes32(suite.suite.kdf(ikm: seed.bytes, salt: [], info: Self.memberLabel + id.bytes, length: 32))!
+        memberSecret(prk: memberSecretKey(seed: seed), for: id)
+    }
+
+    func memberSecretKey(seed: Bytes32) -> [UInt8] { suite.suite.kdfExtract(ikm: seed.bytes, salt: []) }
+
+    func memberSecret(prk: [UInt8], for id: MemberID) -> Bytes32 {
+        Bytes32(suite.suite.kdfExpand(prk: prk, info: Self.memberLabel + id.bytes, length: 32))!
     }
 
     /// update-ratchet(ID, input): replaces ratchet[ID] and returns the update secret.

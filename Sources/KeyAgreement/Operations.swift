@@ -92,15 +92,16 @@ extension DCGKAState {
         let seed = nextSeed!
         journalNextSeed()
         nextSeed = nil
-        return deriveFromSeed(seed, op: op, recipients: history.members(asSeenBy: me, atSeq: op.seq).subtracting([me]))
+        return deriveFromSeed(seed, op: op, recipients: history.members(asSeenBy: me, atSeq: op.seq))
     }
 
     /// Member secrets for every recipient, then the sender's update secret; the seed is dropped.
-    mutating func deriveFromSeed(_ seed: Bytes32, op: OperationID, recipients: Set<MemberID>) -> Bytes32 {
-        for id in recipients {
-            setMemberSecret(MemberSecretKey(operation: op, member: id), memberSecret(seed: seed, for: id))
+    mutating func deriveFromSeed(_ seed: Bytes32, op: OperationID, recipients view: Set<MemberID>) -> Bytes32 {
+        let prk = memberSecretKey(seed: seed)
+        for id in view where id != op.sender {
+            setMemberSecret(MemberSecretKey(operation: op, member: id), memberSecret(prk: prk, for: id))
         }
-        return updateRatchet(op.sender, input: memberSecret(seed: seed, for: op.sender).bytes)
+        return updateRatchet(op.sender, input: memberSecret(prk: prk, for: op.sender).bytes)
     }
 
     mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {
@@ -150,9 +151,11 @@ extension DCGKAState {
 
     /// The direct messages of `body` addressed to me, decrypted in order. Every one is decrypted,
     /// even one whose content is not needed, because 2SM must see all of a peer's messages.
-    mutating func myDirectMessages(_ op: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> [[UInt8]] {
+    mutating func myDirectMessages(
+        _ op: OperationID, body: ControlBody, senderView: Set<MemberID>? = nil, keys: KeyMaterial
+    ) throws(DCGKAError) -> [[UInt8]] {
         guard !body.directMessages.isEmpty else { return [] }
-        let view = history.members(asSeenBy: op.sender, atSeq: op.seq)
+        let view = senderView ?? history.members(asSeenBy: op.sender, atSeq: op.seq)
         var plaintexts: [[UInt8]] = []
         for message in Self.messages(for: me, in: body, senderView: view) {
             plaintexts.append(try decrypt(from: op.sender, message, keys: keys))
@@ -168,20 +171,21 @@ extension DCGKAState {
     mutating func processSeed<R: RandomNumberGenerator>(
         _ op: OperationID, body: ControlBody, mySeq: UInt64, keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
-        let recipients = history.members(asSeenBy: op.sender, atSeq: op.seq).subtracting([op.sender])
-        let mine = try myDirectMessages(op, body: body, keys: keys)
-        guard recipients.contains(me) else {
+        // The recipients are the sender's view without the sender; the view is used as is (no copy).
+        let senderView = history.members(asSeenBy: op.sender, atSeq: op.seq)
+        let mine = try myDirectMessages(op, body: body, senderView: senderView, keys: keys)
+        guard me != op.sender, senderView.contains(me) else {
             // Added concurrently, unknown to the sender (or removed by this very message).
             try recordOwnAcknowledgment(of: op, mySeq: mySeq)
             return ProcessOutput(acknowledgment: ControlBody(fields: .ack, directMessages: []), senderSecret: nil, mySecret: nil)
         }
         guard let first = mine.first else { throw .missingDirectMessage(op) }
         let seed = try decodeSecret(first, from: op.sender)
-        let senderSecret = deriveFromSeed(seed, op: op, recipients: recipients)
+        let senderSecret = deriveFromSeed(seed, op: op, recipients: senderView)
         try recordOwnAcknowledgment(of: op, mySeq: mySeq)
         let view = history.members()
         var forwards: [TaggedDirectMessage] = []
-        let newcomers = view.subtracting(recipients).subtracting([op.sender])
+        let newcomers = view.filter { $0 != op.sender && !senderView.contains($0) }
         if !newcomers.isEmpty, let mySecret = memberSecrets[MemberSecretKey(operation: op, member: me)] {
             let directory = RecipientDirectory(view: view)
             for id in newcomers.sorted() {

@@ -113,12 +113,8 @@ public struct Simulation {
     var snapshots: [Snapshot] = []
     var report: SimulationReport
     var groupID: GroupID?
-    var healRounds = 0
     let verifier = SharedSignatureCheck()
-    var queueAtHeal = 0
-    var parkedRetries = 0
-    var published = 0
-    var queueDeliveries = 0
+    var publishedOrder: [Envelope] = []
     static let now: UInt64 = 1_800_000_000
     static var groupConfiguration: GroupConfiguration {
         var configuration = GroupConfiguration()
@@ -173,17 +169,14 @@ public struct Simulation {
         for step in 0..<configuration.operations {
             time += 1
             if configuration.adversarial { perturbNetwork() }
-            deliverDue(limit: Int.max)
+            deliverDue()
             if compromisesLeft > 0 && step > 0 && step % compromiseEvery == 0 {
                 compromisesLeft -= 1
                 compromise()
             }
             performRandomOperation()
         }
-        let beforeHeal = report.envelopesDelivered
-        queueAtHeal = queue.count
         heal()
-        if ProcessInfoLite.debug { report.problems.append("debug: \(beforeHeal) deliveries before heal, \(report.envelopesDelivered) after, heal rounds \(healRounds), stored \(store.count), devices \(devices.count), queue at heal \(queueAtHeal), parked retries \(parkedRetries), queue deliveries \(queueDeliveries), published \(published)") }
         check()
     }
 
@@ -191,11 +184,13 @@ public struct Simulation {
 
     /// Sends an envelope to every device that has (or is invited into) the group.
     mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Set<Int> = []) {
-        published += 1
+        publishedOrder.append(envelope)
         store[envelope.hash] = envelope
         storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
         let wire = envelope.wireBytes
-        for device in devices.indices where device != sender && (devices[device].group != nil || invited.contains(device)) {
+        // Every device has a mailbox at the relay: one that cannot use an envelope yet (not joined,
+        // or its sender unknown) keeps it and retries once it can.
+        for device in devices.indices where device != sender {
             schedule(wire, to: device)
         }
     }
@@ -237,7 +232,7 @@ public struct Simulation {
 
     /// Delivers due envelopes in a random order; deliveries across a partition or to an offline
     /// member wait.
-    mutating func deliverDue(limit: Int) {
+    mutating func deliverDue() {
         var due: [Delivery] = []
         var later: [Delivery] = []
         for delivery in queue {
@@ -249,7 +244,6 @@ public struct Simulation {
         }
         queue = later
         due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
-        queueDeliveries += due.count
         for delivery in due { deliver(delivery.wire, to: delivery.device) }
     }
 
@@ -277,16 +271,23 @@ public struct Simulation {
                     configuration: Self.groupConfiguration, using: &rng)
                 devices[device].group = joined
                 handle(output, device: device)
+                retryParked(device)
                 return true
             } catch {
+                devices[device].parked[envelope.hash] = envelope
                 return false
             }
         }
         devices[device].group = nil  // hand the state over uniquely, so receiving mutates it in place
+        let bufferedBefore = group.broadcast.bufferedCount
         let output = group.receive(
             envelope, prekeys: devices[device].prekeys, using: &rng, verifySignature: verifier.isValid)
         devices[device].group = group
         handle(output, device: device)
+        if group.broadcast.bufferedCount > bufferedBefore, let acked = envelope.acked,
+           group.broadcast.operationID(ofAcknowledgeable: acked) == nil, !group.broadcast.isBuffered(acked) {
+            fetchAcknowledged(acked, for: device)
+        }
         let refused = output.events.contains { if case .rejected(.unknownSender) = $0 { true } else { false } }
         if refused {
             devices[device].parked[envelope.hash] = envelope
@@ -296,6 +297,13 @@ public struct Simulation {
         return !refused
     }
 
+    /// Serves a device's request for an acknowledged envelope it lacks (by hash), as a relay answers
+    /// a fetch: a new member needs those from before its join to release acknowledgments of them.
+    mutating func fetchAcknowledged(_ hash: Bytes32, for device: Int) {
+        guard let envelope = store[hash], devices[device].parked[hash] == nil else { return }
+        deliver(envelope.wireBytes, to: device)
+    }
+
     /// Delivers parked envelopes whose senders the device now knows.
     mutating func retryParked(_ device: Int) {
         guard !devices[device].parked.isEmpty, let history = devices[device].group?.keyAgreement.history else { return }
@@ -303,7 +311,6 @@ public struct Simulation {
             .filter { history.isKnownParticipant($0.sender) }
             .sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
         for envelope in ready where devices[device].parked[envelope.hash] != nil {  // a nested retry may have taken it
-            parkedRetries += 1
             devices[device].parked[envelope.hash] = nil
             deliver(envelope.wireBytes, to: device)
         }
@@ -370,15 +377,17 @@ public struct Simulation {
                 let envelope = try group.update(prekeys: prekeys, using: &rng)
                 report.updates += 1
                 finish(actor, group, envelope)
-                markHealingUpdate(actor, envelope)
             } else if kindRoll < 7 {
                 // Add a returning member (removed earlier, still holding state) or a new one.
                 let returning = devices.indices.filter { devices[$0].group != nil && !view.contains(devices[$0].identity.id) }
                 let target: Int
-                if let back = pick(returning), rng.next() % 3 == 0 {
+                // New devices up to a quarter more than the initial group; returning ones otherwise
+                // (every device keeps following the group, so devices are the simulator's cost).
+                let roomForNew = devices.count < configuration.members + configuration.members / 4 + 2
+                if let back = pick(returning), rng.next() % 3 == 0 || !roomForNew {
                     target = back
                     report.readds += 1
-                } else if devices.count < configuration.members * 2 + 4 {
+                } else if roomForNew {
                     target = makeDevice()
                     report.adds += 1
                 } else {
@@ -421,8 +430,6 @@ public struct Simulation {
         }
     }
 
-    mutating func markHealingUpdate(_ actor: Int, _ envelope: Envelope) {}
-
     // MARK: Healing and checks
 
     /// Ends partitions and offline periods, then lets every device fetch everything it lacks from
@@ -435,23 +442,19 @@ public struct Simulation {
             devices[index].offlineUntil = 0
         }
         var rounds = 0
-        defer { healRounds = rounds }
         while rounds < 1_000 {
             rounds += 1
             // Everything already in flight arrives first (acks it causes join the queue too).
             while !queue.isEmpty {
                 time += 1_000
-                deliverDue(limit: Int.max)
+                deliverDue()
             }
             var accepted = 0
-            var offered = 0
             for device in devices.indices {
                 for envelope in offers(for: device) {
-                    offered += 1
                     if deliver(envelope.wireBytes, to: device) { accepted += 1 }
                 }
             }
-            if ProcessInfoLite.debug { report.problems.append("debug: heal round \(rounds) offered \(offered), accepted \(accepted)") }
             if accepted == 0 && queue.isEmpty { break }
         }
     }
@@ -575,9 +578,9 @@ public struct Simulation {
             var attackerRNG = SeededRandom(seed: configuration.seed &+ UInt64(snapshot.time))
             var readable: Set<Bytes32> = []
             let victim = devices[snapshot.device].identity.id
-            for (_, bySeq) in storeBySender.sorted(by: { $0.key < $1.key }) {
-                for seq in bySeq.keys.sorted() {
-                    let envelope = bySeq[seq]!
+            // In publication order, so that the replica's buffer stays as small as a member's.
+            for envelope in publishedOrder {
+                do {
                     guard envelope.sender != victim else { continue }
                     let output = attacker.receive(
                         envelope, prekeys: devices[snapshot.device].prekeys, using: &attackerRNG, verifySignature: verifier.isValid)
@@ -617,9 +620,6 @@ public struct Simulation {
         return false
     }
 }
-
-import Foundation
-enum ProcessInfoLite { static let debug = ProcessInfo.processInfo.environment["SIM_DEBUG"] != nil }
 
 /// One Ed25519 check per distinct envelope for all in-process members (the hash covers every byte,
 /// signature included, so a remembered answer is the answer). Keeps large simulations fast; the
