@@ -1,4 +1,5 @@
 import DCGKACrypto
+import Dispatch
 
 /// What `dcgka bench` runs.
 public struct BenchConfiguration: Sendable {
@@ -15,11 +16,15 @@ public struct BenchConfiguration: Sendable {
     /// Discarded runs before measuring (each selected operation, at a small size).
     public var warmupRuns: Int
     public var seed: UInt64
+    /// Runs executed at the same time, each on its own thread (thread CPU time stays per member;
+    /// 1 keeps the machine's other core free, as for the published tables).
+    public var jobs: Int
 
     public init(
         sizes: [Int] = paperSizes, operations: [BenchOperation] = BenchOperation.allCases, runs: Int = 25,
-        largeRuns: Int? = nil, warmupRuns: Int = 2, seed: UInt64 = 1
+        largeRuns: Int? = nil, warmupRuns: Int = 2, seed: UInt64 = 1, jobs: Int = 1
     ) {
+        self.jobs = max(1, jobs)
         self.sizes = sizes
         self.operations = operations
         self.runs = runs
@@ -106,17 +111,43 @@ public enum BenchRunner {
         }
         let before = PrimitiveCosts.measure(seed: configuration.seed)
 
+        func describe(_ index: Int, _ item: (size: Int, operation: BenchOperation), _ shown: BenchSample) -> String {
+            "[\(index + 1)/\(schedule.count)] n=\(item.size) \(item.operation.rawValue): sender \(format(shown.senderCPU)) ms"
+                + " (total \(format(shown.senderTotalCPU))), recipient mean \(format(Summary(shown.recipientCPU).mean)) ms,"
+                + " \(shown.bytes) bytes"
+        }
+        func seed(_ index: Int) -> UInt64 { configuration.seed &* 0x9E37_79B9 &+ UInt64(index) }
+
+        var outcomes: [(create: BenchSample, operation: BenchSample?)] = []
+        if configuration.jobs == 1 {
+            for (index, item) in schedule.enumerated() {
+                let outcome = try GroupBench.run(groupSize: item.size, operation: item.operation, seed: seed(index))
+                outcomes.append(outcome)
+                progress(describe(index, item, outcome.operation ?? outcome.create))
+            }
+        } else {
+            // Each run stays on one worker thread from start to end; workers take every jobs-th run.
+            let slots = Slots(count: schedule.count)
+            let jobs = configuration.jobs
+            let frozen = schedule
+            let seeds = (0..<schedule.count).map(seed)
+            DispatchQueue.concurrentPerform(iterations: jobs) { worker in
+                for index in stride(from: worker, to: frozen.count, by: jobs) {
+                    let item = frozen[index]
+                    slots.set(index, Result { try GroupBench.run(groupSize: item.size, operation: item.operation, seed: seeds[index]) })
+                }
+            }
+            for index in schedule.indices {
+                let outcome = try slots.get(index).get()
+                outcomes.append(outcome)
+                progress(describe(index, schedule[index], outcome.operation ?? outcome.create))
+            }
+        }
+
         var samples: [Key: [BenchSample]] = [:]
-        for (index, item) in schedule.enumerated() {
-            let seed = configuration.seed &* 0x9E37_79B9 &+ UInt64(index)
-            let (create, sample) = try GroupBench.run(groupSize: item.size, operation: item.operation, seed: seed)
-            if selected.contains(.create) { samples[Key(size: item.size, operation: .create), default: []].append(create) }
-            if let sample { samples[Key(size: item.size, operation: item.operation), default: []].append(sample) }
-            let shown = sample ?? create
-            progress(
-                "[\(index + 1)/\(schedule.count)] n=\(item.size) \(item.operation.rawValue): sender \(format(shown.senderCPU)) ms"
-                    + " (total \(format(shown.senderTotalCPU))), recipient mean \(format(Summary(shown.recipientCPU).mean)) ms,"
-                    + " \(shown.bytes) bytes")
+        for (item, outcome) in zip(schedule, outcomes) {
+            if selected.contains(.create) { samples[Key(size: item.size, operation: .create), default: []].append(outcome.create) }
+            if let sample = outcome.operation { samples[Key(size: item.size, operation: item.operation), default: []].append(sample) }
         }
         let after = PrimitiveCosts.measure(seed: configuration.seed &+ 1)
         let costs = PrimitiveCosts(
@@ -141,4 +172,26 @@ public enum BenchRunner {
     }
 
     static func format(_ value: Double) -> String { BenchReport.decimal(value, 3) }
+}
+
+/// One result slot per run, written by exactly one worker each (disjoint indices), read after all
+/// workers have finished.
+final class Slots: @unchecked Sendable {
+    typealias Outcome = Result<(create: BenchSample, operation: BenchSample?), any Error>
+    private var values: [Outcome?]
+    private let lock = DispatchSemaphore(value: 1)
+
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: Outcome) {
+        lock.wait()
+        values[index] = value
+        lock.signal()
+    }
+
+    func get(_ index: Int) -> Outcome {
+        lock.wait()
+        defer { lock.signal() }
+        return values[index]!
+    }
 }

@@ -33,6 +33,8 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Seed for keys, protocol randomness and the run order.") var seed: UInt64 = 1
 
+    @Option(help: "Runs at the same time, each on its own thread (default 1: the other core stays free).") var jobs = 1
+
     @Flag(help: "Print the results as CSV.") var csv = false
 
     @Flag(help: "Also print the crypto-floor table (public-key operations per role, floor, our ratio).")
@@ -49,6 +51,7 @@ struct BenchCommand: ParsableCommand {
         _ = try parsedOperations()
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         if let largeRuns, largeRuns < 1 { throw ValidationError("--large-runs must be at least 1") }
+        guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
     }
 
@@ -80,7 +83,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let configuration = BenchConfiguration(
             sizes: try parsedSizes(), operations: try parsedOperations(), runs: runs, largeRuns: largeRuns,
-            warmupRuns: warmup, seed: seed)
+            warmupRuns: warmup, seed: seed, jobs: jobs)
         let quiet = self.quiet
         let results = try BenchRunner.run(configuration) { line in
             if !quiet { writeStandardError(line + "\n") }
