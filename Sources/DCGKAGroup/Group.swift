@@ -48,6 +48,9 @@ public struct Group: Sendable, Equatable {
     public internal(set) var bundles: [MemberID: KeyBundle]
     /// Filled only when the configuration asks for it (simulator); never encoded.
     @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
+    /// My current epoch may be known outside my view (see PROTOCOL-NOTES.md, "self-update"):
+    /// my next update or remove clears it, and `send(_:prekeys:using:)` updates first.
+    public internal(set) var needsRefresh = false
     var exposesUpdateSecrets = false
 
     public var me: MemberID { identity.id }
@@ -231,12 +234,35 @@ extension Group {
         do { output = try body(&keyAgreement, seq, keys(prekeys, now: now)) } catch { throw .protocolError(error) }
         let envelope = seal(kind, seq: seq, prev: prev, acked: nil, body: output.body)
         startMyEpoch(seq, output.updateSecret)
+        if kind == .update || kind == .remove { needsRefresh = false }  // a fresh seed for my view only
         return envelope
     }
 
-    /// Encrypts an application message with my current message ratchet.
+    /// Encrypts an application message, first refreshing my keys with an update when my current
+    /// epoch may be known to someone I consider removed. Returns the envelopes to send, in order.
+    public mutating func send<R: RandomNumberGenerator>(
+        _ bytes: [UInt8], prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+    ) throws(GroupError) -> [Envelope] {
+        var copy = self
+        var envelopes: [Envelope] = []
+        if copy.needsRefresh { envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng)) }
+        envelopes.append(try copy.send(bytes))
+        self = copy
+        return envelopes
+    }
+
+    public mutating func send<R: RandomNumberGenerator>(
+        text: String, prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+    ) throws(GroupError) -> [Envelope] {
+        try send(Array(text.utf8), prekeys: prekeys, now: now, using: &rng)
+    }
+
+    /// Encrypts an application message with my current message ratchet. Throws
+    /// ``GroupError/refreshRequired`` when my keys must be refreshed first; the variant with
+    /// `prekeys` does that.
     public mutating func send(_ bytes: [UInt8]) throws(GroupError) -> Envelope {
         guard isMember else { throw .notAMember }
+        guard !needsRefresh else { throw .refreshRequired }
         var copy = self
         let (seq, prev) = copy.broadcast.nextOwnPosition()
         let ciphertext: ApplicationCiphertext
@@ -353,11 +379,13 @@ extension Group {
             }
             acked = id
         }
+        var joinedByThisAdd = false
         switch body.fields {
         case .create(let list):
             for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
         case .add(let bundle, _):
             bundles[bundle.identity] = bundle
+            joinedByThisAdd = bundle.identity == me
         default: break
         }
         let before = keyAgreement.members
@@ -388,12 +416,19 @@ extension Group {
             startMyEpoch(mySeq, result.mySecret)
         }
         reportMembershipChange(from: before, wasMember: wasMember, envelope: envelope, kind: kind, into: &output)
-        // A remove whose sender did not know me yet gives me no fresh secret, so the removed member
-        // could still read my current epoch: I refresh right away (PROTOCOL-NOTES.md, "self-update").
-        if kind == .remove, result.mySecret == nil, isMember, !before.subtracting(members).isEmpty,
-           let refresh = try? update(prekeys: prekeys, using: &rng) {
-            output.envelopes.append(refresh)
+        // Self-update (PROTOCOL-NOTES.md): my epoch must not stay readable by someone outside my view.
+        // That happens when a remove's sender did not know me yet (it gives me no fresh secret), and
+        // when the seed I just derived my secret from went to members I consider removed.
+        var exposed = false
+        if isMember, kind == .remove, result.mySecret == nil {
+            exposed = !before.subtracting(members).isEmpty
+        } else if isMember, result.mySecret != nil, kind == .update || kind == .remove || kind == .create || joinedByThisAdd {
+            // A seed reaches the sender's view; a welcome's secret everyone in the adder's view.
+            exposed = !keyAgreement.history.members(asSeenBy: envelope.sender, atSeq: envelope.seq).isSubset(of: members)
         }
+        // The refresh waits for my next message (`send(_:prekeys:using:)`): only my messages need
+        // it, and refreshing at once would answer every update with n more while views differ.
+        if exposed { needsRefresh = true }
     }
 
     func reportMembershipChange(

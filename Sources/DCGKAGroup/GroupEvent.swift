@@ -39,5 +39,7 @@ public enum GroupError: Error, Equatable, Sendable {
     case protocolError(DCGKAError)
     case messaging(MessagingError)
     case invitationNotForMe
+    /// My current epoch may be readable outside my view; update first (or use `send(_:prekeys:using:)`).
+    case refreshRequired
     case invalidInvitation(String)
 }

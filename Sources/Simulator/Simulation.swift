@@ -3,6 +3,7 @@ public import DCGKACrypto
 public import CausalBroadcast
 @_spi(Simulation) public import DCGKAGroup
 internal import GroupMessaging
+internal import KeyAgreement
 
 /// Knobs of one simulated run (§9). Everything follows from `seed`.
 public struct SimulationConfiguration: Sendable {
@@ -361,7 +362,12 @@ public struct Simulation {
         do {
             if roll < configuration.messageShare {
                 let text = "message \(report.messagesSent) from \(actor)"
-                let envelope = try group.send(text: text)
+                let envelopes = try group.send(text: text, prekeys: prekeys, using: &rng)
+                for refresh in envelopes.dropLast() {
+                    report.updates += 1
+                    publish(refresh, from: actor)
+                }
+                let envelope = envelopes.last!
                 let readers = Set(group.members.compactMap { deviceIndex[$0] }).subtracting([actor])
                 let id = messages.count
                 messages.append(SentMessage(id: id, sender: actor, envelope: envelope, expectedReaders: readers))
@@ -555,7 +561,33 @@ public struct Simulation {
             report.expectedDecryptions += message.expectedReaders.count
             for device in devices.indices where devices[device].decrypted.contains(message.id) {
                 report.decryptions += 1
-                if !message.expectedReaders.contains(device) { report.unexpectedDecryptions += 1 }
+                if !message.expectedReaders.contains(device) {
+                    report.unexpectedDecryptions += 1
+                    report.problems.append(
+                        "device \(device) read message \(message.envelope.sender)#\(message.envelope.seq) of device \(message.sender), "
+                            + "whose view had \(message.expectedReaders.sorted())")
+                    let sender = message.envelope.sender
+                    if let ct = try? ApplicationCiphertext(wireBytes: message.envelope.payload) {
+                        let key = EpochKey(member: sender, epoch: ct.epoch)
+                        let holders = devices.indices.filter { devices[$0].secrets[key] != nil }
+                        report.problems.append("  epoch \(ct.epoch) index \(ct.index); derived by \(holders)")
+                    }
+                    for seq in stride(from: message.envelope.seq, through: max(1, message.envelope.seq - 30), by: -1) {
+                        guard let e = storeBySender[sender]?[seq], e.kind != .application else { continue }
+                        let a = e.acked.flatMap { h in store[h].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                        report.problems.append("  sender #\(seq) \(e.kind) acking \(a)")
+                    }
+                    let victim = devices[device].identity.id
+                    for e in publishedOrder where e.kind == .remove || e.kind == .add {
+                        if let body = try? ControlBody(kind: e.kind == .remove ? .remove : .add, payload: e.payload) {
+                            switch body.fields {
+                            case .remove(let id): report.problems.append("  remove of \(deviceIndex[id]!) by \(deviceIndex[e.sender]!)#\(e.seq)\(id == victim ? " <<<" : "")")
+                            case .add(let b, _) where b.identity == victim: report.problems.append("  add of it by \(deviceIndex[e.sender]!)#\(e.seq)")
+                            default: break
+                            }
+                        }
+                    }
+                }
             }
             for reader in message.expectedReaders where !devices[reader].decrypted.contains(message.id) {
                 report.missedDecryptions += 1

@@ -110,10 +110,10 @@ struct DemoWorld {
 
     mutating func say(_ speaker: String, _ text: String) throws {
         var group = people[speaker]!.group!
-        let envelope = try group.send(text: text)
+        let envelopes = try group.send(text: text, prekeys: people[speaker]!.prekeys, using: &rng)
         people[speaker]!.group = group
         people[speaker]!.transcript.append("me: \(text)")
-        broadcast(envelope, from: speaker)
+        for envelope in envelopes { broadcast(envelope, from: speaker) }
     }
 
     /// Everyone who holds group state (and any invitee) gets the envelope, later, in random order.

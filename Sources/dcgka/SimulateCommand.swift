@@ -100,7 +100,7 @@ extension SimulationReport {
             "wall time \(format3(wallSeconds)) s, peak memory \(format3(peakMemoryMB)) MB",
         ]
         for failure in processingFailures.prefix(10) { lines.append("processing failure: \(failure)") }
-        for problem in problems.prefix(10) { lines.append("problem: \(problem)") }
+        for problem in problems.prefix(200) { lines.append("problem: \(problem)") }
         lines.append(ok ? "OK: every check held" : "FAILED")
         return lines.joined(separator: "\n")
     }

@@ -138,8 +138,10 @@ struct TestNetwork {
     mutating func send(by sender: String, _ text: String? = nil) throws -> SentMessage {
         var group = group(sender)
         let text = text ?? "message \(messageByHash.count) from \(sender)"
-        let envelope = try group.send(text: text)
+        let envelopes = try group.send(text: text, prekeys: people[sender]!.prekeys, using: &rng)
         people[sender]!.group = group
+        for refresh in envelopes.dropLast() { broadcast(refresh, from: sender) }
+        let envelope = envelopes.last!
         let message = SentMessage(sender: sender, seq: envelope.seq, hash: envelope.hash, text: text)
         messageByHash[envelope.hash] = message
         broadcast(envelope, from: sender)
