@@ -80,6 +80,10 @@ def plot_cpu(plt, ours, java, paper, out):
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("thread CPU time per member (ms)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    picked = [(h, l) for h, l in zip(handles, labels) if "generation" in l]
+    if picked:
+        axes[0].legend([h for h, _ in picked], [l for _, l in picked], fontsize=7, loc="upper left")
     axes[1].legend(fontsize=7, ncol=2, loc="upper left")
     fig.suptitle("CPU time per operation (cf. the paper's Figure 5)")
     fig.tight_layout()

@@ -17,6 +17,7 @@ public enum BenchReport {
 
     public static let floorColumns = [
         "group_size", "operation", "role", "sign", "verify", "keygen", "seal", "open", "floor_ms", "measured_ms", "ratio",
+        "sign_ms", "verify_ms", "keygen_ms", "seal_ms", "open_ms",
     ]
 
     /// The results as CSV: a header line, then one line per row.
@@ -46,13 +47,15 @@ public enum BenchReport {
     /// cost at the measured primitive costs, our measured mean and the ratio.
     public static func floorCSV(_ results: BenchResults) -> String {
         var lines = [floorColumns.joined(separator: ",")]
+        let k = results.costs
+        let unitCosts = [k.signMs, k.verifyMs, k.keygenMs, k.sealMs, k.openMs].map { decimal($0, 5) }
         for entry in floorEntries(results) {
             let c = entry.counts
-            lines.append([
+            lines.append(([
                 "\(entry.groupSize)", entry.operation.rawValue, entry.role.rawValue,
                 decimal(c.sign, 2), decimal(c.verify, 2), decimal(c.keygen, 2), decimal(c.seal, 2), decimal(c.open, 2),
                 decimal(entry.floorMs, 3), decimal(entry.measuredMs, 3), entry.ratio.map { decimal($0, 2) } ?? "",
-            ].joined(separator: ","))
+            ] + unitCosts).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
     }
