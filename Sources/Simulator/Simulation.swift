@@ -76,6 +76,8 @@ public struct Simulation {
         /// Envelopes refused because their sender was not known yet, retried once it is (what a
         /// transport does with the receiver's sync requests).
         var parked: [Bytes32: Envelope] = [:]
+        /// Envelopes published before this index never reached this device's mailbox.
+        var firstPublishIndex = 0
     }
 
     struct EpochKey: Hashable { let member: MemberID; let epoch: UInt64 }
@@ -116,6 +118,8 @@ public struct Simulation {
     var groupID: GroupID?
     let verifier = SharedSignatureCheck()
     var publishedOrder: [Envelope] = []
+    var publishIndex: [Bytes32: Int] = [:]
+    var followUps: [([UInt8], Int)] = []
     static let now: UInt64 = 1_800_000_000
     static var groupConfiguration: GroupConfiguration {
         var configuration = GroupConfiguration()
@@ -144,7 +148,7 @@ public struct Simulation {
         let identity = IdentityKey.generate(using: &rng)
         var prekeys = PrekeyStore()
         let bundle = prekeys.generate(identity: identity, notAfter: Self.now + 86_400 * 30, using: &rng)
-        devices.append(Device(identity: identity, prekeys: prekeys, bundle: bundle))
+        devices.append(Device(identity: identity, prekeys: prekeys, bundle: bundle, firstPublishIndex: publishedOrder.count))
         deviceIndex[identity.id] = devices.count - 1
         return devices.count - 1
     }
@@ -185,6 +189,7 @@ public struct Simulation {
 
     /// Sends an envelope to every device that has (or is invited into) the group.
     mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Set<Int> = []) {
+        publishIndex[envelope.hash] = publishedOrder.count
         publishedOrder.append(envelope)
         store[envelope.hash] = envelope
         storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
@@ -259,6 +264,22 @@ public struct Simulation {
     /// know, or an envelope that is not its invitation while it has no state).
     @discardableResult
     mutating func deliver(_ wire: [UInt8], to device: Int) -> Bool {
+        let accepted = deliverNow(wire, to: device)
+        // Deliveries that this one unblocked (parked envelopes, fetches) run here, one after the
+        // other, rather than nested: chains can be long and would exhaust the stack.
+        var next = 0
+        while next < followUps.count {
+            let (wire, device) = followUps[next]
+            next += 1
+            _ = deliverNow(wire, to: device)
+        }
+        followUps.removeAll(keepingCapacity: true)
+        return accepted
+    }
+
+    mutating func followUp(_ wire: [UInt8], to device: Int) { followUps.append((wire, device)) }
+
+    mutating func deliverNow(_ wire: [UInt8], to device: Int) -> Bool {
         guard let groupID, let envelope = try? Envelope(wire: wire, groupID: groupID) else {
             report.problems.append("undecodable envelope on the wire")
             return true
@@ -285,9 +306,12 @@ public struct Simulation {
             envelope, prekeys: devices[device].prekeys, using: &rng, verifySignature: verifier.isValid)
         devices[device].group = group
         handle(output, device: device)
-        if group.broadcast.bufferedCount > bufferedBefore, let acked = envelope.acked,
-           group.broadcast.operationID(ofAcknowledgeable: acked) == nil, !group.broadcast.isBuffered(acked) {
-            fetchAcknowledged(acked, for: device)
+        if group.broadcast.bufferedCount > bufferedBefore {
+            if let acked = envelope.acked, group.broadcast.operationID(ofAcknowledgeable: acked) == nil,
+               !group.broadcast.isBuffered(acked) {
+                fetchAcknowledged(acked, for: device)
+            }
+            fetchGapBeforeJoining(below: envelope, for: device)
         }
         let refused = output.events.contains { if case .rejected(.unknownSender) = $0 { true } else { false } }
         if refused {
@@ -302,7 +326,22 @@ public struct Simulation {
     /// a fetch: a new member needs those from before its join to release acknowledgments of them.
     mutating func fetchAcknowledged(_ hash: Bytes32, for device: Int) {
         guard let envelope = store[hash], devices[device].parked[hash] == nil else { return }
-        deliver(envelope.wireBytes, to: device)
+        followUp(envelope.wireBytes, to: device)
+    }
+
+    /// A device made for an add has no mailbox copy of what was published before it existed; the
+    /// envelopes after its welcome's frontier among those are fetched as soon as a gap shows them.
+    mutating func fetchGapBeforeJoining(below envelope: Envelope, for device: Int) {
+        guard let group = devices[device].group else { return }
+        let delivered = group.broadcast.deliveredSeq(of: envelope.sender)
+        guard envelope.seq > delivered + 1 else { return }
+        for seq in (delivered + 1)..<envelope.seq {
+            guard let missing = storeBySender[envelope.sender]?[seq],
+                  let index = publishIndex[missing.hash], index < devices[device].firstPublishIndex,
+                  devices[device].parked[missing.hash] == nil,
+                  !(devices[device].group?.broadcast.isBuffered(missing.hash) ?? true) else { continue }
+            followUp(missing.wireBytes, to: device)
+        }
     }
 
     /// Delivers parked envelopes whose senders the device now knows.
@@ -313,7 +352,7 @@ public struct Simulation {
             .sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
         for envelope in ready where devices[device].parked[envelope.hash] != nil {  // a nested retry may have taken it
             devices[device].parked[envelope.hash] = nil
-            deliver(envelope.wireBytes, to: device)
+            followUp(envelope.wireBytes, to: device)
         }
     }
 
