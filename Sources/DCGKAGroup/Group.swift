@@ -77,8 +77,8 @@ public struct Group: Sendable, Equatable {
         if exposesUpdateSecrets { derivedUpdateSecrets.append(UpdateSecretRecord(member: member, epoch: epoch, secret: secret)) }
     }
 
-    func keys(_ prekeys: PrekeyStore, now: UInt64?) -> KeyMaterial {
-        KeyMaterial(prekeys: prekeys, peerBundles: bundles, now: now)
+    func keys(_ prekeys: PrekeyStore, now: UInt64?, alreadyVerified: Set<MemberID> = []) -> KeyMaterial {
+        KeyMaterial(prekeys: prekeys, peerBundles: bundles, now: now, alreadyVerified: alreadyVerified)
     }
 }
 
@@ -103,7 +103,9 @@ extension Group {
         let (seq, prev) = group.broadcast.nextOwnPosition()
         let output: OperationOutput
         do {
-            output = try group.keyAgreement.create(bundles: bundles, creatorBundle: ownBundle, seq: seq, keys: group.keys(prekeys, now: now), using: &rng)
+            output = try group.keyAgreement.create(
+                bundles: bundles, creatorBundle: ownBundle, seq: seq,
+                keys: group.keys(prekeys, now: now, alreadyVerified: Set(bundles.map(\.identity))), using: &rng)
         } catch {
             throw .protocolError(error)
         }
@@ -144,7 +146,9 @@ extension Group {
             throw .invalidInvitation("not a create or an add")
         }
         var output = GroupOutput()
-        switch group.broadcast.receive(invitation, isKnownSender: { $0 == invitation.sender }) {
+        // Its signature was checked above; the broadcast layer need not check the same bytes again.
+        switch group.broadcast.receive(
+            invitation, isKnownSender: { $0 == invitation.sender }, verifySignature: { $0.hash == invitation.hash }) {
         case .buffered: break
         case let other: throw .invalidInvitation("\(other)")
         }
@@ -196,7 +200,9 @@ extension Group {
             frontier: copy.broadcast.frontier,
             bundles: copy.members.compactMap { copy.bundles[$0] }.sorted { $0.identity < $1.identity })
         let envelope = try copy.operate(.add, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
-            try state.add(bundle, seq: seq, welcomeContext: context.wireBytes, keys: keys, using: &rng)
+            var keys = keys
+            keys.alreadyVerified.insert(bundle.identity)  // checked at the top of this call
+            return try state.add(bundle, seq: seq, welcomeContext: context.wireBytes, keys: keys, using: &rng)
         }
         self = copy
         return envelope

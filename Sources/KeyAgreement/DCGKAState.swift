@@ -43,11 +43,15 @@ public struct KeyMaterial: Sendable {
     /// The current time for bundle expiry; `nil` checks signatures only (bundles that arrived
     /// inside signed group messages, whose time of use is not ours to judge).
     public var now: UInt64?
+    /// Members whose bundle in `peerBundles` the caller has just verified itself (a create's or an
+    /// add's bundles), so that opening their channel does not check the same signature again.
+    public var alreadyVerified: Set<MemberID>
 
-    public init(prekeys: PrekeyStore, peerBundles: [MemberID: KeyBundle], now: UInt64? = nil) {
+    public init(prekeys: PrekeyStore, peerBundles: [MemberID: KeyBundle], now: UInt64? = nil, alreadyVerified: Set<MemberID> = []) {
         self.prekeys = prekeys
         self.peerBundles = peerBundles
         self.now = now
+        self.alreadyVerified = alreadyVerified
     }
 }
 
@@ -140,11 +144,13 @@ extension DCGKAState {
             channel = existing
         } else {
             guard let bundle = keys.peerBundles[id], bundle.identity == id else { throw .missingKeyBundle(id) }
-            do {
-                // Without a time, `now: 0` checks everything but expiry.
-                try bundle.verify(now: keys.now ?? 0, expectedSuite: suite)
-            } catch {
-                throw .invalidKeyBundle(id, error)
+            if !keys.alreadyVerified.contains(id) {
+                do {
+                    // Without a time, `now: 0` checks everything but expiry.
+                    try bundle.verify(now: keys.now ?? 0, expectedSuite: suite)
+                } catch {
+                    throw .invalidKeyBundle(id, error)
+                }
             }
             channel = TwoPartyState(peerPrekey: bundle.prekey)
         }
