@@ -63,11 +63,13 @@ let package = Package(
             ],
             swiftSettings: strict),
 
-        .testTarget(name: "DCGKAEncodingTests", dependencies: ["DCGKAEncoding"]),
-        .testTarget(name: "DCGKACryptoTests", dependencies: ["DCGKACrypto", "DCGKAEncoding", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "TwoPartyMessagingTests", dependencies: ["TwoPartyMessaging", "DCGKACrypto", "DCGKAEncoding"]),
+        // Helpers shared by the test targets (codec checks, hex, decoder fuzzing).
+        .target(name: "DCGKATestSupport", dependencies: ["DCGKAEncoding"], path: "Tests/DCGKATestSupport"),
+        .testTarget(name: "DCGKAEncodingTests", dependencies: ["DCGKAEncoding", "DCGKATestSupport"]),
+        .testTarget(name: "DCGKACryptoTests", dependencies: ["DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "TwoPartyMessagingTests", dependencies: ["TwoPartyMessaging", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport"]),
         .testTarget(name: "MembershipTests", dependencies: ["Membership", "DCGKAEncoding"]),
-        .testTarget(name: "KeyAgreementTests", dependencies: ["KeyAgreement", "DCGKACrypto", "DCGKAEncoding", "Membership"]),
+        .testTarget(name: "KeyAgreementTests", dependencies: ["KeyAgreement", "DCGKACrypto", "DCGKAEncoding", "Membership", "DCGKATestSupport"]),
         .testTarget(name: "CausalBroadcastTests", dependencies: ["CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(name: "GroupMessagingTests", dependencies: ["GroupMessaging", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement"]),
