@@ -114,12 +114,16 @@ public enum TwoPartyError: Error, Equatable, Hashable, Sendable {
 ///
 /// A value: `send` and `receive` are `mutating` and leave the state exactly as it was when
 /// they throw, so a failed message never breaks the channel.
-public struct TwoPartyState: Sendable, Equatable, WireCodable {
+public struct TwoPartyState: Sendable, WireCodable {
     /// My secret keys by index (index ≥ 1; index 0, my prekeys, lives in the ``PrekeyStore``).
     public private(set) var mySecretKeys: [UInt64: PKESecretKey]
     public private(set) var nextIndex: UInt64
     /// A secret key the peer generated for me.
-    public private(set) var receivedSecretKey: PKESecretKey?
+    public var receivedSecretKey: PKESecretKey? { receivedSecretBytes.map { PKESecretKey(secretBytes: $0) } }
+    /// Kept as bytes: parsing an X25519 key computes its public key (a scalar multiplication), and
+    /// most received keys are replaced before they are ever used (a new member gets one from every
+    /// member's add-ack), so the key is parsed only when a message needs it.
+    private var receivedSecretBytes: Bytes32?
     /// Where my next message is encrypted to.
     public private(set) var otherPublicKey: PKEPublicKey?
     public private(set) var otherKeyOrigin: KeyOrigin
@@ -130,7 +134,7 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
     public init(peerPrekey: PKEPublicKey?) {
         mySecretKeys = [:]
         nextIndex = 1
-        receivedSecretKey = nil
+        receivedSecretBytes = nil
         otherPublicKey = peerPrekey
         otherKeyOrigin = .other
         otherKeyIndex = 0
@@ -194,7 +198,7 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
         } catch {
             throw .decryptionFailed(error)
         }
-        let message_: [UInt8], forMe: PKESecretKey, peerIndex: UInt64, peerKey: PKEPublicKey
+        let message_: [UInt8], forMe: Bytes32, peerIndex: UInt64, peerKey: PKEPublicKey
         do throws(WireError) {
             var reader = WireReader(plaintext)
             message_ = try reader.readLengthPrefixed(field: "2SM plaintext", limit: TwoPartyMessage.maximumCiphertextLength)
@@ -214,7 +218,7 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
         if message.header.origin == .other, let index = message.header.index, index > 0 {
             mySecretKeys = mySecretKeys.filter { $0.key > index }
         }
-        receivedSecretKey = forMe
+        receivedSecretBytes = forMe
         otherKeyIndex = peerIndex
         otherPublicKey = peerKey
         otherKeyOrigin = .other
@@ -231,7 +235,7 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
             writer.write(key)
         }
         writer.writeVarint(nextIndex)
-        writer.writeOptional(receivedSecretKey)
+        writer.writeOptional(receivedSecretBytes)  // the same 32 bytes a PKESecretKey encodes to
         writer.writeOptional(otherPublicKey)
         writer.writeUInt8(otherKeyOrigin.rawValue)
         writer.writeOptional(otherKeyIndex)
@@ -249,7 +253,7 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
         }
         state.nextIndex = try reader.readVarint()
         guard state.nextIndex > last else { throw .invalidValue(field: "2SM next index") }
-        state.receivedSecretKey = try reader.readOptional(field: "2SM received key")
+        state.receivedSecretBytes = try reader.readOptional(field: "2SM received key")
         state.otherPublicKey = try reader.readOptional(field: "2SM other key")
         let tag = try reader.readUInt8()
         guard let origin = KeyOrigin(rawValue: tag) else { throw .unknownTag(field: "2SM key origin", tag: tag) }
@@ -257,5 +261,19 @@ public struct TwoPartyState: Sendable, Equatable, WireCodable {
         state.otherKeyIndex = try reader.readOptional(field: "2SM other index")
         guard (origin == .me) == (state.otherKeyIndex == nil) else { throw .invalidValue(field: "2SM other index") }
         return state
+    }
+}
+
+extension TwoPartyState: Equatable {
+    public static func == (lhs: TwoPartyState, rhs: TwoPartyState) -> Bool {
+        let received: Bool
+        switch (lhs.receivedSecretBytes, rhs.receivedSecretBytes) {
+        case (nil, nil): received = true
+        case let (a?, b?): received = ConstantTime.equal(a.bytes, b.bytes)
+        default: received = false
+        }
+        return received && lhs.mySecretKeys == rhs.mySecretKeys && lhs.nextIndex == rhs.nextIndex
+            && lhs.otherPublicKey == rhs.otherPublicKey && lhs.otherKeyOrigin == rhs.otherKeyOrigin
+            && lhs.otherKeyIndex == rhs.otherKeyIndex
     }
 }
