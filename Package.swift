@@ -49,7 +49,10 @@ let package = Package(
             dependencies: ["DCGKAEncoding", "DCGKACrypto", "KeyAgreement", "CausalBroadcast", "GroupMessaging", "Membership"],
             swiftSettings: strict),
         // §9 deterministic network simulator.
-        .target(name: "Simulator", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding"], swiftSettings: strict),
+        .target(
+            name: "Simulator",
+            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "GroupMessaging", "KeyAgreement"],
+            swiftSettings: strict),
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(
             name: "Benchmarking",

@@ -107,7 +107,6 @@ public struct Simulation {
     var devices: [Device] = []
     var deviceIndex: [MemberID: Int] = [:]
     var queue: [Delivery] = []
-    var order = 0
     var time = 0
     var store: [Bytes32: Envelope] = [:]
     var storeBySender: [MemberID: [UInt64: Envelope]] = [:]
@@ -214,7 +213,6 @@ public struct Simulation {
     }
 
     mutating func enqueue(_ wire: [UInt8], to device: Int, at when: Int) {
-        order += 1
         queue.append(Delivery(time: when, order: Int(networkRNG.next() % 1_000_000), device: device, wire: wire))
     }
 
@@ -620,7 +618,7 @@ public struct Simulation {
                     for e in publishedOrder where e.kind == .remove || e.kind == .add {
                         if let body = try? ControlBody(kind: e.kind == .remove ? .remove : .add, payload: e.payload) {
                             switch body.fields {
-                            case .remove(let id): report.problems.append("  remove of \(deviceIndex[id]!) by \(deviceIndex[e.sender]!)#\(e.seq)\(id == victim ? " <<<" : "")")
+                            case .remove(let id) where id == victim: report.problems.append("  remove of it by \(deviceIndex[e.sender]!)#\(e.seq)")
                             case .add(let b, _) where b.identity == victim: report.problems.append("  add of it by \(deviceIndex[e.sender]!)#\(e.seq)")
                             default: break
                             }

@@ -106,13 +106,7 @@ import Testing
         let add = try net.add(by: "B", "C")
         let fromB = try net.send(by: "B", "B after adding C, before seeing its removal")
         let fromA = try net.send(by: "A", "A after removing B")
-        if seed % 2 == 0 {
-            net.deliver(remove, to: ["D"])
-            net.deliver(add, to: ["D"])
-        } else {
-            net.deliver(add, to: ["D"])
-            net.deliver(remove, to: ["D"])
-        }
+        Self.deliverToD(remove, add, removalFirst: seed % 2 == 0, in: &net)
         net.settle()
         net.expectConverged(["A", "D"])
         #expect(net.group("C").isMember == false)
@@ -120,7 +114,11 @@ import Testing
         #expect(net.readers(of: fromB) == ["A", "C", "D"])
         #expect(net.readers(of: fromA) == ["D"])
         try net.expectEveryoneReadsEveryone(["A", "D"])
-        net.expectConverged(["A", "D"])
+    }
+
+    /// D sees the removal and the removed member's add in the order the seed chooses.
+    static func deliverToD(_ remove: Envelope, _ add: Envelope, removalFirst: Bool, in net: inout TestNetwork) {
+        for envelope in removalFirst ? [remove, add] : [add, remove] { net.deliver(envelope, to: ["D"]) }
     }
 
     /// §5.5.4 "C gets no secret produced after the removal takes effect", against an outsider C
@@ -131,13 +129,7 @@ import Testing
         var net = try Self.network(seed: seed, names: ["A", "B", "C", "D"], members: ["A", "B", "D"])
         let remove = try net.remove(by: "A", "B")
         let add = try net.add(by: "B", "C")
-        if seed % 2 == 0 {
-            net.deliver(remove, to: ["D"])
-            net.deliver(add, to: ["D"])
-        } else {
-            net.deliver(add, to: ["D"])
-            net.deliver(remove, to: ["D"])
-        }
+        Self.deliverToD(remove, add, removalFirst: seed % 2 == 0, in: &net)
         net.settle()
         try net.expectEveryoneReadsEveryone(["A", "D"])
         net.expectConverged(["A", "D"])
