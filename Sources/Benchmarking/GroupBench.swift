@@ -238,7 +238,9 @@ public enum GroupBench {
             let bundle = world.members[n].bundle
             world.invited = [n]
             generation = try world.operate(0) { group, prekeys, rng in
-                try group.add(bundle, prekeys: prekeys, now: BenchWorld.now, using: &rng)
+                let envelopes = try group.add(bundle, prekeys: prekeys, now: BenchWorld.now, using: &rng)
+                guard envelopes.count == 1 else { throw BenchFailure(description: "add, n=\(n): an unexpected refresh update") }
+                return envelopes[0]
             }
         case .message:
             generation = try world.operate(0) { group, _, _ in try group.send(messagePlaintext) }

@@ -48,9 +48,10 @@ public struct Group: Sendable, Equatable {
     public internal(set) var bundles: [MemberID: KeyBundle]
     /// Filled only when the configuration asks for it (simulator); never encoded.
     @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
-    /// My current epoch may be known outside my view (see PROTOCOL-NOTES.md, "self-update"):
-    /// my next update or remove clears it, and `send(_:prekeys:using:)` updates first.
-    public internal(set) var needsRefresh = false
+    /// My current epoch may be known to somebody outside my view (PROTOCOL-NOTES.md,
+    /// "self-update"): `send(_:prekeys:using:)` and `add(_:prekeys:now:using:)` update first, and
+    /// my next update or remove clears it.
+    public var needsRefresh: Bool { isMember && keyAgreement.myUpdateSecretIsExposed }
     var exposesUpdateSecrets = false
 
     public var me: MemberID { identity.id }
@@ -136,7 +137,7 @@ extension Group {
         case .add(let bundle, let welcome):
             guard bundle.identity == identity.id else { throw .invitationNotForMe }
             let context: WelcomeContext
-            do { context = try WelcomeContext(wireBytes: welcome.context) } catch {
+            do { context = try WelcomeContext(wireBytes: try welcome.decode().context) } catch {
                 throw .invalidInvitation("\(error)")
             }
             for known in context.bundles { group.bundles[known.identity] = known }
@@ -187,14 +188,18 @@ public struct WelcomeContext: Equatable, Sendable, WireCodable {
 // MARK: - Operations
 
 extension Group {
-    /// Adds the member whose bundle is given (verified against `now`).
+    /// Adds the member whose bundle is given (verified against `now`). Returns the envelopes to
+    /// send, in order: an update of mine first when ``needsRefresh`` (the welcome hands the new
+    /// member my ratchet state, which must not be known outside my view), then the add.
     public mutating func add<R: RandomNumberGenerator>(
         _ bundle: KeyBundle, prekeys: PrekeyStore, now: UInt64, using rng: inout R
-    ) throws(GroupError) -> Envelope {
+    ) throws(GroupError) -> [Envelope] {
         do { try bundle.verify(now: now, expectedSuite: suite) } catch {
             throw .invalidKeyBundle(bundle.identity, "\(error)")
         }
         var copy = self
+        var envelopes: [Envelope] = []
+        if copy.needsRefresh { envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng)) }
         copy.bundles[bundle.identity] = bundle
         let context = WelcomeContext(
             frontier: copy.broadcast.frontier,
@@ -205,7 +210,7 @@ extension Group {
             return try state.add(bundle, seq: seq, welcomeContext: context.wireBytes, keys: keys, using: &rng)
         }
         self = copy
-        return envelope
+        return envelopes + [envelope]
     }
 
     public mutating func remove<R: RandomNumberGenerator>(
@@ -240,7 +245,6 @@ extension Group {
         do { output = try body(&keyAgreement, seq, keys(prekeys, now: now)) } catch { throw .protocolError(error) }
         let envelope = seal(kind, seq: seq, prev: prev, acked: nil, body: output.body)
         startMyEpoch(seq, output.updateSecret)
-        if kind == .update || kind == .remove { needsRefresh = false }  // a fresh seed for my view only
         return envelope
     }
 
@@ -385,13 +389,11 @@ extension Group {
             }
             acked = id
         }
-        var joinedByThisAdd = false
         switch body.fields {
         case .create(let list):
             for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
         case .add(let bundle, _):
             bundles[bundle.identity] = bundle
-            joinedByThisAdd = bundle.identity == me
         default: break
         }
         let before = keyAgreement.members
@@ -422,19 +424,6 @@ extension Group {
             startMyEpoch(mySeq, result.mySecret)
         }
         reportMembershipChange(from: before, wasMember: wasMember, envelope: envelope, kind: kind, into: &output)
-        // Self-update (PROTOCOL-NOTES.md): my epoch must not stay readable by someone outside my view.
-        // That happens when a remove's sender did not know me yet (it gives me no fresh secret), and
-        // when the seed I just derived my secret from went to members I consider removed.
-        var exposed = false
-        if isMember, kind == .remove, result.mySecret == nil {
-            exposed = !before.subtracting(members).isEmpty
-        } else if isMember, result.mySecret != nil, kind == .update || kind == .remove || kind == .create || joinedByThisAdd {
-            // A seed reaches the sender's view; a welcome's secret everyone in the adder's view.
-            exposed = !keyAgreement.history.members(asSeenBy: envelope.sender, atSeq: envelope.seq).isSubset(of: members)
-        }
-        // The refresh waits for my next message (`send(_:prekeys:using:)`): only my messages need
-        // it, and refreshing at once would answer every update with n more while views differ.
-        if exposed { needsRefresh = true }
     }
 
     func reportMembershipChange(

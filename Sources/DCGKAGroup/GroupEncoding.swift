@@ -9,7 +9,7 @@ public import Membership
 
 extension Group: WireCodable {
     /// Version of the persisted group state, independent of the envelope version.
-    public static let stateVersion: UInt8 = 1
+    public static let stateVersion: UInt8 = 2
 
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(Self.stateVersion)
@@ -18,7 +18,6 @@ extension Group: WireCodable {
         writer.write(broadcast)
         writer.write(messaging)
         writer.writeArray(bundles.values.sorted { $0.identity < $1.identity })
-        writer.writeBool(needsRefresh)
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
@@ -35,9 +34,7 @@ extension Group: WireCodable {
             throw .invalidValue(field: "bundle order")
         }
         for bundle in list { bundles[bundle.identity] = bundle }
-        var group = Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
-        group.needsRefresh = try reader.readBool(field: "needs refresh")
-        return group
+        return Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
     }
 
     init(identity: IdentityKey, keyAgreement: DCGKAState, broadcast: BroadcastState, messaging: MessagingState, bundles: [MemberID: KeyBundle]) {

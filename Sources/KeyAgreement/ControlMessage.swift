@@ -87,6 +87,23 @@ public struct Welcome: Equatable, Sendable, WireCodable {
     }
 }
 
+/// A welcome as an add carries it: length-prefixed bytes that only the added member parses, so
+/// the other members (who need only the added member's bundle) never pay for decoding the
+/// adder's membership state (PROTOCOL-NOTES.md).
+public struct EncodedWelcome: Equatable, Sendable {
+    public let bytes: [UInt8]
+
+    /// A welcome is at most this long (a membership state at its limits does not fit a sane
+    /// envelope anyway; the reader never allocates more than the input holds).
+    public static let maximumLength = 1 << 28
+
+    public init(_ welcome: Welcome) { bytes = welcome.wireBytes }
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// The welcome, for the added member. A malformed one is a typed error, never a crash.
+    public func decode() throws(WireError) -> Welcome { try Welcome(wireBytes: bytes) }
+}
+
 /// The body of a control envelope: its type-specific fields and its direct messages.
 public struct ControlBody: Equatable, Sendable {
     public enum Fields: Equatable, Sendable {
@@ -94,7 +111,7 @@ public struct ControlBody: Equatable, Sendable {
         /// list and is not a member of the create operation itself.
         case create([KeyBundle])
         /// The added member's key bundle and its welcome.
-        case add(KeyBundle, Welcome)
+        case add(KeyBundle, EncodedWelcome)
         case remove(MemberID)
         case update
         case ack
@@ -132,7 +149,7 @@ public struct ControlBody: Equatable, Sendable {
             writer.writeArray(bundles)
         case .add(let added, let welcome):
             writer.write(added)
-            writer.write(welcome)
+            writer.writeLengthPrefixed(welcome.bytes)
         case .remove(let removed):
             writer.write(removed)
         case .update, .ack, .addAck, .welcomeAck:
@@ -148,7 +165,8 @@ public struct ControlBody: Equatable, Sendable {
         case .create:
             fields = .create(try reader.readArray(KeyBundle.self, field: "create members", limit: MembershipOperation.maxCreateMembers))
         case .add:
-            fields = .add(try reader.read(), try reader.read())
+            let added = try reader.read(KeyBundle.self)
+            fields = .add(added, EncodedWelcome(bytes: try reader.readLengthPrefixed(field: "welcome", limit: EncodedWelcome.maximumLength)))
         case .remove:
             fields = .remove(try reader.read())
         case .update: fields = .update

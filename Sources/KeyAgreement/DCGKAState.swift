@@ -12,6 +12,8 @@ public enum DCGKAError: Error, Equatable, Sendable {
     case twoParty(MemberID, TwoPartyError)
     case membership(MembershipError)
     case malformedSecret(MemberID)
+    /// The welcome addressed to me does not decode.
+    case malformedWelcome(WireError)
     /// The operation makes no sense in this state (e.g. creating twice, adding a current member).
     case invalidOperation(String)
     /// A direct message to me was expected but is missing.
@@ -82,6 +84,11 @@ public struct DCGKAState: Sendable {
     public internal(set) var twoParty: [MemberID: TwoPartyState]
     public internal(set) var memberSecrets: [MemberSecretKey: Bytes32]
     public internal(set) var ratchets: [MemberID: Bytes32]
+    /// Who could compute my current ratchet state, and so my newest update secret, from what the
+    /// protocol sent them (me included); `nil` while my ratchet is still ε. Every step of my
+    /// ratchet narrows it to who knew that step's input, and every copy of my ratchet state that I
+    /// send widens it (PROTOCOL-NOTES.md, "self-update").
+    public internal(set) var myRatchetReaders: Set<MemberID>?
 
     public init(me: MemberID, groupID: GroupID, suite: CipherSuiteID = .suite1) {
         self.me = me
@@ -102,6 +109,13 @@ public struct DCGKAState: Sendable {
 
     /// member-view(me).
     public var members: Set<MemberID> { history.members() }
+
+    /// Whether somebody outside my view could compute my newest update secret, and so read what I
+    /// would send in my current epoch. An update of mine (or a remove) makes it false again.
+    public var myUpdateSecretIsExposed: Bool {
+        guard let readers = myRatchetReaders else { return false }
+        return !readers.isSubset(of: history.members())
+    }
 }
 
 // MARK: - Derivations (§5.2)
@@ -232,6 +246,7 @@ struct Journal: Sendable {
     var twoParty: [MemberID: TwoPartyState?] = [:]
     var history: MembershipState?
     var nextSeed: Bytes32??
+    var myRatchetReaders: Set<MemberID>??
 }
 
 extension DCGKAState: Equatable {
@@ -239,7 +254,7 @@ extension DCGKAState: Equatable {
     public static func == (lhs: DCGKAState, rhs: DCGKAState) -> Bool {
         lhs.me == rhs.me && lhs.groupID == rhs.groupID && lhs.suite == rhs.suite && lhs.history == rhs.history
             && lhs.nextSeed == rhs.nextSeed && lhs.twoParty == rhs.twoParty && lhs.memberSecrets == rhs.memberSecrets
-            && lhs.ratchets == rhs.ratchets
+            && lhs.ratchets == rhs.ratchets && lhs.myRatchetReaders == rhs.myRatchetReaders
     }
 }
 
@@ -268,6 +283,7 @@ extension DCGKAState {
         for (id, value) in journal.twoParty { twoParty[id] = value }
         if let saved = journal.history { history = saved }
         if let saved = journal.nextSeed { nextSeed = saved }
+        if let saved = journal.myRatchetReaders { myRatchetReaders = saved }
     }
 
     mutating func setMemberSecret(_ key: MemberSecretKey, _ value: Bytes32?) {
@@ -297,6 +313,24 @@ extension DCGKAState {
     /// membership operations and their acknowledgments).
     mutating func journalHistory() {
         if journal != nil, journal!.history == nil { journal!.history = history }
+    }
+
+    /// My ratchet just took a step whose input is known to `knownTo` (me included): only who
+    /// knew both the old state and the input can compute the new one.
+    mutating func narrowMyRatchetReaders(to knownTo: Set<MemberID>) {
+        journalMyRatchetReaders()
+        myRatchetReaders = myRatchetReaders.map { $0.intersection(knownTo) } ?? knownTo
+    }
+
+    /// I sent my current ratchet state to `ids`.
+    mutating func shareMyRatchet<S: Sequence<MemberID>>(with ids: S) {
+        guard myRatchetReaders != nil else { return }  // ε is known to everyone anyway
+        journalMyRatchetReaders()
+        myRatchetReaders!.formUnion(ids)
+    }
+
+    mutating func journalMyRatchetReaders() {
+        if journal != nil, journal!.myRatchetReaders == nil { journal!.myRatchetReaders = .some(myRatchetReaders) }
     }
 
     mutating func journalNextSeed() {

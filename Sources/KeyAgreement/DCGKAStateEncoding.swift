@@ -33,6 +33,8 @@ extension DCGKAState: WireCodable {
             writer.write(id)
             writer.write(state)
         }
+        writer.writeBool(myRatchetReaders != nil)
+        if let readers = myRatchetReaders { writer.writeArray(readers.sorted()) }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
@@ -62,6 +64,13 @@ extension DCGKAState: WireCodable {
             if let lastRatchet, !(lastRatchet < id) { throw .invalidValue(field: "ratchet order") }
             lastRatchet = id
             state.ratchets[id] = try reader.read(Bytes32.self)
+        }
+        if try reader.readBool(field: "ratchet readers present") {
+            let readers = try reader.readArray(MemberID.self, field: "ratchet readers", limit: maximumPeers)
+            for (a, b) in zip(readers, readers.dropFirst()) where !(a < b) {
+                throw .invalidValue(field: "ratchet reader order")
+            }
+            state.myRatchetReaders = Set(readers)
         }
         return state
     }

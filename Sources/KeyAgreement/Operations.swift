@@ -61,6 +61,7 @@ extension DCGKAState {
         var keys = keys
         keys.peerBundles[added] = bundle
         let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
+        shareMyRatchet(with: [added])
         let op = OperationID(sender: me, seq: seq)
         try applyMembership(MembershipOperation(id: op, kind: .add(added)))
         let welcome = Welcome(history: history, ratchetCiphertext: c, context: welcomeContext)
@@ -69,7 +70,7 @@ extension DCGKAState {
             setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(me, input: Self.welcomeInput))
             secret = updateRatchet(me, input: Self.addInput)
         }
-        return OperationOutput(body: ControlBody(fields: .add(bundle, welcome), directMessages: []), updateSecret: secret)
+        return OperationOutput(body: ControlBody(fields: .add(bundle, EncodedWelcome(welcome)), directMessages: []), updateSecret: secret)
     }
 
     /// generate-seed(recipients): a new seed, sent to each recipient over 2SM.
@@ -92,7 +93,9 @@ extension DCGKAState {
         let seed = nextSeed!
         journalNextSeed()
         nextSeed = nil
-        return deriveFromSeed(seed, op: op, recipients: history.members(asSeenBy: me, atSeq: op.seq))
+        let view = history.members(asSeenBy: me, atSeq: op.seq)
+        narrowMyRatchetReaders(to: view.union([me]))  // the seed went to my view
+        return deriveFromSeed(seed, op: op, recipients: view)
     }
 
     /// Member secrets for every recipient, then the sender's update secret; the seed is dropped.
@@ -134,7 +137,9 @@ extension DCGKAState {
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
         case .add(let bundle, let welcome):
             if bundle.identity == me {
-                return try processWelcome(op, welcome: welcome, mySeq: mySeq, keys: keys, using: &rng)
+                let decoded: Welcome
+                do { decoded = try welcome.decode() } catch { throw .malformedWelcome(error) }
+                return try processWelcome(op, welcome: decoded, mySeq: mySeq, keys: keys, using: &rng)
             }
             return try processAdd(op, added: bundle, mySeq: mySeq, keys: keys, using: &rng)
         case .ack, .addAck, .welcomeAck:
@@ -193,7 +198,12 @@ extension DCGKAState {
                     tag: directory.tag(for: id), message: try encrypt(to: id, mySecret.bytes, keys: keys, using: &rng)))
             }
         }
-        let mySecret = consumeMemberSecret(op: op, member: me).map { updateRatchet(me, input: $0.bytes) }
+        var mySecret: Bytes32?
+        if let secret = consumeMemberSecret(op: op, member: me) {
+            // My member secret is known to whoever got the seed and to the newcomers I forward it to.
+            narrowMyRatchetReaders(to: senderView.union(newcomers).union([op.sender, me]))
+            mySecret = updateRatchet(me, input: secret.bytes)
+        }
         return ProcessOutput(
             acknowledgment: ControlBody(fields: .ack, directMessages: forwards), senderSecret: senderSecret, mySecret: mySecret)
     }
@@ -234,6 +244,7 @@ extension DCGKAState {
             var keys = keys
             keys.peerBundles[added] = bundle
             let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
+            shareMyRatchet(with: [added])
             dms.append(TaggedDirectMessage(tag: RecipientDirectory(view: view).tag(for: added), message: c))
         }
         let mySecret: Bytes32? = view.contains(me) ? updateRatchet(me, input: Self.addInput) : nil
@@ -243,15 +254,18 @@ extension DCGKAState {
 
     mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         journalHistory(); do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
-        let mine = try myDirectMessages(ack, body: body, keys: keys)
-        if let first = mine.first {
-            setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
+        let view = history.members(asSeenBy: ack.sender, atSeq: ack.seq)
+        // Only the added member gets a direct message (the acknowledger's ratchet state); the
+        // others need not look (PROTOCOL-NOTES.md).
+        if case .add(me)? = history.operation(acked)?.kind {
+            if let first = try myDirectMessages(ack, body: body, senderView: view, keys: keys).first {
+                setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
+            }
         }
         // The acknowledger itself takes this step only while it is a member in its own view
         // (process-add-ack(me) asks "me in member-view(me)"), so the others require that too;
         // otherwise a removed member's add-ack would move its ratchet for others but not for
         // itself (PROTOCOL-NOTES.md).
-        let view = history.members(asSeenBy: ack.sender, atSeq: ack.seq)
         guard view.contains(me), view.contains(ack.sender) else { return nil }
         return updateRatchet(ack.sender, input: Self.addInput)
     }
@@ -275,23 +289,34 @@ extension DCGKAState {
         let senderSecret = updateRatchet(op.sender, input: Self.addInput)
         journalHistory(); do { try history.recordWelcome(of: me, add: op, atSeq: mySeq) } catch { throw .membership(error) }
         var forwards: [TaggedDirectMessage] = []
+        let senderView = history.members(asSeenBy: op.sender, atSeq: op.seq)
+        // My member secret comes from the adder's ratchet, which everyone in its view can follow
+        // (an adder refreshes first when its own epoch is exposed), and reaches the members I forward it to.
+        var secretReaders = senderView.union([op.sender, me])
         if !oldHistory.isEmpty {
             let all = history.members()
             let directory = RecipientDirectory(view: all)
             let oldMembers = oldHistory.members()
-            let senderView = history.members(asSeenBy: op.sender, atSeq: op.seq)
-            for id in all.subtracting(oldMembers).subtracting([me]).sorted() {
+            let ratchetTargets = all.subtracting(oldMembers).subtracting([me]).sorted()
+            for id in ratchetTargets {
                 let plaintext = [Self.forwardRatchet] + (ratchets[me] ?? .zero).bytes
                 forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
             }
+            shareMyRatchet(with: ratchetTargets)
             if let secret = memberSecrets[MemberSecretKey(operation: op, member: me)] {
-                for id in all.subtracting(senderView).subtracting([me]).sorted() {
+                let memberTargets = all.subtracting(senderView).subtracting([me]).sorted()
+                for id in memberTargets {
                     let plaintext = [Self.forwardMember] + secret.bytes
                     forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
                 }
+                secretReaders.formUnion(memberTargets)
             }
         }
-        let mySecret = consumeMemberSecret(op: op, member: me).map { updateRatchet(me, input: $0.bytes) }
+        var mySecret: Bytes32?
+        if let secret = consumeMemberSecret(op: op, member: me) {
+            narrowMyRatchetReaders(to: secretReaders)
+            mySecret = updateRatchet(me, input: secret.bytes)
+        }
         return ProcessOutput(
             acknowledgment: ControlBody(fields: .welcomeAck, directMessages: forwards), senderSecret: senderSecret, mySecret: mySecret)
     }

@@ -30,7 +30,7 @@ public struct MembershipState: Sendable {
     var senderOf: [Int32] = []
     var seqOf: [UInt64] = []
     /// member index -> the seq from which that member knows the record's operation.
-    var knownOf: [[Int32: UInt64]] = []
+    var knownOf: [KnowledgeRow] = []
     var recordIndex: [OperationID: Int32] = [:]
     var createRecord: Int32 = -1
 
@@ -110,7 +110,7 @@ public struct MembershipState: Sendable {
 
     /// Adds a processed create/add/remove. Its sender knows it from its own seq (`op.id.seq`) on.
     public mutating func apply(_ op: MembershipOperation) throws(MembershipError) {
-        guard op.id.seq >= 1 else { throw .invalidSequenceNumber(op.id.seq) }
+        guard op.id.seq >= 1, op.id.seq < KnowledgeRow.unknown else { throw .invalidSequenceNumber(op.id.seq) }
         guard recordIndex[op.id] == nil else { throw .duplicateOperation(op.id) }
         guard records.count < Self.maxOperations, newParticipants(of: op) + memberIDs.count <= Self.maxMembers
         else { throw .limitExceeded }
@@ -207,7 +207,7 @@ public struct MembershipState: Sendable {
     /// Seqs start at 1, and nobody may know anything from before the creator's create at the
     /// creator's side (that would put an operation before the create, which must be minimal).
     func checkKnowledgeSeq(_ seq: UInt64, member m: Int32) throws(MembershipError) {
-        guard seq >= 1 else { throw .invalidSequenceNumber(seq) }
+        guard seq >= 1, seq < KnowledgeRow.unknown else { throw .invalidSequenceNumber(seq) }
         if createRecord >= 0 {
             let create = records[Int(createRecord)]
             if m == create.sender && seq < create.op.id.seq { throw .invalidSequenceNumber(seq) }
@@ -258,7 +258,7 @@ public struct MembershipState: Sendable {
         records.append(Record(op: op, sender: sender, target: target, createMembers: createMembers))
         senderOf.append(sender)
         seqOf.append(op.id.seq)
-        knownOf.append([:])
+        knownOf.append(KnowledgeRow())
         recordIndex[op.id] = r
         maxOpSeq[Int(sender)] = max(maxOpSeq[Int(sender)], op.id.seq)
         _ = setKnown(record: r, member: sender, seq: op.id.seq, lowered: &lowered)
@@ -345,6 +345,40 @@ public struct MembershipState: Sendable {
             admit(m, y)
         }
         return result
+    }
+}
+
+/// Who knows one operation since when, indexed by member index. Dense, because membership views
+/// are evaluated for every control message and this lookup is their inner loop.
+struct KnowledgeRow: Sendable, Sequence {
+    /// Marks "does not know"; no real seq reaches it (apply and the decoder reject it).
+    static let unknown = UInt64.max
+    private var seqs: [UInt64] = []
+    /// How many members know the operation.
+    private(set) var count = 0
+
+    subscript(member: Int32) -> UInt64? {
+        get {
+            let i = Int(member)
+            guard i < seqs.count else { return nil }
+            let seq = seqs[i]
+            return seq == Self.unknown ? nil : seq
+        }
+        set {
+            let i = Int(member)
+            if i >= seqs.count {
+                guard newValue != nil else { return }
+                seqs.append(contentsOf: repeatElement(Self.unknown, count: i + 1 - seqs.count))
+            }
+            let old = seqs[i]
+            seqs[i] = newValue ?? Self.unknown
+            count += (newValue == nil ? 0 : 1) - (old == Self.unknown ? 0 : 1)
+        }
+    }
+
+    /// The known entries, `(member index, seq)`, by member index.
+    func makeIterator() -> some IteratorProtocol<(Int32, UInt64)> {
+        seqs.enumerated().lazy.filter { $0.element != Self.unknown }.map { (Int32($0.offset), $0.element) }.makeIterator()
     }
 }
 

@@ -98,7 +98,7 @@ extension MembershipState: WireCodable {
         for _ in 0..<opCount {
             let sender = try readIndex(&reader, "membership.op.sender")
             let seq = try reader.readVarint()
-            guard seq >= 1 else { throw .invalidValue(field: "membership.op.seq") }
+            guard seq >= 1, seq < KnowledgeRow.unknown else { throw .invalidValue(field: "membership.op.seq") }
             let id = OperationID(sender: state.memberIDs[sender], seq: seq)
             if let previousOp, !(previousOp < id) { throw .invalidValue(field: "membership.operations order") }
             previousOp = id
@@ -133,7 +133,7 @@ extension MembershipState: WireCodable {
                 let index = previous + 1 + gap
                 guard index <= lastIndex else { throw .invalidValue(field: "membership.known.member") }
                 let knownSeq = try reader.readVarint()
-                guard knownSeq >= 1 else { throw .invalidValue(field: "membership.known.seq") }
+                guard knownSeq >= 1, knownSeq < KnowledgeRow.unknown else { throw .invalidValue(field: "membership.known.seq") }
                 known[Int32(index)] = knownSeq
                 previous = index
             }

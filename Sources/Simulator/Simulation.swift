@@ -436,10 +436,14 @@ public struct Simulation {
                 } else {
                     return
                 }
-                let envelope = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
+                let envelopes = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
                 devices[actor].group = group
                 recordOwnSecrets(device: actor)
-                publish(envelope, from: actor, invite: [target])
+                for refresh in envelopes.dropLast() {
+                    report.updates += 1
+                    publish(refresh, from: actor)
+                }
+                publish(envelopes.last!, from: actor, invite: [target])
             } else if view.count > 3 {  // keep groups from emptying through concurrent removes
                 let candidates = view.filter { $0 != group.me }
                 guard let victim = pick(candidates) else { return }
@@ -552,11 +556,15 @@ public struct Simulation {
         var agree = true
         var compared = 0
         let finalHistory = (members.first ?? devices.indices.first { devices[$0].group != nil }).flatMap { devices[$0].group?.keyAgreement.history }
+        var viewAtEpoch: [EpochKey: Set<MemberID>] = [:]
         for device in devices.indices {
             let id = devices[device].identity.id
             for (key, secret) in devices[device].secrets.sorted(by: { ($0.key.member, $0.key.epoch) < ($1.key.member, $1.key.epoch) }) {
-                if key.member != id, let finalHistory,
-                   !finalHistory.members(asSeenBy: key.member, atSeq: key.epoch).contains(id) { continue }
+                if key.member != id, let finalHistory {
+                    let view = viewAtEpoch[key] ?? finalHistory.members(asSeenBy: key.member, atSeq: key.epoch)
+                    viewAtEpoch[key] = view
+                    if !view.contains(id) { continue }
+                }
                 if let existing = reference[key] {
                     compared += 1
                     if existing != secret {

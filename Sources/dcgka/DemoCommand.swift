@@ -89,9 +89,10 @@ struct DemoWorld {
 
     mutating func add(by adder: String, _ newcomer: String) throws {
         var group = people[adder]!.group!
-        let envelope = try group.add(people[newcomer]!.bundle, prekeys: people[adder]!.prekeys, now: Self.now, using: &rng)
+        let envelopes = try group.add(people[newcomer]!.bundle, prekeys: people[adder]!.prekeys, now: Self.now, using: &rng)
         people[adder]!.group = group
-        broadcast(envelope, from: adder, alsoTo: [newcomer])
+        for refresh in envelopes.dropLast() { broadcast(refresh, from: adder) }
+        broadcast(envelopes.last!, from: adder, alsoTo: [newcomer])
     }
 
     mutating func remove(by remover: String, _ member: String) throws {

@@ -107,9 +107,11 @@ struct TestNetwork {
     @discardableResult
     mutating func add(by adder: String, _ newcomer: String) throws -> Envelope {
         var group = group(adder)
-        let envelope = try group.add(people[newcomer]!.bundle, prekeys: people[adder]!.prekeys, now: Self.now, using: &rng)
+        let envelopes = try group.add(people[newcomer]!.bundle, prekeys: people[adder]!.prekeys, now: Self.now, using: &rng)
         people[adder]!.group = group
         collectSecrets(adder)
+        for refresh in envelopes.dropLast() { broadcast(refresh, from: adder) }
+        let envelope = envelopes.last!
         broadcast(envelope, from: adder, alsoTo: [newcomer])
         return envelope
     }
