@@ -245,6 +245,10 @@ struct Journal: Sendable {
     var ratchets: [MemberID: Bytes32?] = [:]
     var twoParty: [MemberID: TwoPartyState?] = [:]
     var history: MembershipState?
+    /// Acknowledgments recorded before `history` was saved whole (if it ever was), to undo in
+    /// reverse: recording one is the common change, and saving the whole state for it would
+    /// copy every table the recording then touches.
+    var acknowledgments: [MembershipState.AcknowledgmentUndo] = []
     var nextSeed: Bytes32??
     var myRatchetReaders: Set<MemberID>??
 }
@@ -282,6 +286,7 @@ extension DCGKAState {
         for (id, value) in journal.ratchets { ratchets[id] = value }
         for (id, value) in journal.twoParty { twoParty[id] = value }
         if let saved = journal.history { history = saved }
+        for undo in journal.acknowledgments.reversed() { history.undo(undo) }
         if let saved = journal.nextSeed { nextSeed = saved }
         if let saved = journal.myRatchetReaders { myRatchetReaders = saved }
     }
@@ -309,10 +314,17 @@ extension DCGKAState {
         twoParty[id] = channel
     }
 
-    /// The membership state is saved whole before its first change in a call (it changes only for
-    /// membership operations and their acknowledgments).
+    /// The membership state is saved whole before its first change in a call other than an
+    /// acknowledgment (an operation, a welcome), which happens once per membership operation.
     mutating func journalHistory() {
         if journal != nil, journal!.history == nil { journal!.history = history }
+    }
+
+    /// `member` acknowledged `op` in its envelope `seq` (§4.1), undoably.
+    mutating func recordAcknowledgment(of op: OperationID, by member: MemberID, atSeq seq: UInt64) throws(DCGKAError) {
+        let undo: MembershipState.AcknowledgmentUndo
+        do { undo = try history.recordAcknowledgment(of: op, by: member, atSeq: seq) } catch { throw .membership(error) }
+        if journal != nil, journal!.history == nil { journal!.acknowledgments.append(undo) }
     }
 
     /// My ratchet just took a step whose input is known to `knownTo` (me included): only who

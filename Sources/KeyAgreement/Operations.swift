@@ -66,7 +66,7 @@ extension DCGKAState {
         try applyMembership(MembershipOperation(id: op, kind: .add(added)))
         let welcome = Welcome(history: history, ratchetCiphertext: c, context: welcomeContext)
         var secret: Bytes32?
-        if history.members(asSeenBy: me, atSeq: seq).contains(me) {
+        if history.memoizedMembers(asSeenBy: me, atSeq: seq).contains(me) {
             setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(me, input: Self.welcomeInput))
             secret = updateRatchet(me, input: Self.addInput)
         }
@@ -93,7 +93,7 @@ extension DCGKAState {
         let seed = nextSeed!
         journalNextSeed()
         nextSeed = nil
-        let view = history.members(asSeenBy: me, atSeq: op.seq)
+        let view = history.memoizedMembers(asSeenBy: me, atSeq: op.seq)
         narrowMyRatchetReaders(to: view.union([me]))  // the seed went to my view
         return deriveFromSeed(seed, op: op, recipients: view)
     }
@@ -160,7 +160,7 @@ extension DCGKAState {
         _ op: OperationID, body: ControlBody, senderView: Set<MemberID>? = nil, keys: KeyMaterial
     ) throws(DCGKAError) -> [[UInt8]] {
         guard !body.directMessages.isEmpty else { return [] }
-        let view = senderView ?? history.members(asSeenBy: op.sender, atSeq: op.seq)
+        let view = senderView ?? history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
         var plaintexts: [[UInt8]] = []
         for message in Self.messages(for: me, in: body, senderView: view) {
             plaintexts.append(try decrypt(from: op.sender, message, keys: keys))
@@ -170,14 +170,14 @@ extension DCGKAState {
 
     mutating func recordOwnAcknowledgment(of op: OperationID, mySeq: UInt64) throws(DCGKAError) {
         guard history.contains(op) else { return }
-        journalHistory(); do { try history.recordAcknowledgment(of: op, by: me, atSeq: mySeq) } catch { throw .membership(error) }
+        try recordAcknowledgment(of: op, by: me, atSeq: mySeq)
     }
 
     mutating func processSeed<R: RandomNumberGenerator>(
         _ op: OperationID, body: ControlBody, mySeq: UInt64, keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
         // The recipients are the sender's view without the sender; the view is used as is (no copy).
-        let senderView = history.members(asSeenBy: op.sender, atSeq: op.seq)
+        let senderView = history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
         let mine = try myDirectMessages(op, body: body, senderView: senderView, keys: keys)
         guard me != op.sender, senderView.contains(me) else {
             // Added concurrently, unknown to the sender (or removed by this very message).
@@ -215,7 +215,7 @@ extension DCGKAState {
     /// process-ack: the acknowledger's member secret, from my table or forwarded to me.
     mutating func processAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         if history.contains(acked) {
-            journalHistory(); do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
+            try recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq)
         }
         let forwarded = try myDirectMessages(ack, body: body, keys: keys)
         var secret = consumeMemberSecret(op: acked, member: ack.sender)
@@ -231,7 +231,7 @@ extension DCGKAState {
         let added = bundle.identity
         try applyMembership(MembershipOperation(id: op, kind: .add(added)))
         var senderSecret: Bytes32?
-        if history.members(asSeenBy: op.sender, atSeq: op.seq).contains(me) {
+        if history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq).contains(me) {
             setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(op.sender, input: Self.welcomeInput))
             senderSecret = updateRatchet(op.sender, input: Self.addInput)
         }
@@ -253,8 +253,8 @@ extension DCGKAState {
     }
 
     mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
-        journalHistory(); do { try history.recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq) } catch { throw .membership(error) }
-        let view = history.members(asSeenBy: ack.sender, atSeq: ack.seq)
+        try recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq)
+        let view = history.memoizedMembers(asSeenBy: ack.sender, atSeq: ack.seq)
         // Only the added member gets a direct message (the acknowledger's ratchet state); the
         // others need not look (PROTOCOL-NOTES.md).
         if case .add(me)? = history.operation(acked)?.kind {
@@ -289,7 +289,7 @@ extension DCGKAState {
         let senderSecret = updateRatchet(op.sender, input: Self.addInput)
         journalHistory(); do { try history.recordWelcome(of: me, add: op, atSeq: mySeq) } catch { throw .membership(error) }
         var forwards: [TaggedDirectMessage] = []
-        let senderView = history.members(asSeenBy: op.sender, atSeq: op.seq)
+        let senderView = history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
         // My member secret comes from the adder's ratchet, which everyone in its view can follow
         // (an adder refreshes first when its own epoch is exposed), and reaches the members I forward it to.
         var secretReaders = senderView.union([op.sender, me])

@@ -46,6 +46,11 @@ public struct MembershipState: Sendable {
     var maxKnownSeq: [UInt64] = []
 
     var cachedMembers: Set<MemberID> = []
+    /// Views of senders that did not know every operation, by the operations they did not know
+    /// (``memoizedMembers(asSeenBy:atSeq:)``). Emptied whenever the order between recorded
+    /// operations may change (with `cachedMembers`); never encoded or compared.
+    var viewCache: [[Int32]: Set<MemberID>] = [:]
+    static let viewCacheLimit = 64
 
     /// An empty history.
     public init() {}
@@ -106,6 +111,28 @@ public struct MembershipState: Sendable {
         return computeMembers(included: included)
     }
 
+    /// ``members(asSeenBy:atSeq:)``, remembering the answer by the operations the sender did not
+    /// know. Under concurrency most senders miss the same few recent operations (those still in
+    /// flight), and an acknowledgment never changes the order between operations already recorded
+    /// when its sender's envelopes arrive in order, so one answer serves many envelopes.
+    public mutating func memoizedMembers(asSeenBy sender: MemberID, atSeq seq: UInt64) -> Set<MemberID> {
+        guard createRecord >= 0, let s = memberIndex[sender] else { return [] }
+        let si = Int(s)
+        if knownCount[si] == records.count && maxKnownSeq[si] <= seq { return cachedMembers }
+        var left: [Int32] = []
+        for i in records.indices {
+            if let k = knownOf[i][s], k <= seq { continue }
+            left.append(Int32(i))
+        }
+        if let known = viewCache[left] { return known }
+        var included = [Bool](repeating: true, count: records.count)
+        for i in left { included[Int(i)] = false }
+        let view = included[Int(createRecord)] ? computeMembers(included: included) : []
+        if viewCache.count >= Self.viewCacheLimit { viewCache.removeAll(keepingCapacity: true) }
+        viewCache[left] = view
+        return view
+    }
+
     // MARK: Mutation
 
     /// Adds a processed create/add/remove. Its sender knows it from its own seq (`op.id.seq`) on.
@@ -131,17 +158,42 @@ public struct MembershipState: Sendable {
     }
 
     /// `member` acknowledged (ack / add-ack) `op` in its envelope `seq`: from `seq` on it knows `op`.
-    /// Keeps the smaller seq if recorded twice.
+    /// Keeps the smaller seq if recorded twice. Returns what ``undo(_:)`` needs to take it back,
+    /// so a caller that must be able to roll back need not copy the whole state first.
+    @discardableResult
     public mutating func recordAcknowledgment(
         of op: OperationID, by member: MemberID, atSeq seq: UInt64
-    ) throws(MembershipError) {
+    ) throws(MembershipError) -> AcknowledgmentUndo {
         guard let r = recordIndex[op] else { throw .unknownOperation(op) }
         guard let m = memberIndex[member] else { throw .unknownParticipant(member) }
         try checkKnowledgeSeq(seq, member: m)
+        let undo = AcknowledgmentUndo(
+            record: r, member: m, known: knownOf[Int(r)][m], knownCount: knownCount[Int(m)],
+            maxKnownSeq: maxKnownSeq[Int(m)], members: cachedMembers)
         var lowered: [Int32] = []
         let changed = setKnown(record: r, member: m, seq: seq, lowered: &lowered)
         finishLowered(lowered)
         if changed && maxOpSeq[Int(m)] > seq { recomputeMembers() }
+        return undo
+    }
+
+    /// What one ``recordAcknowledgment(of:by:atSeq:)`` replaced.
+    public struct AcknowledgmentUndo: Sendable {
+        let record: Int32
+        let member: Int32
+        let known: UInt64?
+        let knownCount: Int
+        let maxKnownSeq: UInt64
+        let members: Set<MemberID>
+    }
+
+    /// Takes back an acknowledgment recorded by this state; undo several in reverse order.
+    public mutating func undo(_ undo: AcknowledgmentUndo) {
+        knownOf[Int(undo.record)][undo.member] = undo.known
+        knownCount[Int(undo.member)] = undo.knownCount
+        maxKnownSeq[Int(undo.member)] = undo.maxKnownSeq
+        cachedMembers = undo.members
+        viewCache.removeAll()
     }
 
     /// `member` processed the welcome of its add `add` and sent its welcome-ack at `seq`: every
@@ -291,6 +343,7 @@ public struct MembershipState: Sendable {
 
     mutating func recomputeMembers() {
         cachedMembers = computeMembers(included: nil)
+        viewCache.removeAll()
     }
 
     /// §4.2 on the operations with `included[i]` (all when nil). The create is one root vertex

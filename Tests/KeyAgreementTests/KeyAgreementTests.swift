@@ -110,6 +110,42 @@ struct KeyAgreementTests {
         #expect(out.senderSecret != nil && out.mySecret != nil)
     }
 
+    @Test("a failure after an acknowledgment was recorded undoes the acknowledgment")
+    func failedAcknowledgmentRollsBack() throws {
+        var (members, directory, rng) = Self.group(3, seed: 5)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let createSeq = members[0].nextSeq()
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+        let createOp = OperationID(sender: members[0].id, seq: createSeq)
+        let memberKeys = keys(members[2])
+        var state = members[2].state
+        _ = try state.transaction { (s) throws(DCGKAError) in
+            try s.process(sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
+        }
+        // Member 1's ack of the create, carrying a "forward" to member 2 that is not a 2SM message
+        // from member 1: the ack is recorded in the history first, then decryption fails.
+        let bogus = ControlBody(
+            fields: .ack, directMessages: [TaggedDirectMessage(tag: .explicit(members[2].id), message: created.body.directMessages[0].message)])
+        let before = state
+        let beforeBytes = state.wireBytes
+        #expect(state.history.knownSeq(of: createOp, by: members[1].id) == nil)
+        #expect(throws: DCGKAError.self) {
+            try state.transaction { (s) throws(DCGKAError) in
+                try s.process(sender: members[1].id, seq: 1, body: bogus, acked: createOp, mySeq: 2, keys: memberKeys, using: &rng)
+            }
+        }
+        #expect(state == before)
+        #expect(state.wireBytes == beforeBytes)
+        #expect(state.history.knownSeq(of: createOp, by: members[1].id) == nil)
+        #expect(state.journal == nil)
+        // The real ack is recorded afterwards.
+        _ = try state.transaction { (s) throws(DCGKAError) in
+            try s.process(sender: members[1].id, seq: 1, body: ControlBody(fields: .ack, directMessages: []), acked: createOp, mySeq: 2, keys: memberKeys, using: &rng)
+        }
+        #expect(state.history.knownSeq(of: createOp, by: members[1].id) == 1)
+    }
+
     @Test("control bodies and recipient tags round-trip; every truncation is a typed error")
     func controlBodyEncoding() throws {
         var (members, directory, rng) = Self.group(3, seed: 3)

@@ -184,8 +184,11 @@ struct GroupSimulation {
     /// The sender's view at send time must be what every receiver computes for that envelope, and
     /// (sampled) both queries must agree with the oracle.
     mutating func check(_ r: Int, _ e: Envelope) {
+        // The replica's own state answers through its cache, which lives as long as the replica.
+        let memoized = replicas[r].state.memoizedMembers(asSeenBy: e.id.sender, atSeq: e.id.seq)
         let state = replicas[r].state
         let view = state.members(asSeenBy: e.id.sender, atSeq: e.id.seq)
+        if memoized != view { problem("memoized view of \(e.id) at replica \(r): \(memoized) vs \(view)") }
         if view != e.senderView { problem("view of \(e.id) at replica \(r): \(view) vs sent \(e.senderView)") }
         if rng.percent(oraclePercent) {
             if view != MembershipOracle.members(of: state, asSeenBy: e.id.sender, atSeq: e.id.seq) {
