@@ -1,7 +1,7 @@
-public import DCGKAEncoding
-public import DCGKACrypto
-public import CausalBroadcast
-@_spi(Simulation) public import DCGKAGroup
+internal import DCGKAEncoding
+internal import DCGKACrypto
+internal import CausalBroadcast
+@_spi(Simulation) internal import DCGKAGroup
 internal import GroupMessaging
 internal import KeyAgreement
 
@@ -16,14 +16,21 @@ public struct SimulationConfiguration: Sendable {
     public var messageShare: Double
     /// How many forward-secrecy and post-compromise snapshots to take.
     public var compromises: Int
+    /// Devices receive side by side on up to this many threads. The outcome does not depend on
+    /// it: each device draws from its own seeded generator and results are applied in device order.
+    public var threads: Int
 
-    public init(members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3) {
+    public init(
+        members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3,
+        threads: Int = 1
+    ) {
         self.members = members
         self.operations = operations
         self.seed = seed
         self.adversarial = adversarial
         self.messageShare = messageShare
         self.compromises = compromises
+        self.threads = threads
     }
 }
 
@@ -48,6 +55,8 @@ public struct SimulationReport: Sendable, Equatable {
     public var envelopesDelivered = 0
     public var duplicatesInjected = 0
     public var partitions = 0
+    /// Threads the devices received on (the outcome does not depend on it).
+    public var threads = 1
     public var processingFailures: [String] = []
     public var problems: [String] = []
 
@@ -63,7 +72,7 @@ public struct SimulationReport: Sendable, Equatable {
 /// and drops deliveries to offline members; a relay-like store lets members fetch what they miss
 /// (§6.4) so the run can heal and converge, after which the checks run.
 public struct Simulation {
-    struct Device {
+    struct Device: Sendable {
         let identity: IdentityKey
         var prekeys: PrekeyStore
         let bundle: KeyBundle
@@ -78,11 +87,31 @@ public struct Simulation {
         var parked: [Bytes32: Envelope] = [:]
         /// Envelopes published before this index never reached this device's mailbox.
         var firstPublishIndex = 0
+        /// The device's own randomness, so that devices can receive side by side deterministically.
+        var rng: SeededRandom
+
+        /// Keeps the update secrets the group derived since the last call.
+        mutating func recordOwnSecrets() {
+            guard let derived = group?.derivedUpdateSecrets, !derived.isEmpty else { return }
+            for record in derived { secrets[EpochKey(member: record.member, epoch: record.epoch)] = record.secret }
+            group?.clearDerivedUpdateSecrets()
+        }
+
+        /// A copy that holds the only references to the growing parts (this one keeps none of
+        /// them until the copy comes back), so that the copy mutates them in place.
+        mutating func takeForRun() -> Device {
+            let copy = self
+            group = nil
+            secrets = [:]
+            decrypted = []
+            parked = [:]
+            return copy
+        }
     }
 
     struct EpochKey: Hashable { let member: MemberID; let epoch: UInt64 }
 
-    struct Delivery { let time: Int; let order: Int; let device: Int; let wire: [UInt8] }
+    struct Delivery { let time: Int; let order: Int; let device: Int; let envelope: Envelope }
 
     struct SentMessage {
         let id: Int
@@ -108,17 +137,12 @@ public struct Simulation {
     var deviceIndex: [MemberID: Int] = [:]
     var queue: [Delivery] = []
     var time = 0
-    var store: [Bytes32: Envelope] = [:]
-    var storeBySender: [MemberID: [UInt64: Envelope]] = [:]
+    var relay = Relay()
     var messages: [SentMessage] = []
-    var messageByHash: [Bytes32: Int] = [:]
     var snapshots: [Snapshot] = []
     var report: SimulationReport
     var groupID: GroupID?
-    let verifier = SharedSignatureCheck()
     var publishedOrder: [Envelope] = []
-    var publishIndex: [Bytes32: Int] = [:]
-    var followUps: [([UInt8], Int)] = []
     static let now: UInt64 = 1_800_000_000
     static var groupConfiguration: GroupConfiguration {
         var configuration = GroupConfiguration()
@@ -134,6 +158,7 @@ public struct Simulation {
             seed: configuration.seed, membersInitial: configuration.members, membersFinal: 0, viewsAgree: false,
             secretsAgree: false, secretsCompared: 0, messagesSent: 0, expectedDecryptions: 0, decryptions: 0,
             unexpectedDecryptions: 0, missedDecryptions: 0, fsChecks: 0, fsViolations: 0, pcsChecks: 0, pcsViolations: 0)
+        report.threads = max(1, configuration.threads)
     }
 
     /// Runs the whole schedule, heals the network, and checks.
@@ -147,7 +172,9 @@ public struct Simulation {
         let identity = IdentityKey.generate(using: &rng)
         var prekeys = PrekeyStore()
         let bundle = prekeys.generate(identity: identity, notAfter: Self.now + 86_400 * 30, using: &rng)
-        devices.append(Device(identity: identity, prekeys: prekeys, bundle: bundle, firstPublishIndex: publishedOrder.count))
+        devices.append(Device(
+            identity: identity, prekeys: prekeys, bundle: bundle, firstPublishIndex: publishedOrder.count,
+            rng: SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(devices.count + 1))))
         deviceIndex[identity.id] = devices.count - 1
         return devices.count - 1
     }
@@ -162,8 +189,8 @@ public struct Simulation {
                 identity: devices[0].identity, ownBundle: devices[0].bundle, members: bundles, prekeys: devices[0].prekeys, now: Self.now, configuration: Self.groupConfiguration, using: &rng)
             devices[0].group = group
             groupID = group.groupID
-            recordOwnSecrets(device: 0)
-            publish(envelope, from: 0, invite: Set(1..<n))
+            devices[0].recordOwnSecrets()
+            publish(envelope, from: 0)
         } catch {
             report.problems.append("create failed: \(error)")
             return
@@ -182,205 +209,6 @@ public struct Simulation {
         }
         heal()
         check()
-    }
-
-    // MARK: Network
-
-    /// Sends an envelope to every device that has (or is invited into) the group.
-    mutating func publish(_ envelope: Envelope, from sender: Int, invite invited: Set<Int> = []) {
-        publishIndex[envelope.hash] = publishedOrder.count
-        publishedOrder.append(envelope)
-        store[envelope.hash] = envelope
-        storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
-        let wire = envelope.wireBytes
-        // Every device has a mailbox at the relay: one that cannot use an envelope yet (not joined,
-        // or its sender unknown) keeps it and retries once it can.
-        for device in devices.indices where device != sender {
-            schedule(wire, to: device)
-        }
-    }
-
-    mutating func schedule(_ wire: [UInt8], to device: Int) {
-        var delay = 1
-        if configuration.adversarial {
-            delay = 1 + Int(networkRNG.next() % 6)
-            if networkRNG.next() % 20 == 0 {
-                report.duplicatesInjected += 1
-                enqueue(wire, to: device, at: time + 1 + Int(networkRNG.next() % 12))
-            }
-        }
-        enqueue(wire, to: device, at: time + delay)
-    }
-
-    mutating func enqueue(_ wire: [UInt8], to device: Int, at when: Int) {
-        queue.append(Delivery(time: when, order: Int(networkRNG.next() % 1_000_000), device: device, wire: wire))
-    }
-
-    /// Partitions that later heal, and members that go offline for a while.
-    mutating func perturbNetwork() {
-        if networkRNG.next() % 97 == 0 {
-            report.partitions += 1
-            for index in devices.indices { devices[index].partition = Int(networkRNG.next() % 2) }
-        } else if networkRNG.next() % 23 == 0 {
-            for index in devices.indices { devices[index].partition = 0 }
-        }
-        if networkRNG.next() % 31 == 0, !devices.isEmpty {
-            let index = Int(networkRNG.next() % UInt64(devices.count))
-            devices[index].offlineUntil = time + 3 + Int(networkRNG.next() % 15)
-        }
-    }
-
-    func canReach(_ device: Int) -> Bool {
-        devices[device].offlineUntil <= time
-    }
-
-    /// Delivers due envelopes in a random order; deliveries across a partition or to an offline
-    /// member wait.
-    mutating func deliverDue() {
-        var due: [Delivery] = []
-        var later: [Delivery] = []
-        for delivery in queue {
-            if delivery.time <= time && canReach(delivery.device) && devices[delivery.device].partition == partitionOfSender(delivery) {
-                due.append(delivery)
-            } else {
-                later.append(delivery)
-            }
-        }
-        queue = later
-        due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
-        for delivery in due { deliver(delivery.wire, to: delivery.device) }
-    }
-
-    func partitionOfSender(_ delivery: Delivery) -> Int {
-        // The sender is named inside the wire bytes right after version and suite.
-        guard delivery.wire.count >= 34, let id = MemberID(bytes: Array(delivery.wire[2..<34])),
-              let index = deviceIndex[id] else { return devices[delivery.device].partition }
-        return devices[index].partition
-    }
-
-    /// Hands wire bytes to a device; false when it could not take them yet (a sender it does not
-    /// know, or an envelope that is not its invitation while it has no state).
-    @discardableResult
-    mutating func deliver(_ wire: [UInt8], to device: Int) -> Bool {
-        let accepted = deliverNow(wire, to: device)
-        // Deliveries that this one unblocked (parked envelopes, fetches) run here, one after the
-        // other, rather than nested: chains can be long and would exhaust the stack.
-        var next = 0
-        while next < followUps.count {
-            let (wire, device) = followUps[next]
-            next += 1
-            _ = deliverNow(wire, to: device)
-        }
-        followUps.removeAll(keepingCapacity: true)
-        return accepted
-    }
-
-    mutating func followUp(_ wire: [UInt8], to device: Int) { followUps.append((wire, device)) }
-
-    mutating func deliverNow(_ wire: [UInt8], to device: Int) -> Bool {
-        guard let groupID, let envelope = try? Envelope(wire: wire, groupID: groupID) else {
-            report.problems.append("undecodable envelope on the wire")
-            return true
-        }
-        report.envelopesDelivered += 1
-        guard var group = devices[device].group else {
-            // An invitation for a device that has no state yet.
-            do {
-                let (joined, output) = try Group.join(
-                    identity: devices[device].identity, invitation: envelope, prekeys: devices[device].prekeys,
-                    configuration: Self.groupConfiguration, using: &rng)
-                devices[device].group = joined
-                handle(output, device: device)
-                retryParked(device)
-                return true
-            } catch {
-                devices[device].parked[envelope.hash] = envelope
-                return false
-            }
-        }
-        devices[device].group = nil  // hand the state over uniquely, so receiving mutates it in place
-        let bufferedBefore = group.broadcast.bufferedCount
-        let output = group.receive(
-            envelope, prekeys: devices[device].prekeys, using: &rng, verifySignature: verifier.isValid)
-        devices[device].group = group
-        handle(output, device: device)
-        if group.broadcast.bufferedCount > bufferedBefore {
-            if let acked = envelope.acked, group.broadcast.operationID(ofAcknowledgeable: acked) == nil,
-               !group.broadcast.isBuffered(acked) {
-                fetchAcknowledged(acked, for: device)
-            }
-            fetchGapBeforeJoining(below: envelope, for: device)
-        }
-        let refused = output.events.contains { if case .rejected(.unknownSender) = $0 { true } else { false } }
-        if refused {
-            devices[device].parked[envelope.hash] = envelope
-        } else if envelope.kind != .application {
-            retryParked(device)
-        }
-        return !refused
-    }
-
-    /// Serves a device's request for an acknowledged envelope it lacks (by hash), as a relay answers
-    /// a fetch: a new member needs those from before its join to release acknowledgments of them.
-    mutating func fetchAcknowledged(_ hash: Bytes32, for device: Int) {
-        guard let envelope = store[hash], devices[device].parked[hash] == nil else { return }
-        followUp(envelope.wireBytes, to: device)
-    }
-
-    /// A device made for an add has no mailbox copy of what was published before it existed; the
-    /// envelopes after its welcome's frontier among those are fetched as soon as a gap shows them.
-    mutating func fetchGapBeforeJoining(below envelope: Envelope, for device: Int) {
-        guard let group = devices[device].group else { return }
-        let delivered = group.broadcast.deliveredSeq(of: envelope.sender)
-        guard envelope.seq > delivered + 1 else { return }
-        for seq in (delivered + 1)..<envelope.seq {
-            guard let missing = storeBySender[envelope.sender]?[seq],
-                  let index = publishIndex[missing.hash], index < devices[device].firstPublishIndex,
-                  devices[device].parked[missing.hash] == nil,
-                  !(devices[device].group?.broadcast.isBuffered(missing.hash) ?? true) else { continue }
-            followUp(missing.wireBytes, to: device)
-        }
-    }
-
-    /// Delivers parked envelopes whose senders the device now knows.
-    mutating func retryParked(_ device: Int) {
-        guard !devices[device].parked.isEmpty, let history = devices[device].group?.keyAgreement.history else { return }
-        let ready = devices[device].parked.values
-            .filter { history.isKnownParticipant($0.sender) }
-            .sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
-        for envelope in ready where devices[device].parked[envelope.hash] != nil {  // a nested retry may have taken it
-            devices[device].parked[envelope.hash] = nil
-            followUp(envelope.wireBytes, to: device)
-        }
-    }
-
-    mutating func handle(_ output: GroupOutput, device: Int) {
-        recordOwnSecrets(device: device)
-        for event in output.events {
-            switch event {
-            case .message(let from, let seq, _):
-                guard let envelope = storeBySender[from]?[seq], let id = messageByHash[envelope.hash] else { continue }
-                devices[device].decrypted.insert(id)
-            case .processingFailed(let sender, let seq, let error):
-                report.processingFailures.append("device \(device) on \(sender)#\(seq): \(error)")
-            case .equivocation(let member):
-                report.problems.append("equivocation reported for \(member)")
-            case .rejected(let error):
-                if case .unknownSender = error { continue }  // early envelope of a not-yet-known member: fetched later
-                report.problems.append("rejected at device \(device): \(error)")
-            default:
-                break
-            }
-        }
-        for envelope in output.envelopes { publish(envelope, from: device) }
-    }
-
-    mutating func recordOwnSecrets(device: Int) {
-        guard let group = devices[device].group else { return }
-        for record in group.derivedUpdateSecrets {
-            devices[device].secrets[EpochKey(member: record.member, epoch: record.epoch)] = record.secret
-        }
-        devices[device].group?.clearDerivedUpdateSecrets()
     }
 
     // MARK: Operations
@@ -408,7 +236,7 @@ public struct Simulation {
                 let readers = Set(group.members.compactMap { deviceIndex[$0] }).subtracting([actor])
                 let id = messages.count
                 messages.append(SentMessage(id: id, sender: actor, envelope: envelope, expectedReaders: readers))
-                messageByHash[envelope.hash] = id
+                relay.messageByHash[envelope.hash] = id
                 report.messagesSent += 1
                 devices[actor].group = group
                 publish(envelope, from: actor)
@@ -438,12 +266,12 @@ public struct Simulation {
                 }
                 let envelopes = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
                 devices[actor].group = group
-                recordOwnSecrets(device: actor)
+                devices[actor].recordOwnSecrets()
                 for refresh in envelopes.dropLast() {
                     report.updates += 1
                     publish(refresh, from: actor)
                 }
-                publish(envelopes.last!, from: actor, invite: [target])
+                publish(envelopes.last!, from: actor)
             } else if view.count > 3 {  // keep groups from emptying through concurrent removes
                 let candidates = view.filter { $0 != group.me }
                 guard let victim = pick(candidates) else { return }
@@ -458,7 +286,7 @@ public struct Simulation {
 
     mutating func finish(_ actor: Int, _ group: Group, _ envelope: Envelope) {
         devices[actor].group = group
-        recordOwnSecrets(device: actor)
+        devices[actor].recordOwnSecrets()
         publish(envelope, from: actor)
     }
 
@@ -496,12 +324,12 @@ public struct Simulation {
                 time += 1_000
                 deliverDue()
             }
-            var accepted = 0
+            var batches: [Int: [Envelope]] = [:]
             for device in devices.indices {
-                for envelope in offers(for: device) {
-                    if deliver(envelope.wireBytes, to: device) { accepted += 1 }
-                }
+                let offered = offers(for: device)
+                if !offered.isEmpty { batches[device] = offered }
             }
+            let accepted = run(batches).values.reduce(0) { $0 + $1.filter { $0 }.count }
             if accepted == 0 && queue.isEmpty { break }
         }
     }
@@ -518,12 +346,12 @@ public struct Simulation {
         }
         for request in group.missing {
             switch request {
-            case .hash(let hash): offer(store[hash])
+            case .hash(let hash): offer(relay.store[hash])
             case .range(let sender, let from, let through):
-                for seq in from...max(from, through) { offer(storeBySender[sender]?[seq]) }
+                for seq in from...max(from, through) { offer(relay.storeBySender[sender]?[seq]) }
             }
         }
-        for (sender, bySeq) in storeBySender where sender != group.me {
+        for (sender, bySeq) in relay.storeBySender where sender != group.me {
             let delivered = group.broadcast.deliveredSeq(of: sender)
             for (seq, envelope) in bySeq where seq > delivered { offer(envelope) }
         }
@@ -574,8 +402,8 @@ public struct Simulation {
                             let values = holders.map { "\($0):\(devices[$0].secrets[key]!)" }
                             report.problems.append("secret mismatch for device \(owner) epoch \(key.epoch): \(values)")
                             for seq in 1...key.epoch {
-                                guard let e = storeBySender[key.member]?[seq], e.kind != .application else { continue }
-                                let a = e.acked.flatMap { hash in store[hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                                guard let e = relay.storeBySender[key.member]?[seq], e.kind != .application else { continue }
+                                let a = e.acked.flatMap { hash in relay.store[hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
                                 let values = holders.compactMap { h in devices[h].secrets[EpochKey(member: key.member, epoch: seq)].map { "\(h):\($0)" } }
                                 report.problems.append("  #\(seq): \(e.kind) acking \(a); \(values)")
                             }
@@ -618,8 +446,8 @@ public struct Simulation {
                         report.problems.append("  epoch \(ct.epoch) index \(ct.index); derived by \(holders)")
                     }
                     for seq in stride(from: message.envelope.seq, through: max(1, message.envelope.seq - 30), by: -1) {
-                        guard let e = storeBySender[sender]?[seq], e.kind != .application else { continue }
-                        let a = e.acked.flatMap { h in store[h].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                        guard let e = relay.storeBySender[sender]?[seq], e.kind != .application else { continue }
+                        let a = e.acked.flatMap { h in relay.store[h].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
                         report.problems.append("  sender #\(seq) \(e.kind) acking \(a)")
                     }
                     let victim = devices[device].identity.id
@@ -660,9 +488,9 @@ public struct Simulation {
                 do {
                     guard envelope.sender != victim else { continue }
                     let output = attacker.receive(
-                        envelope, prekeys: devices[snapshot.device].prekeys, using: &attackerRNG, verifySignature: verifier.isValid)
+                        envelope, prekeys: devices[snapshot.device].prekeys, using: &attackerRNG, verifySignature: relay.isValid)
                     for case .message(let from, let s, _) in output.events {
-                        if let e = storeBySender[from]?[s] { readable.insert(e.hash) }
+                        if let e = relay.storeBySender[from]?[s] { readable.insert(e.hash) }
                     }
                 }
             }
@@ -682,7 +510,7 @@ public struct Simulation {
     func firstSeqAfterDelivering(_ update: Envelope, by device: Int) -> UInt64? {
         // The sender's acknowledgment of the update marks when it processed it.
         let sender = devices[device].identity.id
-        guard let bySeq = storeBySender[sender] else { return nil }
+        guard let bySeq = relay.storeBySender[sender] else { return nil }
         for seq in bySeq.keys.sorted() where bySeq[seq]!.acked == update.hash { return seq }
         return nil
     }
@@ -695,19 +523,5 @@ public struct Simulation {
             seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
         if case .success = messaging.decrypt(ciphertext, header: header) { return true }
         return false
-    }
-}
-
-/// One Ed25519 check per distinct envelope for all in-process members (the hash covers every byte,
-/// signature included, so a remembered answer is the answer). Keeps large simulations fast; the
-/// per-member cost is what `dcgka bench` measures.
-final class SharedSignatureCheck {
-    private var verified: [Bytes32: Bool] = [:]
-
-    func isValid(_ envelope: Envelope) -> Bool {
-        if let known = verified[envelope.hash] { return known }
-        let valid = envelope.hasValidSignature()
-        verified[envelope.hash] = valid
-        return valid
     }
 }

@@ -16,6 +16,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Seed of the whole run.") var seed: UInt64 = 1
     @Option(help: "Share of operations that are application messages (0...1).") var messageShare = 0.7
     @Option(help: "Member states to snapshot for forward-secrecy and PCS checks.") var compromises = 3
+    @Option(help: "Threads on which devices receive side by side (default: one per processor); the outcome is the same for any number.")
+    var threads: Int?
     @Flag(help: "Deliver in order with no delay, loss or partitions.") var benign = false
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -23,7 +25,7 @@ struct SimulateCommand: ParsableCommand {
         let start = monotonicSeconds()
         let report = Simulation.run(SimulationConfiguration(
             members: members, operations: operations, seed: seed, adversarial: !benign,
-            messageShare: messageShare, compromises: compromises))
+            messageShare: messageShare, compromises: compromises, threads: threads ?? processorCount()))
         let wall = monotonicSeconds() - start
         let peak = peakResidentMegabytes()
         if json {
@@ -33,6 +35,15 @@ struct SimulateCommand: ParsableCommand {
         }
         if !report.ok { throw ExitCode(1) }
     }
+}
+
+/// Processors this process may run on.
+func processorCount() -> Int {
+    #if canImport(Glibc)
+    return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    #else
+    return max(1, Int(sysconf(_SC_NPROCESSORS_ONLN)))
+    #endif
 }
 
 func monotonicSeconds() -> Double {
@@ -46,6 +57,14 @@ let RUSAGE_SELF_VALUE = __rusage_who_t(RUSAGE_SELF.rawValue)
 #else
 let RUSAGE_SELF_VALUE = RUSAGE_SELF
 #endif
+
+/// User and system CPU time of the whole process so far.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF_VALUE, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
 
 func peakResidentMegabytes() -> Double {
     var usage = rusage()
@@ -80,10 +99,10 @@ extension SimulationReport {
             ("pcs_checks", "\(pcsChecks)"), ("pcs_violations", "\(pcsViolations)"),
             ("updates", "\(updates)"), ("adds", "\(adds)"), ("readds", "\(readds)"), ("removes", "\(removes)"),
             ("envelopes_delivered", "\(envelopesDelivered)"), ("duplicates_injected", "\(duplicatesInjected)"),
-            ("partitions", "\(partitions)"),
+            ("partitions", "\(partitions)"), ("threads", "\(threads)"),
             ("processing_failures", "[" + processingFailures.prefix(20).map(str).joined(separator: ",") + "]"),
             ("problems", "[" + problems.prefix(20).map(str).joined(separator: ",") + "]"),
-            ("wall_seconds", String(format3(wallSeconds))), ("peak_memory_mb", String(format3(peakMemoryMB))),
+            ("wall_seconds", String(format3(wallSeconds))), ("cpu_seconds", String(format3(cpuSeconds()))), ("peak_memory_mb", String(format3(peakMemoryMB))),
             ("ok", "\(ok)"),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
@@ -97,7 +116,7 @@ extension SimulationReport {
             "views agree: \(viewsAgree); update secrets agree: \(secretsAgree) (\(secretsCompared) compared)",
             "decryptions: \(decryptions) of \(expectedDecryptions) expected; unexpected \(unexpectedDecryptions), missed \(missedDecryptions)",
             "forward secrecy: \(fsViolations) violations in \(fsChecks) checks; PCS: \(pcsViolations) violations in \(pcsChecks) checks",
-            "wall time \(format3(wallSeconds)) s, peak memory \(format3(peakMemoryMB)) MB",
+            "wall time \(format3(wallSeconds)) s (CPU \(format3(cpuSeconds())) s on \(threads) thread\(threads == 1 ? "" : "s")), peak memory \(format3(peakMemoryMB)) MB",
         ]
         for failure in processingFailures.prefix(10) { lines.append("processing failure: \(failure)") }
         for problem in problems.prefix(200) { lines.append("problem: \(problem)") }

@@ -67,6 +67,18 @@ import Testing
         #expect(Simulation.run(configuration) == Simulation.run(configuration))
     }
 
+    @Test("devices receiving side by side on several threads give exactly the one-thread outcome")
+    func threadsDoNotChangeTheOutcome() {
+        for seed: UInt64 in [7, 8] {
+            var one = Simulation.run(SimulationConfiguration(members: 12, operations: 120, seed: seed, threads: 1))
+            let four = Simulation.run(SimulationConfiguration(members: 12, operations: 120, seed: seed, threads: 4))
+            #expect(four.threads == 4)
+            #expect(four.ok, "\(Self.describe(four))")
+            one.threads = four.threads
+            #expect(one == four)
+        }
+    }
+
     @Test("benign network: in-order delivery, no loss", arguments: [UInt64(1), 2, 3])
     func benign(seed: UInt64) {
         let configuration = SimulationConfiguration(members: 6, operations: 60, seed: seed, adversarial: false)

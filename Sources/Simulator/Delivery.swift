@@ -1,0 +1,269 @@
+internal import Dispatch
+internal import DCGKAEncoding
+internal import DCGKACrypto
+internal import CausalBroadcast
+@_spi(Simulation) internal import DCGKAGroup
+
+/// Everything published so far, as a relay stores it (§6.4). Devices only read it while a round
+/// of deliveries runs; the simulation adds to it between rounds.
+struct Relay: Sendable {
+    var store: [Bytes32: Envelope] = [:]
+    var storeBySender: [MemberID: [UInt64: Envelope]] = [:]
+    /// Position of each envelope in publication order.
+    var publishIndex: [Bytes32: Int] = [:]
+    /// Application envelopes → the simulation's message number.
+    var messageByHash: [Bytes32: Int] = [:]
+    /// One Ed25519 check per distinct envelope, made when it is published, for all in-process
+    /// members (the hash covers every byte, signature included, so a remembered answer is the
+    /// answer). Keeps large simulations fast; the per-member cost is what `dcgka bench` measures.
+    var signatureValid: [Bytes32: Bool] = [:]
+
+    func isValid(_ envelope: Envelope) -> Bool {
+        signatureValid[envelope.hash] ?? envelope.hasValidSignature()
+    }
+}
+
+/// One device taking a batch of deliveries. It touches only its own state and reads the relay, so
+/// the devices of one round can run side by side; what the rest of the simulation must learn
+/// (envelopes to publish, counts, problems) is collected and applied afterwards, in device order,
+/// which keeps every run identical whatever the number of threads.
+struct DeviceRun: Sendable {
+    var device: Simulation.Device
+    let index: Int
+    var published: [Envelope] = []
+    var delivered = 0
+    var problems: [String] = []
+    var failures: [String] = []
+    /// Deliveries this one unblocked (parked envelopes, fetches), run one after the other rather
+    /// than nested: chains can be long and would exhaust the stack.
+    var followUps: [Envelope] = []
+
+    /// Hands an envelope to the device; false when it could not take it yet (a sender it does not
+    /// know, or an envelope that is not its invitation while it has no state).
+    mutating func deliver(_ envelope: Envelope, relay: Relay) -> Bool {
+        let accepted = deliverNow(envelope, relay: relay)
+        var next = 0
+        while next < followUps.count {
+            let envelope = followUps[next]
+            next += 1
+            _ = deliverNow(envelope, relay: relay)
+        }
+        followUps.removeAll(keepingCapacity: true)
+        return accepted
+    }
+
+    mutating func deliverNow(_ envelope: Envelope, relay: Relay) -> Bool {
+        delivered += 1
+        let prekeys = device.prekeys
+        guard var group = device.group else {
+            // An invitation for a device that has no state yet.
+            do {
+                let (joined, output) = try Group.join(
+                    identity: device.identity, invitation: envelope, prekeys: prekeys,
+                    configuration: Simulation.groupConfiguration, using: &device.rng)
+                device.group = joined
+                handle(output, relay: relay)
+                retryParked()
+                return true
+            } catch {
+                device.parked[envelope.hash] = envelope
+                return false
+            }
+        }
+        device.group = nil  // hand the state over uniquely, so receiving mutates it in place
+        let bufferedBefore = group.broadcast.bufferedCount
+        let output = group.receive(envelope, prekeys: prekeys, using: &device.rng, verifySignature: relay.isValid)
+        device.group = group
+        handle(output, relay: relay)
+        if group.broadcast.bufferedCount > bufferedBefore {
+            if let acked = envelope.acked, group.broadcast.operationID(ofAcknowledgeable: acked) == nil,
+               !group.broadcast.isBuffered(acked) {
+                fetchAcknowledged(acked, relay: relay)
+            }
+            fetchGapBeforeJoining(below: envelope, relay: relay)
+        }
+        let refused = output.events.contains { if case .rejected(.unknownSender) = $0 { true } else { false } }
+        if refused {
+            device.parked[envelope.hash] = envelope
+        } else if envelope.kind != .application {
+            retryParked()
+        }
+        return !refused
+    }
+
+    /// Serves the device's request for an acknowledged envelope it lacks (by hash), as a relay
+    /// answers a fetch: a new member needs those from before its join to release acknowledgments.
+    mutating func fetchAcknowledged(_ hash: Bytes32, relay: Relay) {
+        guard let envelope = relay.store[hash], device.parked[hash] == nil else { return }
+        followUps.append(envelope)
+    }
+
+    /// A device made for an add has no mailbox copy of what was published before it existed; the
+    /// envelopes after its welcome's frontier among those are fetched as soon as a gap shows them.
+    mutating func fetchGapBeforeJoining(below envelope: Envelope, relay: Relay) {
+        guard let group = device.group else { return }
+        let delivered = group.broadcast.deliveredSeq(of: envelope.sender)
+        guard envelope.seq > delivered + 1 else { return }
+        for seq in (delivered + 1)..<envelope.seq {
+            guard let missing = relay.storeBySender[envelope.sender]?[seq],
+                  let index = relay.publishIndex[missing.hash], index < device.firstPublishIndex,
+                  device.parked[missing.hash] == nil,
+                  !group.broadcast.isBuffered(missing.hash) else { continue }
+            followUps.append(missing)
+        }
+    }
+
+    /// Delivers parked envelopes whose senders the device now knows.
+    mutating func retryParked() {
+        guard !device.parked.isEmpty, let history = device.group?.keyAgreement.history else { return }
+        let ready = device.parked.values
+            .filter { history.isKnownParticipant($0.sender) }
+            .sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
+        for envelope in ready where device.parked[envelope.hash] != nil {
+            device.parked[envelope.hash] = nil
+            followUps.append(envelope)
+        }
+    }
+
+    mutating func handle(_ output: GroupOutput, relay: Relay) {
+        device.recordOwnSecrets()
+        for event in output.events {
+            switch event {
+            case .message(let from, let seq, _):
+                guard let envelope = relay.storeBySender[from]?[seq], let id = relay.messageByHash[envelope.hash] else { continue }
+                device.decrypted.insert(id)
+            case .processingFailed(let sender, let seq, let error):
+                failures.append("device \(index) on \(sender)#\(seq): \(error)")
+            case .equivocation(let member):
+                problems.append("equivocation reported for \(member)")
+            case .rejected(let error):
+                if case .unknownSender = error { continue }  // early envelope of a not-yet-known member: fetched later
+                problems.append("rejected at device \(index): \(error)")
+            default:
+                break
+            }
+        }
+        published += output.envelopes
+    }
+}
+
+/// Lets the devices of one round write their own slots from several threads.
+private struct RunSlots: @unchecked Sendable {
+    let base: UnsafeMutableBufferPointer<DeviceRun>
+}
+
+extension Simulation {
+    /// Sends an envelope to every other device's mailbox at the relay: one that cannot use it yet
+    /// (not joined, or its sender unknown) keeps it and retries once it can.
+    mutating func publish(_ envelope: Envelope, from sender: Int) {
+        relay.publishIndex[envelope.hash] = publishedOrder.count
+        publishedOrder.append(envelope)
+        relay.store[envelope.hash] = envelope
+        relay.storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
+        if relay.signatureValid[envelope.hash] == nil { relay.signatureValid[envelope.hash] = envelope.hasValidSignature() }
+        for device in devices.indices where device != sender {
+            schedule(envelope, to: device)
+        }
+    }
+
+    mutating func schedule(_ envelope: Envelope, to device: Int) {
+        var delay = 1
+        if configuration.adversarial {
+            delay = 1 + Int(networkRNG.next() % 6)
+            if networkRNG.next() % 20 == 0 {
+                report.duplicatesInjected += 1
+                enqueue(envelope, to: device, at: time + 1 + Int(networkRNG.next() % 12))
+            }
+        }
+        enqueue(envelope, to: device, at: time + delay)
+    }
+
+    mutating func enqueue(_ envelope: Envelope, to device: Int, at when: Int) {
+        queue.append(Delivery(time: when, order: Int(networkRNG.next() % 1_000_000), device: device, envelope: envelope))
+    }
+
+    /// Partitions that later heal, and members that go offline for a while.
+    mutating func perturbNetwork() {
+        if networkRNG.next() % 97 == 0 {
+            report.partitions += 1
+            for index in devices.indices { devices[index].partition = Int(networkRNG.next() % 2) }
+        } else if networkRNG.next() % 23 == 0 {
+            for index in devices.indices { devices[index].partition = 0 }
+        }
+        if networkRNG.next() % 31 == 0, !devices.isEmpty {
+            let index = Int(networkRNG.next() % UInt64(devices.count))
+            devices[index].offlineUntil = time + 3 + Int(networkRNG.next() % 15)
+        }
+    }
+
+    func canReach(_ device: Int) -> Bool {
+        devices[device].offlineUntil <= time
+    }
+
+    /// Delivers due envelopes, each device's in a random order; deliveries across a partition or to
+    /// an offline member wait.
+    mutating func deliverDue() {
+        var due: [Delivery] = []
+        var later: [Delivery] = []
+        for delivery in queue {
+            if delivery.time <= time && canReach(delivery.device) && devices[delivery.device].partition == partitionOfSender(delivery) {
+                due.append(delivery)
+            } else {
+                later.append(delivery)
+            }
+        }
+        queue = later
+        due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
+        var batches: [Int: [Envelope]] = [:]
+        for delivery in due { batches[delivery.device, default: []].append(delivery.envelope) }
+        _ = run(batches)
+    }
+
+    func partitionOfSender(_ delivery: Delivery) -> Int {
+        guard let index = deviceIndex[delivery.envelope.sender] else { return devices[delivery.device].partition }
+        return devices[index].partition
+    }
+
+    /// Gives each device its envelopes, in order, with the devices side by side on up to
+    /// `configuration.threads` threads; then publishes what they sent and records what they
+    /// reported, device by device. Returns, per device, whether each envelope was accepted.
+    @discardableResult
+    mutating func run(_ batches: [Int: [Envelope]]) -> [Int: [Bool]] {
+        let order = batches.keys.sorted()
+        guard !order.isEmpty else { return [:] }
+        var runs: [DeviceRun] = []
+        runs.reserveCapacity(order.count)
+        for index in order { runs.append(DeviceRun(device: devices[index].takeForRun(), index: index)) }
+        var accepted = [[Bool]](repeating: [], count: order.count)
+        let relay = self.relay
+        let work = order.map { batches[$0]! }
+        let threads = min(max(1, configuration.threads), order.count)
+        accepted.withUnsafeMutableBufferPointer { acceptedSlots in
+            let acceptedSlots = UnsafeSlots(base: acceptedSlots)
+            runs.withUnsafeMutableBufferPointer { buffer in
+                let slots = RunSlots(base: buffer)
+                let body: @Sendable (Int) -> Void = { worker in
+                    // Worker w takes runs w, w + threads, … (devices cost about the same).
+                    for slot in stride(from: worker, to: slots.base.count, by: threads) {
+                        acceptedSlots.base[slot] = work[slot].map { slots.base[slot].deliver($0, relay: relay) }
+                    }
+                }
+                if threads == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: body) }
+            }
+        }
+        var result: [Int: [Bool]] = [:]
+        for (slot, finished) in runs.enumerated() {
+            devices[finished.index] = finished.device
+            report.envelopesDelivered += finished.delivered
+            report.problems += finished.problems
+            report.processingFailures += finished.failures
+            for envelope in finished.published { publish(envelope, from: finished.index) }
+            result[finished.index] = accepted[slot]
+        }
+        return result
+    }
+}
+
+private struct UnsafeSlots: @unchecked Sendable {
+    let base: UnsafeMutableBufferPointer<[Bool]>
+}
