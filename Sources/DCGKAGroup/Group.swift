@@ -322,9 +322,12 @@ extension Group {
         verifySignature: (Envelope) -> Bool = { $0.hasValidSignature() }
     ) -> GroupOutput {
         var output = GroupOutput()
-        let history = keyAgreement.history
+        // Asked once, up front: the closure may not read `keyAgreement` while `broadcast` is being
+        // mutated, and copying the membership state for it would cost more than the question.
+        let senderKnown = keyAgreement.history.isKnownParticipant(envelope.sender)
+        let sender = envelope.sender
         switch broadcast.receive(
-            envelope, isKnownSender: { history.isKnownParticipant($0) }, verifySignature: verifySignature) {
+            envelope, isKnownSender: { $0 == sender && senderKnown }, verifySignature: verifySignature) {
         case .buffered, .skippedBeforeJoin:
             // A skipped envelope from before my join can still release acknowledgments of it.
             deliverAll(prekeys: prekeys, into: &output, using: &rng)

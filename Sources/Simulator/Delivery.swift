@@ -31,6 +31,7 @@ struct DeviceRun: Sendable {
     var device: Simulation.Device
     let index: Int
     var published: [Envelope] = []
+    var publishedSignatureValid: [Bool] = []
     var delivered = 0
     var problems: [String] = []
     var failures: [String] = []
@@ -144,6 +145,8 @@ struct DeviceRun: Sendable {
             }
         }
         published += output.envelopes
+        // The receivers' shared signature check, made here so that it runs side by side too.
+        publishedSignatureValid += output.envelopes.map { $0.hasValidSignature() }
     }
 }
 
@@ -155,31 +158,37 @@ private struct RunSlots: @unchecked Sendable {
 extension Simulation {
     /// Sends an envelope to every other device's mailbox at the relay: one that cannot use it yet
     /// (not joined, or its sender unknown) keeps it and retries once it can.
-    mutating func publish(_ envelope: Envelope, from sender: Int) {
-        relay.publishIndex[envelope.hash] = publishedOrder.count
+    /// `signatureValid`, when given, is the answer of an earlier check of exactly this envelope.
+    mutating func publish(_ envelope: Envelope, from sender: Int, signatureValid: Bool? = nil) {
+        let index = publishedOrder.count
+        relay.publishIndex[envelope.hash] = index
         publishedOrder.append(envelope)
         relay.store[envelope.hash] = envelope
         relay.storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
-        if relay.signatureValid[envelope.hash] == nil { relay.signatureValid[envelope.hash] = envelope.hasValidSignature() }
+        if relay.signatureValid[envelope.hash] == nil {
+            relay.signatureValid[envelope.hash] = signatureValid ?? envelope.hasValidSignature()
+        }
         for device in devices.indices where device != sender {
-            schedule(envelope, to: device)
+            schedule(index, from: sender, to: device)
         }
     }
 
-    mutating func schedule(_ envelope: Envelope, to device: Int) {
+    mutating func schedule(_ envelope: Int, from sender: Int, to device: Int) {
         var delay = 1
         if configuration.adversarial {
             delay = 1 + Int(networkRNG.next() % 6)
             if networkRNG.next() % 20 == 0 {
                 report.duplicatesInjected += 1
-                enqueue(envelope, to: device, at: time + 1 + Int(networkRNG.next() % 12))
+                enqueue(envelope, from: sender, to: device, at: time + 1 + Int(networkRNG.next() % 12))
             }
         }
-        enqueue(envelope, to: device, at: time + delay)
+        enqueue(envelope, from: sender, to: device, at: time + delay)
     }
 
-    mutating func enqueue(_ envelope: Envelope, to device: Int, at when: Int) {
-        queue.append(Delivery(time: when, order: Int(networkRNG.next() % 1_000_000), device: device, envelope: envelope))
+    mutating func enqueue(_ envelope: Int, from sender: Int, to device: Int, at when: Int) {
+        queue.append(Delivery(
+            time: when, order: Int(networkRNG.next() % 1_000_000), device: Int32(device), sender: Int32(sender),
+            envelope: Int32(envelope)))
     }
 
     /// Partitions that later heal, and members that go offline for a while.
@@ -205,8 +214,10 @@ extension Simulation {
     mutating func deliverDue() {
         var due: [Delivery] = []
         var later: [Delivery] = []
+        later.reserveCapacity(queue.count)
         for delivery in queue {
-            if delivery.time <= time && canReach(delivery.device) && devices[delivery.device].partition == partitionOfSender(delivery) {
+            let device = Int(delivery.device)
+            if delivery.time <= time && canReach(device) && devices[device].partition == devices[Int(delivery.sender)].partition {
                 due.append(delivery)
             } else {
                 later.append(delivery)
@@ -215,13 +226,8 @@ extension Simulation {
         queue = later
         due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
         var batches: [Int: [Envelope]] = [:]
-        for delivery in due { batches[delivery.device, default: []].append(delivery.envelope) }
+        for delivery in due { batches[Int(delivery.device), default: []].append(publishedOrder[Int(delivery.envelope)]) }
         _ = run(batches)
-    }
-
-    func partitionOfSender(_ delivery: Delivery) -> Int {
-        guard let index = deviceIndex[delivery.envelope.sender] else { return devices[delivery.device].partition }
-        return devices[index].partition
     }
 
     /// Gives each device its envelopes, in order, with the devices side by side on up to
@@ -257,7 +263,9 @@ extension Simulation {
             report.envelopesDelivered += finished.delivered
             report.problems += finished.problems
             report.processingFailures += finished.failures
-            for envelope in finished.published { publish(envelope, from: finished.index) }
+            for (envelope, valid) in zip(finished.published, finished.publishedSignatureValid) {
+                publish(envelope, from: finished.index, signatureValid: valid)
+            }
             result[finished.index] = accepted[slot]
         }
         return result

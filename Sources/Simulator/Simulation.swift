@@ -111,7 +111,16 @@ public struct Simulation {
 
     struct EpochKey: Hashable { let member: MemberID; let epoch: UInt64 }
 
-    struct Delivery { let time: Int; let order: Int; let device: Int; let envelope: Envelope }
+    /// One envelope on its way to one device: small and reference-free, because the whole queue
+    /// is scanned at every step.
+    struct Delivery {
+        let time: Int
+        let order: Int
+        let device: Int32
+        let sender: Int32
+        /// Position in `publishedOrder`.
+        let envelope: Int32
+    }
 
     struct SentMessage {
         let id: Int
@@ -385,9 +394,10 @@ public struct Simulation {
         var compared = 0
         let finalHistory = (members.first ?? devices.indices.first { devices[$0].group != nil }).flatMap { devices[$0].group?.keyAgreement.history }
         var viewAtEpoch: [EpochKey: Set<MemberID>] = [:]
+        var mismatched: Set<EpochKey> = []
         for device in devices.indices {
             let id = devices[device].identity.id
-            for (key, secret) in devices[device].secrets.sorted(by: { ($0.key.member, $0.key.epoch) < ($1.key.member, $1.key.epoch) }) {
+            for (key, secret) in devices[device].secrets {
                 if key.member != id, let finalHistory {
                     let view = viewAtEpoch[key] ?? finalHistory.members(asSeenBy: key.member, atSeq: key.epoch)
                     viewAtEpoch[key] = view
@@ -395,24 +405,24 @@ public struct Simulation {
                 }
                 if let existing = reference[key] {
                     compared += 1
-                    if existing != secret {
-                        if agree {
-                            let owner = deviceIndex[key.member].map(String.init) ?? "?"
-                            let holders = devices.indices.filter { devices[$0].secrets[key] != nil }
-                            let values = holders.map { "\($0):\(devices[$0].secrets[key]!)" }
-                            report.problems.append("secret mismatch for device \(owner) epoch \(key.epoch): \(values)")
-                            for seq in 1...key.epoch {
-                                guard let e = relay.storeBySender[key.member]?[seq], e.kind != .application else { continue }
-                                let a = e.acked.flatMap { hash in relay.store[hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
-                                let values = holders.compactMap { h in devices[h].secrets[EpochKey(member: key.member, epoch: seq)].map { "\(h):\($0)" } }
-                                report.problems.append("  #\(seq): \(e.kind) acking \(a); \(values)")
-                            }
-                        }
-                        agree = false
-                    }
+                    if existing != secret { mismatched.insert(key) }
                 } else {
-                    reference[key] = secret
+                    reference[key] = secret  // the first device (by index) that derived it
                 }
+            }
+        }
+        // The first mismatch (by member and epoch), explained.
+        if let key = mismatched.min(by: { ($0.member, $0.epoch) < ($1.member, $1.epoch) }) {
+            agree = false
+            let owner = deviceIndex[key.member].map(String.init) ?? "?"
+            let holders = devices.indices.filter { devices[$0].secrets[key] != nil }
+            let values = holders.map { "\($0):\(devices[$0].secrets[key]!)" }
+            report.problems.append("secret mismatch for device \(owner) epoch \(key.epoch): \(values)")
+            for seq in 1...key.epoch {
+                guard let e = relay.storeBySender[key.member]?[seq], e.kind != .application else { continue }
+                let a = e.acked.flatMap { hash in relay.store[hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                let values = holders.compactMap { h in devices[h].secrets[EpochKey(member: key.member, epoch: seq)].map { "\(h):\($0)" } }
+                report.problems.append("  #\(seq): \(e.kind) acking \(a); \(values)")
             }
         }
         // Every current member derived the current epoch of every other current member.
