@@ -52,8 +52,15 @@ public struct BroadcastState: Sendable, Equatable {
     var bufferedPayloadBytes = 0
     /// Every delivered or skipped-known create/add/remove/update, so acknowledgments resolve.
     var acknowledgeable: [Bytes32: OperationID] = [:]
-    /// Senders whose envelope `delivered + 1` is buffered and none is in flight (derived).
-    var nextInLine: Set<MemberID> = []
+    /// Senders whose envelope `delivered + 1` is buffered and none is in flight, with that
+    /// envelope's hash and acknowledged hash (derived), so choosing the next delivery reads
+    /// neither the senders' tables nor the buffer.
+    var nextInLine: [MemberID: NextInLine] = [:]
+
+    struct NextInLine: Sendable, Equatable {
+        var hash: Bytes32
+        var acked: Bytes32?
+    }
 
     public init(groupID: GroupID, suite: CipherSuiteID, me: MemberID, configuration: BroadcastConfiguration = .init()) {
         self.groupID = groupID
@@ -176,12 +183,10 @@ public struct BroadcastState: Sendable, Equatable {
     public mutating func nextDeliverable() -> Envelope? {
         while true {
             var best: (sender: MemberID, hash: Bytes32)?
-            for sender in nextInLine {
+            for (sender, next) in nextInLine {
                 if let best, !(sender < best.sender) { continue }
-                guard let state = senders[sender], let hash = state.pending[state.delivered + 1],
-                      let envelope = buffer[hash] else { continue }
-                if let acked = envelope.acked, acknowledgeable[acked] == nil { continue }
-                best = (sender, hash)
+                if let acked = next.acked, acknowledgeable[acked] == nil { continue }
+                best = (sender, next.hash)
             }
             guard let best, let envelope = buffer[best.hash], senders[best.sender] != nil,
                   var state = senders.removeValue(forKey: best.sender) else { return nil }
@@ -224,10 +229,14 @@ public struct BroadcastState: Sendable, Equatable {
     }
 
     private mutating func advance(_ envelope: Envelope) -> Bool {
-        guard let current = senders[envelope.sender] ?? Optional(SenderState()),
-              envelope.seq == current.delivered + 1, envelope.prev == current.head else { return false }
-        // Taken out of the table so that the mutations below do not copy its hash tables.
-        var state = senders.removeValue(forKey: envelope.sender) ?? current
+        // Taken out of the table (put back unchanged if it does not fit), so that neither the
+        // check nor the mutations below copy its hash tables.
+        let taken = senders.removeValue(forKey: envelope.sender)
+        var state = taken ?? SenderState()
+        guard envelope.seq == state.delivered + 1, envelope.prev == state.head else {
+            if let taken { senders[envelope.sender] = taken }
+            return false
+        }
         if let inFlight = state.inFlight, inFlight.seq == envelope.seq { state.inFlight = nil }
         if let pendingHash = state.pending[envelope.seq], let buffered = buffer[pendingHash] {
             removeFromBuffer(buffered, state: &state)
@@ -264,14 +273,14 @@ public struct BroadcastState: Sendable, Equatable {
     /// Keeps `nextInLine` and the no-empty-entries invariant of `senders` (so that equal content
     /// means equal values).
     mutating func refreshLine(_ sender: MemberID) {
-        guard let state = senders[sender] else { nextInLine.remove(sender); return }
+        guard let state = senders[sender] else { nextInLine[sender] = nil; return }
         if state.isEmpty {
             senders[sender] = nil
-            nextInLine.remove(sender)
-        } else if state.inFlight == nil, state.pending[state.delivered + 1] != nil {
-            nextInLine.insert(sender)
+            nextInLine[sender] = nil
+        } else if state.inFlight == nil, let hash = state.pending[state.delivered + 1], let envelope = buffer[hash] {
+            nextInLine[sender] = NextInLine(hash: hash, acked: envelope.acked)
         } else {
-            nextInLine.remove(sender)
+            nextInLine[sender] = nil
         }
     }
 

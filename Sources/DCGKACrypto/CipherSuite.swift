@@ -77,6 +77,6 @@ public struct Suite1: CipherSuite {
     }
 
     public func hash(_ bytes: [UInt8]) -> Bytes32 {
-        Bytes32(Array(SHA256.hash(data: bytes)))!
+        SHA256.hash(data: bytes).withUnsafeBytes { Bytes32($0)! }
     }
 }

@@ -15,25 +15,45 @@ public enum HKDFSHA256 {
     }
 
     static func hmac(key: [UInt8], parts: [[UInt8]]) -> [UInt8] {
-        let key = key.count > blockSize ? Array(SHA256.hash(data: key)) : key
-        var innerPad = [UInt8](repeating: 0x36, count: blockSize)
-        var outerPad = [UInt8](repeating: 0x5C, count: blockSize)
-        for i in 0..<key.count {
-            innerPad[i] ^= key[i]
-            outerPad[i] ^= key[i]
+        bytes(of: hmacDigest(key: key) { inner in
+            for part in parts where !part.isEmpty { part.withUnsafeBytes { inner.update(bufferPointer: $0) } }
+        })
+    }
+
+    /// HMAC with the message fed by `message` into the inner hash; the padded keys live on the
+    /// stack (this runs for every ratchet step and message key, so allocations matter).
+    @inline(__always)
+    static func hmacDigest(key: [UInt8], message: (inout SHA256) -> Void) -> SHA256Digest {
+        let key = key.count > blockSize ? bytes(of: SHA256.hash(data: key)) : key
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2 * blockSize) { pads in
+            for i in 0..<blockSize {
+                pads[i] = 0x36
+                pads[blockSize + i] = 0x5C
+            }
+            for (i, byte) in key.enumerated() {
+                pads[i] ^= byte
+                pads[blockSize + i] ^= byte
+            }
+            let all = UnsafeRawBufferPointer(pads)
+            var inner = SHA256()
+            inner.update(bufferPointer: UnsafeRawBufferPointer(rebasing: all[0..<blockSize]))
+            message(&inner)
+            let innerDigest = inner.finalize()
+            var outer = SHA256()
+            outer.update(bufferPointer: UnsafeRawBufferPointer(rebasing: all[blockSize..<(2 * blockSize)]))
+            innerDigest.withUnsafeBytes { outer.update(bufferPointer: $0) }
+            return outer.finalize()
         }
-        var inner = SHA256()
-        inner.update(data: innerPad)
-        for part in parts where !part.isEmpty { inner.update(data: part) }
-        var outer = SHA256()
-        outer.update(data: outerPad)
-        inner.finalize().withUnsafeBytes { outer.update(bufferPointer: $0) }
-        return Array(outer.finalize())
+    }
+
+    @inline(__always)
+    static func bytes(of digest: SHA256Digest) -> [UInt8] {
+        digest.withUnsafeBytes { [UInt8]($0) }
     }
 
     /// HKDF-Extract(salt, ikm); an empty salt means 32 zero bytes (same HMAC result).
     public static func extract(salt: [UInt8], ikm: [UInt8]) -> [UInt8] {
-        hmac(key: salt, parts: [ikm])
+        bytes(of: hmacDigest(key: salt) { inner in ikm.withUnsafeBytes { inner.update(bufferPointer: $0) } })
     }
 
     /// HKDF-Expand(prk, info, length), length ≤ 255 × 32.
@@ -41,14 +61,20 @@ public enum HKDFSHA256 {
         precondition(length >= 0 && length <= 255 * 32, "HKDF-SHA256 output too long")
         var output: [UInt8] = []
         output.reserveCapacity(length + 32)
-        var previous: [UInt8] = []
+        var previous: SHA256Digest?
         var counter: UInt8 = 1
         while output.count < length {
-            previous = hmac(key: prk, parts: [previous, info, [counter]])
-            output += previous
+            let block = hmacDigest(key: prk) { inner in
+                previous?.withUnsafeBytes { inner.update(bufferPointer: $0) }
+                info.withUnsafeBytes { inner.update(bufferPointer: $0) }
+                withUnsafeBytes(of: counter) { inner.update(bufferPointer: $0) }
+            }
+            block.withUnsafeBytes { output.append(contentsOf: $0) }
+            previous = block
             counter &+= 1
         }
-        return Array(output.prefix(length))
+        if output.count > length { output.removeLast(output.count - length) }
+        return output
     }
 
     public static func derive(ikm: [UInt8], salt: [UInt8], info: [UInt8], length: Int) -> [UInt8] {

@@ -3,7 +3,7 @@ public import DCGKACrypto
 public import CausalBroadcast
 public import GroupMessaging
 public import KeyAgreement
-public import Membership
+internal import Membership
 
 /// Limits for one group.
 public struct GroupConfiguration: Sendable, Equatable {

@@ -1,9 +1,9 @@
 public import DCGKAEncoding
-public import DCGKACrypto
-public import CausalBroadcast
-public import GroupMessaging
-public import KeyAgreement
-public import Membership
+internal import DCGKACrypto
+internal import CausalBroadcast
+internal import GroupMessaging
+internal import KeyAgreement
+internal import Membership
 
 // `exposesUpdateSecrets` and `derivedUpdateSecrets` are deliberately not encoded.
 
