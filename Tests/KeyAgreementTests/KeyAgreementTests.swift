@@ -146,6 +146,57 @@ struct KeyAgreementTests {
         #expect(state.history.knownSeq(of: createOp, by: members[1].id) == 1)
     }
 
+    @Test("a malformed welcome is the added member's typed error; the other members never decode it")
+    func malformedWelcome() throws {
+        var (members, directory, rng) = Self.group(4, seed: 6)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let createSeq = members[0].nextSeq()
+        let created = try members[0].state.create(
+            bundles: [members[1].bundle, members[2].bundle], creatorBundle: members[0].bundle, seq: createSeq,
+            keys: keys(members[0]), using: &rng)
+        _ = try members[1].state.process(
+            sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: members[1].nextSeq(),
+            keys: keys(members[1]), using: &rng)
+        let addSeq = members[0].nextSeq()
+        let added = try members[0].state.add(members[3].bundle, seq: addSeq, welcomeContext: [], keys: keys(members[0]), using: &rng)
+        guard case .add(let bundle, let welcome) = added.body.fields else {
+            Issue.record("not an add")
+            return
+        }
+        #expect(try welcome.decode().history.contains(OperationID(sender: members[0].id, seq: addSeq)))
+        // The same add with the welcome's last byte flipped (length unchanged).
+        var corrupted = welcome.bytes
+        corrupted[corrupted.count - 1] ^= 0xFF
+        var writer = WireWriter()
+        writer.write(bundle)
+        writer.writeLengthPrefixed(corrupted)
+        writer.writeArray(added.body.directMessages)
+        let body = try ControlBody(kind: .add, payload: writer.bytes)
+
+        // Member 1 needs only the bundle.
+        let adder = members[0].id
+        let member1Keys = keys(members[1])
+        var member1 = members[1].state
+        let output = try member1.transaction { (s) throws(DCGKAError) in
+            try s.process(sender: adder, seq: addSeq, body: body, acked: nil, mySeq: 2, keys: member1Keys, using: &rng)
+        }
+        #expect(output.acknowledgment?.kind == .addAck)
+        #expect(member1.members.contains(members[3].id))
+
+        // The added member gets a typed error and keeps its (empty) state.
+        var newcomer = members[3].state
+        let before = newcomer
+        let newcomerKeys = keys(members[3])
+        #expect {
+            try newcomer.transaction { (s) throws(DCGKAError) in
+                try s.process(sender: adder, seq: addSeq, body: body, acked: nil, mySeq: 1, keys: newcomerKeys, using: &rng)
+            }
+        } throws: { error in
+            if case DCGKAError.malformedWelcome = error { true } else { false }
+        }
+        #expect(newcomer == before)
+    }
+
     @Test("control bodies and recipient tags round-trip; every truncation is a typed error")
     func controlBodyEncoding() throws {
         var (members, directory, rng) = Self.group(3, seed: 3)
