@@ -248,9 +248,12 @@ extension Simulation {
             let acceptedSlots = UnsafeSlots(base: acceptedSlots)
             runs.withUnsafeMutableBufferPointer { buffer in
                 let slots = RunSlots(base: buffer)
-                let body: @Sendable (Int) -> Void = { worker in
-                    // Worker w takes runs w, w + threads, … (devices cost about the same).
-                    for slot in stride(from: worker, to: slots.base.count, by: threads) {
+                // Workers take the next unstarted device until none is left: a device that
+                // processes an update costs far more than one that only acknowledges, so fixed
+                // shares would leave one thread waiting for the other.
+                let nextSlot = SlotCounter(count: slots.base.count)
+                let body: @Sendable (Int) -> Void = { _ in
+                    while let slot = nextSlot.take() {
                         acceptedSlots.base[slot] = work[slot].map { slots.base[slot].deliver($0, relay: relay) }
                     }
                 }
@@ -274,4 +277,21 @@ extension Simulation {
 
 private struct UnsafeSlots: @unchecked Sendable {
     let base: UnsafeMutableBufferPointer<[Bool]>
+}
+
+/// Hands out slot numbers 0, 1, … once each to whichever thread asks.
+private final class SlotCounter: @unchecked Sendable {
+    private let lock = DispatchSemaphore(value: 1)
+    private var next = 0
+    private let count: Int
+
+    init(count: Int) { self.count = count }
+
+    func take() -> Int? {
+        lock.wait()
+        defer { lock.signal() }
+        guard next < count else { return nil }
+        next += 1
+        return next - 1
+    }
 }
