@@ -106,18 +106,28 @@ public struct BroadcastState: Sendable, Equatable {
     ) -> ReceiveOutcome {
         guard envelope.groupID == groupID else { return .rejected(.wrongGroup) }
         guard envelope.suite == suite else { return .rejected(.unsupportedSuite) }
-        let existing = senders[envelope.sender]
-        let skipped = envelope.seq <= (existing?.skippedThrough ?? 0)
         if buffer[envelope.hash] != nil { return .duplicate }
         if acknowledgeable[envelope.hash] != nil { return .duplicate }
-        if let existing, existing.knownHash(at: envelope.seq) == envelope.hash,
-           !(skipped && envelope.kind.isAcknowledgeable) {
+        // The sender's state is taken out of the table for the checks and put back on every path
+        // (unchanged, or with this envelope added), so that neither copies its tables.
+        var state: SenderState
+        let existed: Bool
+        if let taken = senders.removeValue(forKey: envelope.sender) {
+            state = taken
+            existed = true
+        } else {
+            state = SenderState()
+            existed = false
+        }
+        var stored = false
+        defer { if existed && !stored { senders[envelope.sender] = state } }
+        let skipped = envelope.seq <= state.skippedThrough
+        if existed, state.knownHash(at: envelope.seq) == envelope.hash, !(skipped && envelope.kind.isAcknowledgeable) {
             return .duplicate
         }
 
         guard verifySignature(envelope) else { return .rejected(.badSignature) }
 
-        let state = existing ?? SenderState()
         let isMine = envelope.sender == me
         if !isMine {
             guard isKnownSender(envelope.sender) else { return .rejected(.unknownSender(envelope.sender)) }
@@ -145,8 +155,14 @@ public struct BroadcastState: Sendable, Equatable {
         if let acked = envelope.acked {
             // In-flight envelopes are only searched when the target is neither buffered nor an
             // already delivered acknowledgeable one (a per-ack scan of all senders is O(n)).
-            let target = buffer[acked]
-                ?? (acknowledgeable[acked] != nil ? nil : senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked })
+            var target = buffer[acked]
+            if target == nil, acknowledgeable[acked] == nil {
+                if let own = state.inFlight, own.hash == acked {
+                    target = own
+                } else {
+                    target = senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked }
+                }
+            }
             if let target, !target.kind.isAcknowledgeable {
                 return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
             }
@@ -161,10 +177,9 @@ public struct BroadcastState: Sendable, Equatable {
 
         buffer[envelope.hash] = envelope
         bufferedPayloadBytes += envelope.payload.count
-        if existing == nil { senders[envelope.sender] = state }
-        // Mutated in place: copying the local and storing it back would copy its tables.
-        senders[envelope.sender]!.pending[envelope.seq] = envelope.hash
-        refreshLine(envelope.sender)
+        state.pending[envelope.seq] = envelope.hash
+        stored = true
+        store(state, for: envelope.sender)
         return .buffered
     }
 
@@ -188,19 +203,17 @@ public struct BroadcastState: Sendable, Equatable {
                 if let acked = next.acked, acknowledgeable[acked] == nil { continue }
                 best = (sender, next.hash)
             }
-            guard let best, let envelope = buffer[best.hash], senders[best.sender] != nil,
+            guard let best, let envelope = buffer[best.hash],
                   var state = senders.removeValue(forKey: best.sender) else { return nil }
             removeFromBuffer(envelope, state: &state)
             if envelope.prev != state.head {
                 // Cannot happen through receive's checks; a caller-forced markDelivered could cause it.
                 equivocators.insert(envelope.sender)
-                senders[best.sender] = state
-                refreshLine(best.sender)
+                store(state, for: best.sender)
                 continue
             }
             state.inFlight = envelope
-            senders[best.sender] = state
-            refreshLine(best.sender)
+            store(state, for: best.sender)
             return envelope
         }
     }
@@ -246,8 +259,7 @@ public struct BroadcastState: Sendable, Equatable {
         let window = UInt64(configuration.recentHashesPerSender)
         if envelope.seq > window { state.recent[envelope.seq - window] = nil }
         if envelope.kind.isAcknowledgeable { acknowledgeable[envelope.hash] = envelope.operationID }
-        senders[envelope.sender] = state
-        refreshLine(envelope.sender)
+        store(state, for: envelope.sender)
         return true
     }
 
@@ -273,15 +285,23 @@ public struct BroadcastState: Sendable, Equatable {
     /// Keeps `nextInLine` and the no-empty-entries invariant of `senders` (so that equal content
     /// means equal values).
     mutating func refreshLine(_ sender: MemberID) {
-        guard let state = senders[sender] else { nextInLine[sender] = nil; return }
+        guard let state = senders.removeValue(forKey: sender) else { nextInLine[sender] = nil; return }
+        store(state, for: sender)
+    }
+
+    /// Puts a sender's state (taken out of `senders`, so that changing it copied nothing) back,
+    /// unless it is empty, and updates `nextInLine` from it.
+    mutating func store(_ state: SenderState, for sender: MemberID) {
         if state.isEmpty {
-            senders[sender] = nil
             nextInLine[sender] = nil
-        } else if state.inFlight == nil, let hash = state.pending[state.delivered + 1], let envelope = buffer[hash] {
+            return
+        }
+        if state.inFlight == nil, let hash = state.pending[state.delivered + 1], let envelope = buffer[hash] {
             nextInLine[sender] = NextInLine(hash: hash, acked: envelope.acked)
         } else {
             nextInLine[sender] = nil
         }
+        senders[sender] = state
     }
 
     // MARK: Frontier
