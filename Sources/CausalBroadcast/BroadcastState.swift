@@ -244,10 +244,9 @@ public struct BroadcastState: Sendable, Equatable {
     private mutating func advance(_ envelope: Envelope) -> Bool {
         // Taken out of the table (put back unchanged if it does not fit), so that neither the
         // check nor the mutations below copy its hash tables.
-        let taken = senders.removeValue(forKey: envelope.sender)
-        var state = taken ?? SenderState()
+        var state = senders.removeValue(forKey: envelope.sender) ?? SenderState()
         guard envelope.seq == state.delivered + 1, envelope.prev == state.head else {
-            if let taken { senders[envelope.sender] = taken }
+            store(state, for: envelope.sender)
             return false
         }
         if let inFlight = state.inFlight, inFlight.seq == envelope.seq { state.inFlight = nil }

@@ -137,7 +137,7 @@ extension Group {
         case .add(let bundle, let welcome):
             guard bundle.identity == identity.id else { throw .invitationNotForMe }
             let context: WelcomeContext
-            do { context = try WelcomeContext(wireBytes: try welcome.decode().context) } catch {
+            do { context = try WelcomeContext(wireBytes: try welcome.decodeContext()) } catch {
                 throw .invalidInvitation("\(error)")
             }
             for known in context.bundles { group.bundles[known.identity] = known }

@@ -74,16 +74,18 @@ public struct Welcome: Equatable, Sendable, WireCodable {
         self.context = context
     }
 
+    /// The context comes first, so that it can be read without decoding the history
+    /// (``EncodedWelcome/decodeContext()``).
     public func encode(to writer: inout WireWriter) {
-        writer.write(history)
-        writer.write(ratchetCiphertext)
         writer.writeLengthPrefixed(context)
+        writer.write(ratchetCiphertext)
+        writer.write(history)
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Welcome {
-        Welcome(
-            history: try reader.read(), ratchetCiphertext: try reader.read(),
-            context: try reader.readLengthPrefixed(field: "welcome context", limit: maximumContextLength))
+        let context = try reader.readLengthPrefixed(field: "welcome context", limit: maximumContextLength)
+        let ratchetCiphertext = try reader.read(TwoPartyMessage.self)
+        return Welcome(history: try reader.read(), ratchetCiphertext: ratchetCiphertext, context: context)
     }
 }
 
@@ -102,6 +104,12 @@ public struct EncodedWelcome: Equatable, Sendable {
 
     /// The welcome, for the added member. A malformed one is a typed error, never a crash.
     public func decode() throws(WireError) -> Welcome { try Welcome(wireBytes: bytes) }
+
+    /// Only the group-layer context (the welcome's first field), without decoding the rest.
+    public func decodeContext() throws(WireError) -> [UInt8] {
+        var reader = WireReader(bytes)
+        return try reader.readLengthPrefixed(field: "welcome context", limit: Welcome.maximumContextLength)
+    }
 }
 
 /// The body of a control envelope: its type-specific fields and its direct messages.

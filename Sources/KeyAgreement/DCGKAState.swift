@@ -327,11 +327,16 @@ extension DCGKAState {
         if journal != nil, journal!.history == nil { journal!.acknowledgments.append(undo) }
     }
 
-    /// My ratchet just took a step whose input is known to `knownTo` (me included): only who
-    /// knew both the old state and the input can compute the new one.
-    mutating func narrowMyRatchetReaders(to knownTo: Set<MemberID>) {
+    /// My ratchet just took a step whose input is known to the members of `view` and to `others`:
+    /// only who knew both the old state and the input can compute the new one.
+    mutating func narrowMyRatchetReaders<S: Sequence<MemberID>>(to view: Set<MemberID>, and others: S) {
         journalMyRatchetReaders()
-        myRatchetReaders = myRatchetReaders.map { $0.intersection(knownTo) } ?? knownTo
+        if let readers = myRatchetReaders {
+            let extra = Set(others)
+            myRatchetReaders = readers.filter { view.contains($0) || extra.contains($0) }
+        } else {
+            myRatchetReaders = view.union(others)
+        }
     }
 
     /// I sent my current ratchet state to `ids`.

@@ -1,7 +1,7 @@
 public import DCGKAEncoding
-public import DCGKACrypto
-public import TwoPartyMessaging
-public import Membership
+internal import DCGKACrypto
+internal import TwoPartyMessaging
+internal import Membership
 
 extension DCGKAState: WireCodable {
     public static let maximumPeers = MembershipState.maxMembers

@@ -1,7 +1,7 @@
 public import DCGKAEncoding
 public import DCGKACrypto
-public import TwoPartyMessaging
-public import Membership
+internal import TwoPartyMessaging
+internal import Membership
 
 // MARK: - My operations (§5.3)
 
@@ -94,7 +94,7 @@ extension DCGKAState {
         journalNextSeed()
         nextSeed = nil
         let view = history.memoizedMembers(asSeenBy: me, atSeq: op.seq)
-        narrowMyRatchetReaders(to: view.union([me]))  // the seed went to my view
+        narrowMyRatchetReaders(to: view, and: [me])  // the seed went to my view
         return deriveFromSeed(seed, op: op, recipients: view)
     }
 
@@ -201,7 +201,7 @@ extension DCGKAState {
         var mySecret: Bytes32?
         if let secret = consumeMemberSecret(op: op, member: me) {
             // My member secret is known to whoever got the seed and to the newcomers I forward it to.
-            narrowMyRatchetReaders(to: senderView.union(newcomers).union([op.sender, me]))
+            narrowMyRatchetReaders(to: senderView, and: [op.sender, me] + newcomers)
             mySecret = updateRatchet(me, input: secret.bytes)
         }
         return ProcessOutput(
@@ -292,7 +292,7 @@ extension DCGKAState {
         let senderView = history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
         // My member secret comes from the adder's ratchet, which everyone in its view can follow
         // (an adder refreshes first when its own epoch is exposed), and reaches the members I forward it to.
-        var secretReaders = senderView.union([op.sender, me])
+        var secretReaders = [op.sender, me]
         if !oldHistory.isEmpty {
             let all = history.members()
             let directory = RecipientDirectory(view: all)
@@ -309,12 +309,12 @@ extension DCGKAState {
                     let plaintext = [Self.forwardMember] + secret.bytes
                     forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
                 }
-                secretReaders.formUnion(memberTargets)
+                secretReaders += memberTargets
             }
         }
         var mySecret: Bytes32?
         if let secret = consumeMemberSecret(op: op, member: me) {
-            narrowMyRatchetReaders(to: secretReaders)
+            narrowMyRatchetReaders(to: senderView, and: secretReaders)
             mySecret = updateRatchet(me, input: secret.bytes)
         }
         return ProcessOutput(

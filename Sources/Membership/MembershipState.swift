@@ -100,15 +100,31 @@ public struct MembershipState: Sendable {
     /// `sender` knew at a seq ≤ `seq`. O(1) when it knew all of them by then (the common case: the
     /// answer is ``members()``); otherwise one pass to select the subset and a recomputation on it.
     public func members(asSeenBy sender: MemberID, atSeq seq: UInt64) -> Set<MemberID> {
-        guard createRecord >= 0, let s = memberIndex[sender] else { return [] }
-        let si = Int(s)
-        if knownCount[si] == records.count && maxKnownSeq[si] <= seq { return cachedMembers }
-        var included = [Bool](repeating: false, count: records.count)
-        for i in records.indices {
-            if let k = knownOf[i][s], k <= seq { included[i] = true }
+        switch unknownOperations(to: sender, atSeq: seq) {
+        case nil: return []
+        case let left?: return left.isEmpty ? cachedMembers : members(without: left)
         }
-        guard included[Int(createRecord)] else { return [] }
-        return computeMembers(included: included)
+    }
+
+    /// The records `sender` did not know at its envelope `seq`: empty when it knew them all (O(1)
+    /// then), nil when the sender or the create is unknown.
+    func unknownOperations(to sender: MemberID, atSeq seq: UInt64) -> [Int32]? {
+        guard createRecord >= 0, let s = memberIndex[sender] else { return nil }
+        let si = Int(s)
+        if knownCount[si] == records.count && maxKnownSeq[si] <= seq { return [] }
+        var left: [Int32] = []
+        for i in records.indices {
+            if let k = knownOf[i][s], k <= seq { continue }
+            left.append(Int32(i))
+        }
+        return left
+    }
+
+    /// Members over every record except `left`.
+    func members(without left: [Int32]) -> Set<MemberID> {
+        var included = [Bool](repeating: true, count: records.count)
+        for i in left { included[Int(i)] = false }
+        return included[Int(createRecord)] ? computeMembers(included: included) : []
     }
 
     /// ``members(asSeenBy:atSeq:)``, remembering the answer by the operations the sender did not
@@ -116,18 +132,10 @@ public struct MembershipState: Sendable {
     /// flight), and an acknowledgment never changes the order between operations already recorded
     /// when its sender's envelopes arrive in order, so one answer serves many envelopes.
     public mutating func memoizedMembers(asSeenBy sender: MemberID, atSeq seq: UInt64) -> Set<MemberID> {
-        guard createRecord >= 0, let s = memberIndex[sender] else { return [] }
-        let si = Int(s)
-        if knownCount[si] == records.count && maxKnownSeq[si] <= seq { return cachedMembers }
-        var left: [Int32] = []
-        for i in records.indices {
-            if let k = knownOf[i][s], k <= seq { continue }
-            left.append(Int32(i))
-        }
+        guard let left = unknownOperations(to: sender, atSeq: seq) else { return [] }
+        if left.isEmpty { return cachedMembers }
         if let known = viewCache[left] { return known }
-        var included = [Bool](repeating: true, count: records.count)
-        for i in left { included[Int(i)] = false }
-        let view = included[Int(createRecord)] ? computeMembers(included: included) : []
+        let view = members(without: left)
         if viewCache.count >= Self.viewCacheLimit { viewCache.removeAll(keepingCapacity: true) }
         viewCache[left] = view
         return view

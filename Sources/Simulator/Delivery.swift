@@ -150,9 +150,10 @@ struct DeviceRun: Sendable {
     }
 }
 
-/// Lets the devices of one round write their own slots from several threads.
-private struct RunSlots: @unchecked Sendable {
-    let base: UnsafeMutableBufferPointer<DeviceRun>
+/// Lets the devices of one round write their own slots (each thread distinct ones) from
+/// several threads.
+private struct UnsafeSlots<Element>: @unchecked Sendable {
+    let base: UnsafeMutableBufferPointer<Element>
 }
 
 extension Simulation {
@@ -247,7 +248,7 @@ extension Simulation {
         accepted.withUnsafeMutableBufferPointer { acceptedSlots in
             let acceptedSlots = UnsafeSlots(base: acceptedSlots)
             runs.withUnsafeMutableBufferPointer { buffer in
-                let slots = RunSlots(base: buffer)
+                let slots = UnsafeSlots(base: buffer)
                 // Workers take the next unstarted device until none is left: a device that
                 // processes an update costs far more than one that only acknowledges, so fixed
                 // shares would leave one thread waiting for the other.
@@ -275,9 +276,6 @@ extension Simulation {
     }
 }
 
-private struct UnsafeSlots: @unchecked Sendable {
-    let base: UnsafeMutableBufferPointer<[Bool]>
-}
 
 /// Hands out slot numbers 0, 1, … once each to whichever thread asks.
 private final class SlotCounter: @unchecked Sendable {
