@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 public import DCGKACrypto
 
 /// One member's authenticated causal broadcast state for one group (§6.2): a pure value driven
@@ -146,10 +146,14 @@ public struct BroadcastState: Sendable, Equatable {
         if isMine { return .rejected(.unexpectedOwnEnvelope(seq: envelope.seq)) }
 
         if state.knownHash(at: envelope.seq) != nil { return equivocation(envelope) }
-        if envelope.seq > 1, let before = state.knownHash(at: envelope.seq - 1), before != envelope.prev {
+        var checksPrev = true
+        #if DEBUG
+        checksPrev = !PlantedDefects.isActive(.skipPrevCheckAtReceive)
+        #endif
+        if checksPrev, envelope.seq > 1, let before = state.knownHash(at: envelope.seq - 1), before != envelope.prev {
             return equivocation(envelope)
         }
-        if let afterHash = state.pending[envelope.seq + 1], let after = buffer[afterHash], after.prev != envelope.hash {
+        if checksPrev, let afterHash = state.pending[envelope.seq + 1], let after = buffer[afterHash], after.prev != envelope.hash {
             return equivocation(envelope)
         }
         if let acked = envelope.acked {
@@ -183,6 +187,15 @@ public struct BroadcastState: Sendable, Equatable {
         return .buffered
     }
 
+    /// False only with a planted defect (debug builds).
+    static var checksPrevAtDelivery: Bool {
+        #if DEBUG
+        return !PlantedDefects.isActive(.skipPrevCheckAtDelivery)
+        #else
+        return true
+        #endif
+    }
+
     private mutating func equivocation(_ envelope: Envelope) -> ReceiveOutcome {
         equivocators.insert(envelope.sender)
         return .rejected(.equivocation(sender: envelope.sender, seq: envelope.seq))
@@ -206,7 +219,7 @@ public struct BroadcastState: Sendable, Equatable {
             guard let best, let envelope = buffer[best.hash],
                   var state = senders.removeValue(forKey: best.sender) else { return nil }
             removeFromBuffer(envelope, state: &state)
-            if envelope.prev != state.head {
+            if envelope.prev != state.head && Self.checksPrevAtDelivery {
                 // Cannot happen through receive's checks; a caller-forced markDelivered could cause it.
                 equivocators.insert(envelope.sender)
                 store(state, for: best.sender)
@@ -245,7 +258,7 @@ public struct BroadcastState: Sendable, Equatable {
         // Taken out of the table (put back unchanged if it does not fit), so that neither the
         // check nor the mutations below copy its hash tables.
         var state = senders.removeValue(forKey: envelope.sender) ?? SenderState()
-        guard envelope.seq == state.delivered + 1, envelope.prev == state.head else {
+        guard envelope.seq == state.delivered + 1, envelope.prev == state.head || !Self.checksPrevAtDelivery else {
             store(state, for: envelope.sender)
             return false
         }
@@ -382,6 +395,10 @@ public struct BroadcastState: Sendable, Equatable {
 
     /// Highest seq of `sender` delivered (or skipped) without gaps; 0 if none.
     public func deliveredSeq(of sender: MemberID) -> UInt64 { senders[sender]?.delivered ?? 0 }
+
+    /// The hash of the envelope I hold at `(sender, seq)`: delivered (within the window of recent
+    /// hashes), in flight or buffered.
+    public func knownHash(of sender: MemberID, at seq: UInt64) -> Bytes32? { senders[sender]?.knownHash(at: seq) }
 
     /// Envelopes waiting in the buffer (not counting those in flight).
     public var bufferedCount: Int { buffer.count }

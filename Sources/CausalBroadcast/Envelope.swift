@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 public import DCGKACrypto
 
 /// What an envelope carries (§6.1). The tag is one byte on the wire; unknown tags are rejected.
@@ -117,6 +117,9 @@ public struct Envelope: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `signature` is the sender's Ed25519 signature over the other fields.
     public func hasValidSignature() -> Bool {
+        #if DEBUG
+        if PlantedDefects.isActive(.acceptBadSignature) { return true }
+        #endif
         var writer = WireWriter(capacity: Envelope.signatureLabel.count + 200 + payload.count)
         writer.writeFixed(Envelope.signatureLabel)
         encodeFields(to: &writer, includeGroup: true)

@@ -36,6 +36,9 @@ public struct PKESecretKey: Sendable, Equatable, WireCodable {
 
     var secretBytes: [UInt8] { Array(key.rawRepresentation) }
 
+    /// The 32 secret bytes, exactly what ``encode(to:)`` writes (the simulator scans seized states for them).
+    public var secretBytes32: Bytes32 { Bytes32(key.rawRepresentation)! }
+
     public static func == (lhs: PKESecretKey, rhs: PKESecretKey) -> Bool {
         ConstantTime.equal(lhs.secretBytes, rhs.secretBytes)
     }

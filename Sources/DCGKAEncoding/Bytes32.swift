@@ -46,6 +46,9 @@ public struct Bytes32: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public var isZero: Bool { (w0 | w1 | w2 | w3) == 0 }
 
+    /// The first eight bytes as a big-endian integer (for scanning byte strings for many values at once).
+    @inlinable public var leadingWord: UInt64 { w0 }
+
     @inlinable
     public static func < (lhs: Bytes32, rhs: Bytes32) -> Bool {
         if lhs.w0 != rhs.w0 { return lhs.w0 < rhs.w0 }

@@ -1,8 +1,8 @@
 public import DCGKAEncoding
 public import DCGKACrypto
 public import CausalBroadcast
-public import GroupMessaging
-public import KeyAgreement
+@_spi(Simulation) public import GroupMessaging
+@_spi(Simulation) public import KeyAgreement
 internal import Membership
 
 /// Limits for one group.
@@ -24,6 +24,16 @@ public struct GroupConfiguration: Sendable, Equatable {
     public let member: MemberID
     public let epoch: UInt64
     public let secret: Bytes32
+}
+
+/// What the simulator's checks read off a group since they last asked (simulator only).
+@_spi(Simulation) public struct SimulationTraces: Sendable {
+    /// Secrets used up, which must be gone from every encoding of the state (§3.3, §5.2, §7).
+    public var retired: [Bytes32] = []
+    /// Update-ratchet steps taken (the derivation graph for the key-recovery attacker).
+    public var ratchetSteps: [RatchetStep] = []
+    /// Hashes of the envelopes delivered, in delivery order.
+    public var delivered: [Bytes32] = []
 }
 
 /// What a call produced: envelopes to hand to the transports, and events for the application.
@@ -48,6 +58,8 @@ public struct Group: Sendable, Equatable {
     public internal(set) var bundles: [MemberID: KeyBundle]
     /// Filled only when the configuration asks for it (simulator); never encoded.
     @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
+    /// Filled only when the configuration asks for it (simulator); never encoded.
+    var deliveredTrace: [Bytes32] = []
     /// My current epoch may be known to somebody outside my view (PROTOCOL-NOTES.md,
     /// "self-update"): `send(_:prekeys:using:)` and `add(_:prekeys:now:using:)` update first, and
     /// my next update or remove clears it.
@@ -68,9 +80,23 @@ public struct Group: Sendable, Equatable {
         messaging = MessagingState(suite: suite, configuration: configuration.messaging)
         bundles = [:]
         exposesUpdateSecrets = configuration.exposesUpdateSecrets
+        if exposesUpdateSecrets {
+            keyAgreement.startTracing()
+            messaging.startTracing()
+        }
     }
 
     @_spi(Simulation) public mutating func clearDerivedUpdateSecrets() { derivedUpdateSecrets.removeAll() }
+
+    /// Hands over what was recorded for the simulator since the last call.
+    @_spi(Simulation) public mutating func takeTraces() -> SimulationTraces {
+        guard exposesUpdateSecrets else { return SimulationTraces() }
+        let (retired, steps) = keyAgreement.takeTraces()
+        var traces = SimulationTraces(retired: retired, ratchetSteps: steps, delivered: deliveredTrace)
+        traces.retired += messaging.takeRetiredSecrets()
+        deliveredTrace.removeAll()
+        return traces
+    }
 
     /// Starts a member's epoch (§7) with a fresh update secret.
     mutating func startEpoch(_ member: MemberID, _ epoch: UInt64, _ secret: Bytes32) {
@@ -354,6 +380,7 @@ extension Group {
                 deliverControl(envelope, prekeys: prekeys, into: &output, using: &rng)
             }
             broadcast.markDelivered(envelope)
+            if exposesUpdateSecrets { deliveredTrace.append(envelope.hash) }
         }
     }
 

@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 public import DCGKACrypto
 
 /// Position of a message in a sender's stream: ordered by epoch, then index.
@@ -51,6 +51,27 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
     /// The limits in force (clamped to ``MessagingConfiguration/hardLimit``).
     public let configuration: MessagingConfiguration
     var members: [MemberID: MemberRatchet]
+    /// Simulator only (`nil` otherwise, never encoded or compared): every chain value and message
+    /// key this state used up or dropped, and so must have deleted (§7), for the secret inventory.
+    @_spi(Simulation) public internal(set) var retiredSecrets: [Bytes32]?
+
+    /// Starts recording ``retiredSecrets`` (simulator only).
+    @_spi(Simulation) public mutating func startTracing() { retiredSecrets = [] }
+
+    /// Hands over what was recorded since the last call.
+    @_spi(Simulation) public mutating func takeRetiredSecrets() -> [Bytes32] {
+        guard let retired = retiredSecrets else { return [] }
+        retiredSecrets = []
+        return retired
+    }
+
+    @inline(__always) mutating func retire(_ secret: Bytes32) {
+        if retiredSecrets != nil { retiredSecrets!.append(secret) }
+    }
+
+    public static func == (lhs: MessagingState, rhs: MessagingState) -> Bool {
+        lhs.suite == rhs.suite && lhs.configuration == rhs.configuration && lhs.members == rhs.members
+    }
 
     /// Version byte of the state encoding.
     public static let encodingVersion: UInt8 = 1
@@ -74,6 +95,7 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
     public mutating func startEpoch(for member: MemberID, epoch: UInt64, updateSecret: Bytes32) -> Bool {
         if let current = members[member]?.epoch, epoch <= current { return false }
         let chain = MessageRatchet.initialChain(updateSecret: updateSecret, suite: suite.suite)
+        if let old = members[member]?.chain { retire(old) }
         members[member, default: MemberRatchet(epoch: epoch, nextIndex: 0, chain: chain, skipped: [])]
             .replaceChain(epoch: epoch, chain: chain)
         return true
@@ -101,6 +123,8 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         let (messageKey, next) = MessageRatchet.step(record.chain, suite: cipherSuite)
         let ciphertext = cipherSuite.aeadSeal(
             key: messageKey.key.bytes, nonce: messageKey.nonce, aad: fields.associatedData, plaintext: plaintext)
+        retire(record.chain)
+        retire(messageKey.key)
         record.chain = next
         record.nextIndex += 1
         members[me] = record
@@ -137,7 +161,12 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
                 return .failure(position.epoch < record.epoch ? .epochExpired : .keyAlreadyUsed)
             }
             guard let plaintext = open(record.skipped[slot].key) else { return .failure(.authenticationFailed) }
-            record.skipped.remove(at: slot)
+            retire(record.skipped[slot].key.key)
+            var keepsUsedKey = false
+            #if DEBUG
+            keepsUsedKey = PlantedDefects.isActive(.keepUsedMessageKey)
+            #endif
+            if !keepsUsedKey { record.skipped.remove(at: slot) }
             members[header.sender] = record
             return .success(plaintext)
         }
@@ -159,10 +188,23 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         }
         let (key, next) = MessageRatchet.step(chain, suite: cipherSuite)
         guard let plaintext = open(key) else { return .failure(.authenticationFailed) }
+        if retiredSecrets != nil {
+            // Every chain value from the old head to this message's, and the key just used.
+            var used = record.chain
+            for _ in record.nextIndex...position.index {
+                retire(used)
+                used = MessageRatchet.step(used, suite: cipherSuite).next
+            }
+            retire(key.key)
+        }
         record.chain = next
         record.nextIndex = position.index + 1
         record.skipped.append(contentsOf: newlySkipped)
-        record.evict(keepingAtMost: configuration.maximumSkippedKeysPerSender)
+        #if DEBUG
+        if PlantedDefects.isActive(.keepUsedMessageKey) { record.skipped.append(SkippedKey(position: position, key: key)) }
+        #endif
+        let evicted = record.evict(keepingAtMost: configuration.maximumSkippedKeysPerSender)
+        for dropped in evicted { retire(dropped.key.key) }
         members[header.sender] = record
         return .success(plaintext)
     }
@@ -179,6 +221,10 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
 
     /// Drops everything about `member` (its chain and skipped keys), for a removed member.
     public mutating func forget(_ member: MemberID) {
+        if let record = members[member] {
+            retire(record.chain)
+            for entry in record.skipped { retire(entry.key.key) }
+        }
         members[member] = nil
     }
 }
@@ -190,9 +236,13 @@ extension MemberRatchet {
         self.chain = chain
     }
 
-    /// Evicts the oldest skipped keys (smallest positions) beyond `limit`.
-    mutating func evict(keepingAtMost limit: Int) {
-        if skipped.count > limit { skipped.removeFirst(skipped.count - limit) }
+    /// Evicts the oldest skipped keys (smallest positions) beyond `limit`, and returns them.
+    @discardableResult
+    mutating func evict(keepingAtMost limit: Int) -> [SkippedKey] {
+        guard skipped.count > limit else { return [] }
+        let evicted = Array(skipped[..<(skipped.count - limit)])
+        skipped.removeFirst(skipped.count - limit)
+        return evicted
     }
 }
 

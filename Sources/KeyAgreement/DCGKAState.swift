@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 public import DCGKACrypto
 public import TwoPartyMessaging
 public import Membership
@@ -89,6 +89,17 @@ public struct DCGKAState: Sendable {
     /// ratchet narrows it to who knew that step's input, and every copy of my ratchet state that I
     /// send widens it (PROTOCOL-NOTES.md, "self-update").
     public internal(set) var myRatchetReaders: Set<MemberID>?
+    /// Peers whose 2SM channel with me still rests on my prekey: they opened it there and I have
+    /// not sent them anything since. My next acknowledgment sends each of them an empty 2SM message,
+    /// which moves their next message onto a fresh key of mine, so that a prekey I must keep for
+    /// others (§2.3) no longer opens what they send me (PROTOCOL-NOTES.md, "leaving the prekey").
+    public internal(set) var channelsOnMyPrekey: Set<MemberID> = []
+    /// Simulator only (`nil` otherwise, never encoded or compared): every secret this state used
+    /// up, and so must have deleted (§3.3, §5.2), for the simulator's secret inventory.
+    @_spi(Simulation) public internal(set) var retiredSecrets: [Bytes32]?
+    /// Simulator only: every step this member took on its own ratchet (every member takes all of
+    /// its own steps), the derivation graph that the simulator's key-recovery attacker walks.
+    @_spi(Simulation) public internal(set) var ratchetSteps: [RatchetStep]?
 
     public init(me: MemberID, groupID: GroupID, suite: CipherSuiteID = .suite1) {
         self.me = me
@@ -118,32 +129,58 @@ public struct DCGKAState: Sendable {
     }
 }
 
+/// One update-ratchet step (§5.2), as the simulator records it: `(updateSecret, nextState) =
+/// update-ratchet(state, input)`.
+@_spi(Simulation) public struct RatchetStep: Sendable, Hashable {
+    public let state: Bytes32?
+    public let input: [UInt8]
+    public let updateSecret: Bytes32
+    public let nextState: Bytes32
+}
+
+extension DCGKAState {
+    /// Starts recording ``retiredSecrets`` and ``ratchetSteps`` (simulator only).
+    @_spi(Simulation) public mutating func startTracing() {
+        retiredSecrets = []
+        ratchetSteps = []
+    }
+
+    /// Hands over what was recorded since the last call.
+    @_spi(Simulation) public mutating func takeTraces() -> (retired: [Bytes32], steps: [RatchetStep]) {
+        guard retiredSecrets != nil else { return ([], []) }
+        defer { startTracing() }
+        return (retiredSecrets ?? [], ratchetSteps ?? [])
+    }
+
+    /// Records that `secret` has been used up (tracing only).
+    @inline(__always) mutating func retire(_ secret: Bytes32?) {
+        if retiredSecrets != nil, let secret { retiredSecrets!.append(secret) }
+    }
+}
+
 // MARK: - Derivations (§5.2)
 
 extension DCGKAState {
-    static let memberLabel: [UInt8] = Array("DCGKA member".utf8)
-    static let ratchetLabel: [UInt8] = Array("DCGKA ratchet".utf8)
-    static let welcomeInput: [UInt8] = Array("welcome".utf8)
-    static let addInput: [UInt8] = Array("add".utf8)
+    static let welcomeInput = KeyDerivations.welcomeInput
+    static let addInput = KeyDerivations.addInput
 
-    /// member-secret(seed, ID) = HKDF(ikm: seed, info: "DCGKA member" ‖ ID). The extract step does
-    /// not depend on ID, so it is done once per seed (`memberSecretKey`) and expanded per member.
-    func memberSecret(seed: Bytes32, for id: MemberID) -> Bytes32 {
-        memberSecret(prk: memberSecretKey(seed: seed), for: id)
-    }
-
-    func memberSecretKey(seed: Bytes32) -> [UInt8] { suite.suite.kdfExtract(ikm: seed.bytes, salt: []) }
+    func memberSecretKey(seed: Bytes32) -> [UInt8] { KeyDerivations.memberSecretKey(seed: seed, suite: suite.suite) }
 
     func memberSecret(prk: [UInt8], for id: MemberID) -> Bytes32 {
-        Bytes32(suite.suite.kdfExpand(prk: prk, info: Self.memberLabel + id.bytes, length: 32))!
+        KeyDerivations.memberSecret(prk: prk, for: id, suite: suite.suite)
     }
 
     /// update-ratchet(ID, input): replaces ratchet[ID] and returns the update secret.
     mutating func updateRatchet(_ id: MemberID, input: [UInt8]) -> Bytes32 {
-        let salt = (ratchets[id] ?? .zero).bytes
-        let out = suite.suite.kdf(ikm: input, salt: salt, info: Self.ratchetLabel, length: 64)
-        setRatchet(id, Bytes32(out[32..<64])!)
-        return Bytes32(out[0..<32])!
+        let state = ratchets[id]
+        let (updateSecret, next) = KeyDerivations.updateRatchet(state: state, input: input, suite: suite.suite)
+        if ratchetSteps != nil {
+            // Every member takes every step of its own ratchet, so its own steps are the whole graph.
+            if id == me { ratchetSteps!.append(RatchetStep(state: state, input: input, updateSecret: updateSecret, nextState: next)) }
+            if input.count == 32 { retire(Bytes32(input)) }  // a member secret, used up
+        }
+        setRatchet(id, next)
+        return updateSecret
     }
 }
 
@@ -175,6 +212,10 @@ extension DCGKAState {
             throw .twoParty(id, error)
         }
         setChannel(id, channel)
+        if channelsOnMyPrekey.contains(id) {
+            journalChannelsOnMyPrekey()
+            channelsOnMyPrekey.remove(id)  // any message of mine moves the channel
+        }
         return message
     }
 
@@ -186,7 +227,18 @@ extension DCGKAState {
         } catch {
             throw .twoParty(id, error)
         }
+        if retiredSecrets != nil, let before = twoParty[id] {
+            // The key this message used (a prekey is kept by design, §2.3), and every key of the
+            // channel the receive dropped.
+            retire(before.secretKeyBytes(for: message.header))
+            for (index, key) in before.mySecretKeys where channel.mySecretKeys[index] == nil { retire(key.secretBytes32) }
+            if let old = before.receivedSecretKeyBytes, old != channel.receivedSecretKeyBytes { retire(old) }
+        }
         setChannel(id, channel)
+        if message.header.origin == .other, (message.header.index ?? 0) == 0, !channelsOnMyPrekey.contains(id) {
+            journalChannelsOnMyPrekey()
+            channelsOnMyPrekey.insert(id)
+        }
         return plaintext
     }
 
@@ -220,7 +272,7 @@ struct RecipientDirectory {
 extension DCGKAState {
     /// The direct messages of an envelope that are addressed to me, in order. Needs only my own
     /// position in the sender's view, which is a count, not a sort.
-    static func messages(for me: MemberID, in body: ControlBody, senderView: Set<MemberID>) -> [TwoPartyMessage] {
+    @_spi(Simulation) public static func messages(for me: MemberID, in body: ControlBody, senderView: Set<MemberID>) -> [TwoPartyMessage] {
         guard !body.directMessages.isEmpty else { return [] }
         var myPosition: Int?
         if senderView.contains(me) {
@@ -251,6 +303,10 @@ struct Journal: Sendable {
     var acknowledgments: [MembershipState.AcknowledgmentUndo] = []
     var nextSeed: Bytes32??
     var myRatchetReaders: Set<MemberID>??
+    var channelsOnMyPrekey: Set<MemberID>?
+    /// Lengths of the simulator's traces when the call began.
+    var retiredCount: Int?
+    var stepCount: Int?
 }
 
 extension DCGKAState: Equatable {
@@ -259,6 +315,7 @@ extension DCGKAState: Equatable {
         lhs.me == rhs.me && lhs.groupID == rhs.groupID && lhs.suite == rhs.suite && lhs.history == rhs.history
             && lhs.nextSeed == rhs.nextSeed && lhs.twoParty == rhs.twoParty && lhs.memberSecrets == rhs.memberSecrets
             && lhs.ratchets == rhs.ratchets && lhs.myRatchetReaders == rhs.myRatchetReaders
+            && lhs.channelsOnMyPrekey == rhs.channelsOnMyPrekey
     }
 }
 
@@ -268,7 +325,7 @@ extension DCGKAState {
     /// touched rather than of the whole state.
     public mutating func transaction<T>(_ body: (inout DCGKAState) throws(DCGKAError) -> T) throws(DCGKAError) -> T {
         precondition(journal == nil, "DCGKA transactions do not nest")
-        journal = Journal()
+        journal = Journal(retiredCount: retiredSecrets?.count, stepCount: ratchetSteps?.count)
         do {
             let result = try body(&self)
             journal = nil
@@ -289,6 +346,9 @@ extension DCGKAState {
         for undo in journal.acknowledgments.reversed() { history.undo(undo) }
         if let saved = journal.nextSeed { nextSeed = saved }
         if let saved = journal.myRatchetReaders { myRatchetReaders = saved }
+        if let saved = journal.channelsOnMyPrekey { channelsOnMyPrekey = saved }
+        if let count = journal.retiredCount { retiredSecrets!.removeSubrange(count...) }
+        if let count = journal.stepCount { ratchetSteps!.removeSubrange(count...) }
     }
 
     mutating func setMemberSecret(_ key: MemberSecretKey, _ value: Bytes32?) {
@@ -300,12 +360,17 @@ extension DCGKAState {
 
     mutating func removeMemberSecret(_ key: MemberSecretKey) -> Bytes32? {
         guard let value = memberSecrets[key] else { return nil }
+        retire(value)
+        #if DEBUG
+        if PlantedDefects.isActive(.keepConsumedMemberSecret) { return value }
+        #endif
         setMemberSecret(key, nil)
         return value
     }
 
     mutating func setRatchet(_ id: MemberID, _ value: Bytes32) {
         if journal != nil, journal!.ratchets.index(forKey: id) == nil { journal!.ratchets[id] = .some(ratchets[id]) }
+        if let old = ratchets[id], old != value { retire(old) }
         ratchets[id] = value
     }
 
@@ -348,6 +413,10 @@ extension DCGKAState {
 
     mutating func journalMyRatchetReaders() {
         if journal != nil, journal!.myRatchetReaders == nil { journal!.myRatchetReaders = .some(myRatchetReaders) }
+    }
+
+    mutating func journalChannelsOnMyPrekey() {
+        if journal != nil, journal!.channelsOnMyPrekey == nil { journal!.channelsOnMyPrekey = channelsOnMyPrekey }
     }
 
     mutating func journalNextSeed() {

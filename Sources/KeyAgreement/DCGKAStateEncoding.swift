@@ -35,6 +35,7 @@ extension DCGKAState: WireCodable {
         }
         writer.writeBool(myRatchetReaders != nil)
         if let readers = myRatchetReaders { writer.writeArray(readers.sorted()) }
+        writer.writeArray(channelsOnMyPrekey.sorted())
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
@@ -72,6 +73,11 @@ extension DCGKAState: WireCodable {
             }
             state.myRatchetReaders = Set(readers)
         }
+        let onPrekey = try reader.readArray(MemberID.self, field: "channels on my prekey", limit: maximumPeers)
+        for (a, b) in zip(onPrekey, onPrekey.dropFirst()) where !(a < b) {
+            throw .invalidValue(field: "channels on my prekey order")
+        }
+        state.channelsOnMyPrekey = Set(onPrekey)
         return state
     }
 }

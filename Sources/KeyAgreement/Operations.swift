@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 public import DCGKACrypto
 internal import TwoPartyMessaging
 internal import Membership
@@ -93,6 +93,9 @@ extension DCGKAState {
         let seed = nextSeed!
         journalNextSeed()
         nextSeed = nil
+        #if DEBUG
+        if PlantedDefects.isActive(.keepSeed) { nextSeed = seed }
+        #endif
         let view = history.memoizedMembers(asSeenBy: me, atSeq: op.seq)
         narrowMyRatchetReaders(to: view, and: [me])  // the seed went to my view
         return deriveFromSeed(seed, op: op, recipients: view)
@@ -101,6 +104,7 @@ extension DCGKAState {
     /// Member secrets for every recipient, then the sender's update secret; the seed is dropped.
     mutating func deriveFromSeed(_ seed: Bytes32, op: OperationID, recipients view: Set<MemberID>) -> Bytes32 {
         let prk = memberSecretKey(seed: seed)
+        retire(seed)
         for id in view where id != op.sender {
             setMemberSecret(MemberSecretKey(operation: op, member: id), memberSecret(prk: prk, for: id))
         }
@@ -119,6 +123,30 @@ extension DCGKAState {
     /// acknowledgment kinds (resolved by the broadcast layer from the envelope's hash). `mySeq` is
     /// the seq my acknowledgment will have if one is returned.
     public mutating func process<R: RandomNumberGenerator>(
+        sender: MemberID, seq: UInt64, body: ControlBody, acked: OperationID?, mySeq: UInt64,
+        keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> ProcessOutput {
+        var output = try processContent(sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, using: &rng)
+        if var acknowledgment = output.acknowledgment, !channelsOnMyPrekey.isEmpty {
+            try moveChannelsOffMyPrekey(into: &acknowledgment, keys: keys, using: &rng)
+            output.acknowledgment = acknowledgment
+        }
+        return output
+    }
+
+    /// Sends every peer whose channel still rests on my prekey an empty 2SM message in my
+    /// acknowledgment (tagged against my view, as every acknowledgment's direct messages are).
+    mutating func moveChannelsOffMyPrekey<R: RandomNumberGenerator>(
+        into acknowledgment: inout ControlBody, keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) {
+        let directory = RecipientDirectory(view: history.members())
+        for peer in channelsOnMyPrekey.sorted() {
+            acknowledgment.directMessages.append(TaggedDirectMessage(
+                tag: directory.tag(for: peer), message: try encrypt(to: peer, [], keys: keys, using: &rng)))
+        }
+    }
+
+    mutating func processContent<R: RandomNumberGenerator>(
         sender: MemberID, seq: UInt64, body: ControlBody, acked: OperationID?, mySeq: UInt64,
         keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
@@ -163,7 +191,9 @@ extension DCGKAState {
         let view = senderView ?? history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
         var plaintexts: [[UInt8]] = []
         for message in Self.messages(for: me, in: body, senderView: view) {
-            plaintexts.append(try decrypt(from: op.sender, message, keys: keys))
+            let plaintext = try decrypt(from: op.sender, message, keys: keys)
+            // An empty message only moves the channel off my key (PROTOCOL-NOTES.md, "leaving the prekey").
+            if !plaintext.isEmpty { plaintexts.append(plaintext) }
         }
         return plaintexts
     }
@@ -255,12 +285,11 @@ extension DCGKAState {
     mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         try recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq)
         let view = history.memoizedMembers(asSeenBy: ack.sender, atSeq: ack.seq)
-        // Only the added member gets a direct message (the acknowledger's ratchet state); the
-        // others need not look (PROTOCOL-NOTES.md).
-        if case .add(me)? = history.operation(acked)?.kind {
-            if let first = try myDirectMessages(ack, body: body, senderView: view, keys: keys).first {
-                setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
-            }
+        // The added member gets the acknowledger's ratchet state; anyone may get an empty message
+        // that moves a channel off their prekey.
+        let mine = try myDirectMessages(ack, body: body, senderView: view, keys: keys)
+        if case .add(me)? = history.operation(acked)?.kind, let first = mine.first {
+            setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
         }
         // The acknowledger itself takes this step only while it is a member in its own view
         // (process-add-ack(me) asks "me in member-view(me)"), so the others require that too;

@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 
 /// A member's membership history (§4): the operations it has processed, and for each of them the
 /// seq from which each member knows it. That knowledge table is the order ≺ of §4.1:
@@ -374,9 +374,12 @@ public struct MembershipState: Sendable {
         /// Follows edges m1 → add(X→·) for the adds sent by X (m1 gave X its authority).
         func explore(from m1: Int32, authority x: Int32) {
             for m2 in addsBySender[Int(x)] where isIn(m2) && !reachable[Int(m2)] && precedes(m1, m2) {
-                let revoked = removesOfTarget[Int(x)].contains { r in
+                var revoked = removesOfTarget[Int(x)].contains { r in
                     isIn(r) && precedes(m1, r) && !precedes(m2, r)
                 }
+                #if DEBUG
+                if PlantedDefects.isActive(.ignoreStrongRemoveStep3) { revoked = false }
+                #endif
                 if !revoked {
                     reachable[Int(m2)] = true
                     queue.append(m2)

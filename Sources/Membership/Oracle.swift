@@ -6,7 +6,8 @@ public enum MembershipOracle {
     private enum Vertex: Hashable {
         /// Position in the create's chain: 0 is `add(c→c)`, i is `add(c→ID_i)`.
         case chain(Int)
-        case op(OperationID)
+        /// Position in the operations list.
+        case op(Int)
     }
 
     private struct Add {
@@ -21,30 +22,39 @@ public enum MembershipOracle {
         operations: [MembershipOperation],
         precedes: (OperationID, OperationID) -> Bool
     ) -> Set<MemberID> {
-        let creates = operations.filter { if case .create = $0.kind { true } else { false } }
-        guard creates.count == 1, case .create(let listed) = creates[0].kind else { return [] }
+        members(operations: operations) { precedes(operations[$0].id, operations[$1].id) }
+    }
+
+    /// The same, with the order given on positions in `operations` (`precedes(i, j)`: operation
+    /// `i` happened before operation `j`), for callers that keep ≺ as bit sets.
+    public static func members(
+        operations: [MembershipOperation],
+        precedesAt precedes: (Int, Int) -> Bool
+    ) -> Set<MemberID> {
+        let creates = operations.indices.filter { if case .create = operations[$0].kind { true } else { false } }
+        guard creates.count == 1, case .create(let listed) = operations[creates[0]].kind else { return [] }
         let create = creates[0]
-        let creator = create.id.sender
+        let creator = operations[create].id.sender
 
         // Step 1: the create becomes the chain add(c→c) ≺ add(c→ID1) ≺ … ≺ add(c→IDk).
         var adds = [Add(vertex: .chain(0), sender: creator, target: creator)]
         for (i, id) in listed.enumerated() {
             adds.append(Add(vertex: .chain(i + 1), sender: creator, target: id))
         }
-        var removes: [(id: OperationID, target: MemberID)] = []
-        for op in operations {
+        var removes: [(op: Int, target: MemberID)] = []
+        for (index, op) in operations.enumerated() {
             switch op.kind {
             case .create: break
-            case .add(let id): adds.append(Add(vertex: .op(op.id), sender: op.id.sender, target: id))
-            case .remove(let id): removes.append((op.id, id))
+            case .add(let id): adds.append(Add(vertex: .op(index), sender: op.id.sender, target: id))
+            case .remove(let id): removes.append((index, id))
             }
         }
 
         func before(_ a: Vertex, _ b: Vertex) -> Bool {
             switch (a, b) {
             case (.chain(let i), .chain(let j)): return i < j
-            case (.chain, .op(let y)): return precedes(create.id, y)
-            case (.op(let x), .chain): return precedes(x, create.id)
+            case (.chain, .op(let y)): return precedes(create, y)
+            case (.op(let x), .chain): return precedes(x, create)
             case (.op(let x), .op(let y)): return precedes(x, y)
             }
         }
@@ -57,7 +67,7 @@ public enum MembershipOracle {
                 let m1 = adds[i], m2 = adds[j]
                 guard m1.target == m2.sender, before(m1.vertex, m2.vertex) else { continue }
                 let deleted = removes.contains { r in
-                    r.target == m1.target && before(m1.vertex, .op(r.id)) && !before(m2.vertex, .op(r.id))
+                    r.target == m1.target && before(m1.vertex, .op(r.op)) && !before(m2.vertex, .op(r.op))
                 }
                 if !deleted { edges[i].append(j) }
             }
@@ -78,7 +88,7 @@ public enum MembershipOracle {
         var result = Set<MemberID>()
         for i in adds.indices where reachable[i] {
             let m = adds[i]
-            let removed = removes.contains { r in r.target == m.target && before(m.vertex, .op(r.id)) }
+            let removed = removes.contains { r in r.target == m.target && before(m.vertex, .op(r.op)) }
             if !removed { result.insert(m.target) }
         }
         return result

@@ -1,4 +1,4 @@
-public import DCGKAEncoding
+@_spi(PlantedDefects) public import DCGKAEncoding
 public import DCGKACrypto
 
 /// Who generated the public key a 2SM message was encrypted to, from the sender's point of view (§3.1).
@@ -110,6 +110,15 @@ public enum TwoPartyError: Error, Equatable, Hashable, Sendable {
     case encryptionFailed(CryptoError)
 }
 
+/// What one 2SM message carries (§3.2): the message, the secret key the sender made for my next
+/// reply to it, and the sender's new public key with its index.
+public struct TwoPartyPlaintext: Sendable {
+    public var message: [UInt8]
+    public var keyForMe: Bytes32
+    public var peerIndex: UInt64
+    public var peerKey: PKEPublicKey
+}
+
 /// The 2SM state of one ordered pair (me, peer) in one group (§3.1).
 ///
 /// A value: `send` and `receive` are `mutating` and leave the state exactly as it was when
@@ -171,6 +180,34 @@ public struct TwoPartyState: Sendable, WireCodable {
         return TwoPartyMessage(header: header, ciphertext: ciphertext)
     }
 
+    /// The secret key of mine that a message with `header` was encrypted to, when it is not a
+    /// prekey (prekeys live in the ``PrekeyStore``): one of my indexed keys, or the key the peer
+    /// gave me.
+    public func secretKey(for header: TwoPartyHeader) -> PKESecretKey? {
+        switch header.origin {
+        case .other:
+            guard let index = header.index, index > 0 else { return nil }
+            return mySecretKeys[index]
+        case .me:
+            return receivedSecretKey
+        }
+    }
+
+    /// The secret bytes of ``secretKey(for:)``, without parsing a received key (parsing computes
+    /// its public key).
+    public func secretKeyBytes(for header: TwoPartyHeader) -> Bytes32? {
+        switch header.origin {
+        case .other:
+            guard let index = header.index, index > 0 else { return nil }
+            return mySecretKeys[index]?.secretBytes32
+        case .me:
+            return receivedSecretBytes
+        }
+    }
+
+    /// The secret bytes of ``receivedSecretKey``, without parsing it.
+    public var receivedSecretKeyBytes: Bytes32? { receivedSecretBytes }
+
     /// Receive of §3.3.
     public mutating func receive(
         _ message: TwoPartyMessage, from peer: MemberID, to me: MemberID, binding: TwoPartyBinding, prekeys: PrekeyStore
@@ -190,6 +227,28 @@ public struct TwoPartyState: Sendable, WireCodable {
             guard let receivedSecretKey else { throw .noReceivedKey }
             secret = receivedSecretKey
         }
+        let opened = try Self.open(message, with: secret, from: peer, to: me, binding: binding)
+        // Only now, with the message authenticated and parsed, does the state change.
+        if message.header.origin == .other, let index = message.header.index, index > 0 {
+            var keepsUsedKeys = false
+            #if DEBUG
+            keepsUsedKeys = PlantedDefects.isActive(.keepUsedTwoPartyKey)
+            #endif
+            if !keepsUsedKeys { mySecretKeys = mySecretKeys.filter { $0.key > index } }
+        }
+        receivedSecretBytes = opened.keyForMe
+        otherKeyIndex = opened.peerIndex
+        otherPublicKey = opened.peerKey
+        otherKeyOrigin = .other
+        return opened.message
+    }
+
+    /// Decrypts and parses one 2SM message with `secret`, changing nothing: what ``receive(_:from:to:binding:prekeys:)``
+    /// does before it updates the state (and what the simulator's key-recovery attacker does with
+    /// the keys it finds in a seized state).
+    public static func open(
+        _ message: TwoPartyMessage, with secret: PKESecretKey, from peer: MemberID, to me: MemberID, binding: TwoPartyBinding
+    ) throws(TwoPartyError) -> TwoPartyPlaintext {
         let plaintext: [UInt8]
         do {
             plaintext = try binding.suite.suite.pkeOpen(
@@ -198,31 +257,22 @@ public struct TwoPartyState: Sendable, WireCodable {
         } catch {
             throw .decryptionFailed(error)
         }
-        let message_: [UInt8], forMe: Bytes32, peerIndex: UInt64, peerKey: PKEPublicKey
         do throws(WireError) {
             var reader = WireReader(plaintext)
-            message_ = try reader.readLengthPrefixed(field: "2SM plaintext", limit: TwoPartyMessage.maximumCiphertextLength)
-            forMe = try reader.read()
-            peerIndex = try reader.readVarint()
+            let content = try reader.readLengthPrefixed(field: "2SM plaintext", limit: TwoPartyMessage.maximumCiphertextLength)
+            let forMe = try reader.read(Bytes32.self)
+            let peerIndex = try reader.readVarint()
             // The sender's key indices start at 1 (0 names a prekey in a header) and must fit in the
             // header we will send back naming this key (TwoPartyHeader.maximumIndex).
             guard peerIndex >= 1, peerIndex <= TwoPartyHeader.maximumIndex else {
                 throw WireError.invalidValue(field: "2SM sender index")
             }
-            peerKey = try reader.read()
+            let peerKey = try reader.read(PKEPublicKey.self)
             try reader.finish()
+            return TwoPartyPlaintext(message: content, keyForMe: forMe, peerIndex: peerIndex, peerKey: peerKey)
         } catch {
             throw .malformedPlaintext(error)
         }
-        // Only now, with the message authenticated and parsed, does the state change.
-        if message.header.origin == .other, let index = message.header.index, index > 0 {
-            mySecretKeys = mySecretKeys.filter { $0.key > index }
-        }
-        receivedSecretBytes = forMe
-        otherKeyIndex = peerIndex
-        otherPublicKey = peerKey
-        otherKeyOrigin = .other
-        return message_
     }
 
     public static let maximumStoredKeys = 1 << 16
