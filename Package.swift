@@ -51,7 +51,10 @@ let package = Package(
         // §9 deterministic network simulator.
         .target(
             name: "Simulator",
-            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "GroupMessaging", "KeyAgreement"],
+            dependencies: [
+                "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "GroupMessaging", "KeyAgreement",
+                "Membership", "TwoPartyMessaging",
+            ],
             swiftSettings: strict),
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(
@@ -76,9 +79,13 @@ let package = Package(
         .testTarget(name: "CausalBroadcastTests", dependencies: ["CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(name: "GroupMessagingTests", dependencies: ["GroupMessaging", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "DCGKAEncoding"]),
         .testTarget(name: "CLITests", dependencies: ["dcgka"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking"]),
+        .testTarget(
+            name: "KnownAnswerTests",
+            dependencies: ["KeyAgreement", "GroupMessaging", "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport"],
+            exclude: ["Vectors"]),
 
         // Micro-benchmarks with ordo-one/benchmark: `swift package benchmark`.
         .executableTarget(

@@ -17,6 +17,9 @@ struct Relay: Sendable {
     /// members (the hash covers every byte, signature included, so a remembered answer is the
     /// answer). Keeps large simulations fast; the per-member cost is what `dcgka bench` measures.
     var signatureValid: [Bytes32: Bool] = [:]
+    /// Every device's identity key, for the forgeries that stand for a stolen key (a fork, a
+    /// replay from another group).
+    var identities: [MemberID: IdentityKey] = [:]
 
     func isValid(_ envelope: Envelope) -> Bool {
         signatureValid[envelope.hash] ?? envelope.hasValidSignature()
@@ -38,6 +41,8 @@ struct DeviceRun: Sendable {
     /// Deliveries this one unblocked (parked envelopes, fetches), run one after the other rather
     /// than nested: chains can be long and would exhaust the stack.
     var followUps: [Envelope] = []
+    var forgeriesInjected = 0
+    var forgeriesAccepted = 0
 
     /// Hands an envelope to the device; false when it could not take it yet (a sender it does not
     /// know, or an envelope that is not its invitation while it has no state).
@@ -114,6 +119,14 @@ struct DeviceRun: Sendable {
         }
     }
 
+    /// After a batch: keeps the traces, and judges every forgery the device delivered.
+    mutating func finishBatch() {
+        for hash in device.recordSecretsAndTraces() where device.forged.remove(hash) != nil {
+            forgeriesAccepted += 1
+            problems.append("device \(index) delivered a forged envelope \(hash)")
+        }
+    }
+
     /// Delivers parked envelopes whose senders the device now knows.
     mutating func retryParked() {
         guard !device.parked.isEmpty, let history = device.group?.keyAgreement.history else { return }
@@ -126,7 +139,7 @@ struct DeviceRun: Sendable {
         }
     }
 
-    mutating func handle(_ output: GroupOutput, relay: Relay) {
+    mutating func handle(_ output: GroupOutput, relay: Relay, forged: Bool = false) {
         device.recordOwnSecrets()
         for event in output.events {
             switch event {
@@ -136,8 +149,11 @@ struct DeviceRun: Sendable {
             case .processingFailed(let sender, let seq, let error):
                 failures.append("device \(index) on \(sender)#\(seq): \(error)")
             case .equivocation(let member):
+                // Forks the network made with a member's key are detected, as they must be.
+                if forged || device.forkedSenders.contains(member) { continue }
                 problems.append("equivocation reported for \(member)")
             case .rejected(let error):
+                if forged { continue }  // judged by deliverForgery
                 if case .unknownSender = error { continue }  // early envelope of a not-yet-known member: fetched later
                 problems.append("rejected at device \(index): \(error)")
             default:
@@ -148,6 +164,12 @@ struct DeviceRun: Sendable {
         // The receivers' shared signature check, made here so that it runs side by side too.
         publishedSignatureValid += output.envelopes.map { $0.hasValidSignature() }
     }
+}
+
+/// What one delivery hands a device: an envelope as published, or a forgery made from one.
+enum Incoming {
+    case honest(Envelope)
+    case forged(Forgery, template: Envelope)
 }
 
 /// Lets the devices of one round write their own slots (each thread distinct ones) from
@@ -184,12 +206,16 @@ extension Simulation {
             }
         }
         enqueue(envelope, from: sender, to: device, at: time + delay)
+        if configuration.forgeryRate > 0, networkRNG.next() % UInt64(configuration.forgeryRate) == 0 {
+            let forgery = Forgery.allCases[Int(networkRNG.next() % UInt64(Forgery.allCases.count))]
+            enqueue(envelope, from: sender, to: device, at: time + 1 + Int(networkRNG.next() % 8), forgery: forgery.rawValue)
+        }
     }
 
-    mutating func enqueue(_ envelope: Int, from sender: Int, to device: Int, at when: Int) {
+    mutating func enqueue(_ envelope: Int, from sender: Int, to device: Int, at when: Int, forgery: UInt8 = 0) {
         queue.append(Delivery(
             time: when, order: Int(networkRNG.next() % 1_000_000), device: Int32(device), sender: Int32(sender),
-            envelope: Int32(envelope)))
+            envelope: Int32(envelope), forgery: forgery))
     }
 
     /// Partitions that later heal, and members that go offline for a while.
@@ -226,8 +252,12 @@ extension Simulation {
         }
         queue = later
         due.sort { ($0.order, $0.device) < ($1.order, $1.device) }
-        var batches: [Int: [Envelope]] = [:]
-        for delivery in due { batches[Int(delivery.device), default: []].append(publishedOrder[Int(delivery.envelope)]) }
+        var batches: [Int: [Incoming]] = [:]
+        for delivery in due {
+            let envelope = publishedOrder[Int(delivery.envelope)]
+            batches[Int(delivery.device), default: []].append(
+                delivery.forgery == 0 ? .honest(envelope) : .forged(Forgery(rawValue: delivery.forgery)!, template: envelope))
+        }
         _ = run(batches)
     }
 
@@ -235,7 +265,7 @@ extension Simulation {
     /// `configuration.threads` threads; then publishes what they sent and records what they
     /// reported, device by device. Returns, per device, whether each envelope was accepted.
     @discardableResult
-    mutating func run(_ batches: [Int: [Envelope]]) -> [Int: [Bool]] {
+    mutating func run(_ batches: [Int: [Incoming]]) -> [Int: [Bool]] {
         let order = batches.keys.sorted()
         guard !order.isEmpty else { return [:] }
         var runs: [DeviceRun] = []
@@ -255,7 +285,15 @@ extension Simulation {
                 let nextSlot = SlotCounter(count: slots.base.count)
                 let body: @Sendable (Int) -> Void = { _ in
                     while let slot = nextSlot.take() {
-                        acceptedSlots.base[slot] = work[slot].map { slots.base[slot].deliver($0, relay: relay) }
+                        acceptedSlots.base[slot] = work[slot].map { incoming in
+                            switch incoming {
+                            case .honest(let envelope): return slots.base[slot].deliver(envelope, relay: relay)
+                            case .forged(let forgery, let template):
+                                slots.base[slot].deliverForgery(forgery, of: template, relay: relay)
+                                return false
+                            }
+                        }
+                        slots.base[slot].finishBatch()
                     }
                 }
                 if threads == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: body) }
@@ -267,6 +305,10 @@ extension Simulation {
             report.envelopesDelivered += finished.delivered
             report.problems += finished.problems
             report.processingFailures += finished.failures
+            report.forgeriesInjected += finished.forgeriesInjected
+            report.forgeriesAccepted += finished.forgeriesAccepted
+            for step in finished.device.ratchetSteps { derivations.add(step) }
+            devices[finished.index].ratchetSteps = []
             for (envelope, valid) in zip(finished.published, finished.publishedSignatureValid) {
                 publish(envelope, from: finished.index, signatureValid: valid)
             }

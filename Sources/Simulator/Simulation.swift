@@ -3,7 +3,8 @@ internal import DCGKACrypto
 internal import CausalBroadcast
 @_spi(Simulation) internal import DCGKAGroup
 internal import GroupMessaging
-internal import KeyAgreement
+@_spi(Simulation) internal import KeyAgreement
+internal import TwoPartyMessaging
 
 /// Knobs of one simulated run (§9). Everything follows from `seed`.
 public struct SimulationConfiguration: Sendable {
@@ -19,11 +20,18 @@ public struct SimulationConfiguration: Sendable {
     /// Devices receive side by side on up to this many threads. The outcome does not depend on
     /// it: each device draws from its own seeded generator and results are applied in device order.
     public var threads: Int
+    /// One delivery in this many also brings a forged or tampered envelope (0: none); only when adversarial.
+    public var forgeryRate: Int
+    /// How many times during the run one member's view is checked against the oracle (besides
+    /// every member's at the end and every sender's at every message).
+    public var oracleSamples: Int
 
     public init(
         members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3,
-        threads: Int = 1
+        threads: Int = 1, forgeryRate: Int = 400, oracleSamples: Int = 20
     ) {
+        self.forgeryRate = adversarial ? max(0, forgeryRate) : 0
+        self.oracleSamples = max(0, oracleSamples)
         self.members = members
         self.operations = operations
         self.seed = seed
@@ -51,6 +59,18 @@ public struct SimulationReport: Sendable, Equatable {
     public var fsViolations: Int
     public var pcsChecks: Int
     public var pcsViolations: Int
+    /// Key recovery from snapshots (FS): messages the victim had read before its snapshot that an
+    /// attacker holding the snapshot's bytes and every envelope could read again.
+    public var fsKeyRecoveryChecks = 0, fsKeyRecoveryViolations = 0
+    /// Of those, readable only through a prekey the victim still held (the first message of a
+    /// channel, PROTOCOL.md §2.3): exposed by design, counted apart, not a violation.
+    public var fsKeyRecoveryPrekeyExposed = 0
+    /// Secret inventory: secrets the victim had used up before its snapshot, and how many of them
+    /// were still in the snapshot's bytes.
+    public var fsInventoryChecks = 0, fsInventoryViolations = 0
+    /// Views compared with the §4.2 oracle over what each member had processed (from the envelopes).
+    public var oracleChecks = 0, oracleViolations = 0
+    public var forgeriesInjected = 0, forgeriesAccepted = 0
     public var updates = 0, adds = 0, readds = 0, removes = 0
     public var envelopesDelivered = 0
     public var duplicatesInjected = 0
@@ -62,7 +82,8 @@ public struct SimulationReport: Sendable, Equatable {
 
     public var ok: Bool {
         viewsAgree && secretsAgree && unexpectedDecryptions == 0 && missedDecryptions == 0
-            && fsViolations == 0 && pcsViolations == 0 && processingFailures.isEmpty && problems.isEmpty
+            && fsViolations == 0 && pcsViolations == 0 && fsKeyRecoveryViolations == 0 && fsInventoryViolations == 0
+            && oracleViolations == 0 && forgeriesAccepted == 0 && processingFailures.isEmpty && problems.isEmpty
     }
 }
 
@@ -89,12 +110,36 @@ public struct Simulation {
         var firstPublishIndex = 0
         /// The device's own randomness, so that devices can receive side by side deterministically.
         var rng: SeededRandom
+        /// While snapshots are still to come: the secrets this device used up (their first eight
+        /// bytes), for the secret inventory, and the ratchet steps it took, for the derivation graph.
+        var collectsTraces = true
+        var retired: [UInt64] = []
+        var ratchetSteps: [RatchetStep] = []
+        /// Forgeries this device received that it must never deliver.
+        var forged: Set<Bytes32> = []
+        /// Senders whose key the network used to fork envelopes for this device.
+        var forkedSenders: Set<MemberID> = []
 
         /// Keeps the update secrets the group derived since the last call.
         mutating func recordOwnSecrets() {
             guard let derived = group?.derivedUpdateSecrets, !derived.isEmpty else { return }
             for record in derived { secrets[EpochKey(member: record.member, epoch: record.epoch)] = record.secret }
             group?.clearDerivedUpdateSecrets()
+        }
+
+        /// Keeps the update secrets and the traces the group recorded since the last call
+        /// (once per batch of deliveries: the traces are long); returns the hashes of the
+        /// envelopes it delivered meanwhile.
+        @discardableResult
+        mutating func recordSecretsAndTraces() -> [Bytes32] {
+            recordOwnSecrets()
+            guard group != nil else { return [] }
+            let traces = group!.takeTraces()
+            if collectsTraces {
+                retired += traces.retired.lazy.map(\.leadingWord)
+                ratchetSteps += traces.ratchetSteps
+            }
+            return traces.delivered
         }
 
         /// A copy that holds the only references to the growing parts (this one keeps none of
@@ -105,6 +150,9 @@ public struct Simulation {
             secrets = [:]
             decrypted = []
             parked = [:]
+            retired = []
+            ratchetSteps = []
+            forged = []
             return copy
         }
     }
@@ -120,12 +168,16 @@ public struct Simulation {
         let sender: Int32
         /// Position in `publishedOrder`.
         let envelope: Int32
+        /// 0 for the envelope itself, else the raw value of the ``Forgery`` made from it.
+        var forgery: UInt8 = 0
     }
 
     struct SentMessage {
         let id: Int
         let sender: Int
         let envelope: Envelope
+        /// The sender's own view when it sent the message (without itself); the expected readers
+        /// come from the oracle, and this is checked against it.
         let expectedReaders: Set<Int>
     }
 
@@ -137,6 +189,16 @@ public struct Simulation {
         let decryptedBefore: Set<Int>
         /// The device's update after the snapshot, once it is sent.
         var healingUpdate: Envelope?
+        /// What the seized storage holds: the encoded group state, then the encoded prekey store.
+        let bytes: [UInt8]
+        let groupByteCount: Int
+    }
+
+    /// A member's view recorded during the run, to compare with the oracle at the end.
+    struct ViewSample {
+        let device: Int
+        let throughSeq: UInt64
+        let view: Set<MemberID>
     }
 
     public let configuration: SimulationConfiguration
@@ -152,6 +214,10 @@ public struct Simulation {
     var report: SimulationReport
     var groupID: GroupID?
     var publishedOrder: [Envelope] = []
+    var derivations = DerivationGraph()
+    var viewSamples: [ViewSample] = []
+    /// False after the last snapshot: devices stop recording what the inventory and the attacker need.
+    var collectingTraces = true
     static let now: UInt64 = 1_800_000_000
     static var groupConfiguration: GroupConfiguration {
         var configuration = GroupConfiguration()
@@ -185,6 +251,8 @@ public struct Simulation {
             identity: identity, prekeys: prekeys, bundle: bundle, firstPublishIndex: publishedOrder.count,
             rng: SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(devices.count + 1))))
         deviceIndex[identity.id] = devices.count - 1
+        relay.identities[identity.id] = identity
+        devices[devices.count - 1].collectsTraces = collectingTraces
         return devices.count - 1
     }
 
@@ -198,7 +266,7 @@ public struct Simulation {
                 identity: devices[0].identity, ownBundle: devices[0].bundle, members: bundles, prekeys: devices[0].prekeys, now: Self.now, configuration: Self.groupConfiguration, using: &rng)
             devices[0].group = group
             groupID = group.groupID
-            devices[0].recordOwnSecrets()
+            devices[0].recordSecretsAndTraces()
             publish(envelope, from: 0)
         } catch {
             report.problems.append("create failed: \(error)")
@@ -206,6 +274,8 @@ public struct Simulation {
         }
         var compromisesLeft = configuration.compromises
         let compromiseEvery = max(1, configuration.operations / max(1, configuration.compromises + 1))
+        let sampleEvery = max(1, configuration.operations / max(1, configuration.oracleSamples))
+        if compromisesLeft == 0 { stopCollectingTraces() }
         for step in 0..<configuration.operations {
             time += 1
             if configuration.adversarial { perturbNetwork() }
@@ -213,7 +283,9 @@ public struct Simulation {
             if compromisesLeft > 0 && step > 0 && step % compromiseEvery == 0 {
                 compromisesLeft -= 1
                 compromise()
+                if compromisesLeft == 0 { stopCollectingTraces() }
             }
+            if configuration.oracleSamples > 0 && step % sampleEvery == sampleEvery / 2 { sampleView() }
             performRandomOperation()
         }
         heal()
@@ -275,7 +347,7 @@ public struct Simulation {
                 }
                 let envelopes = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
                 devices[actor].group = group
-                devices[actor].recordOwnSecrets()
+                devices[actor].recordSecretsAndTraces()
                 for refresh in envelopes.dropLast() {
                     report.updates += 1
                     publish(refresh, from: actor)
@@ -295,7 +367,7 @@ public struct Simulation {
 
     mutating func finish(_ actor: Int, _ group: Group, _ envelope: Envelope) {
         devices[actor].group = group
-        devices[actor].recordOwnSecrets()
+        devices[actor].recordSecretsAndTraces()
         publish(envelope, from: actor)
     }
 
@@ -303,8 +375,18 @@ public struct Simulation {
 
     mutating func compromise() {
         let candidates = devices.indices.filter { devices[$0].group?.isMember == true }
-        guard let victim = pick(candidates), let group = devices[victim].group else { return }
-        snapshots.append(Snapshot(device: victim, group: group, time: time, decryptedBefore: devices[victim].decrypted))
+        guard let victim = pick(candidates) else { return }
+        devices[victim].recordSecretsAndTraces()
+        guard let group = devices[victim].group else { return }
+        // What a seized device's storage holds (§9): its group state and its prekey store, as bytes.
+        let groupBytes = group.wireBytes
+        let bytes = groupBytes + devices[victim].prekeys.wireBytes
+        let retired = Set(devices[victim].retired)
+        report.fsInventoryChecks += retired.count
+        report.fsInventoryViolations += SecretInventory.occurrences(of: retired, in: bytes)
+        snapshots.append(Snapshot(
+            device: victim, group: group, time: time, decryptedBefore: devices[victim].decrypted, bytes: bytes,
+            groupByteCount: groupBytes.count))
         // The victim heals with an update of its own right away.
         var healed = group
         if let envelope = try? healed.update(prekeys: devices[victim].prekeys, using: &rng) {
@@ -312,6 +394,27 @@ public struct Simulation {
             finish(victim, healed, envelope)
             snapshots[snapshots.count - 1].healingUpdate = envelope
         }
+    }
+
+    /// After the last snapshot nothing more is needed for the inventory or the derivation graph.
+    mutating func stopCollectingTraces() {
+        collectingTraces = false
+        for index in devices.indices {
+            devices[index].recordSecretsAndTraces()
+            for step in devices[index].ratchetSteps { derivations.add(step) }
+            devices[index].collectsTraces = false
+            devices[index].retired = []
+            devices[index].ratchetSteps = []
+        }
+    }
+
+    /// Records one member's current view, for the oracle to judge at the end.
+    mutating func sampleView() {
+        let candidates = devices.indices.filter { devices[$0].group != nil }
+        guard let device = pick(candidates), let group = devices[device].group else { return }
+        let seq = group.broadcast.nextOwnPosition().seq - 1
+        guard seq > 0 else { return }
+        viewSamples.append(ViewSample(device: device, throughSeq: seq, view: group.members))
     }
 
     // MARK: Healing and checks
@@ -333,10 +436,10 @@ public struct Simulation {
                 time += 1_000
                 deliverDue()
             }
-            var batches: [Int: [Envelope]] = [:]
+            var batches: [Int: [Incoming]] = [:]
             for device in devices.indices {
                 let offered = offers(for: device)
-                if !offered.isEmpty { batches[device] = offered }
+                if !offered.isEmpty { batches[device] = offered.map(Incoming.honest) }
             }
             let accepted = run(batches).values.reduce(0) { $0 + $1.filter { $0 }.count }
             if accepted == 0 && queue.isEmpty { break }
@@ -440,22 +543,33 @@ public struct Simulation {
         report.secretsAgree = agree
         report.secretsCompared = compared
 
+        let truth = GroundTruth(storeBySender: relay.storeBySender)
+        checkViewsAgainstOracle(truth)
         for message in messages {
-            report.expectedDecryptions += message.expectedReaders.count
+            // Who should read it: the oracle's view of the sender when it sent it, not the sender's own.
+            let expectedReaders = Set(truth.view(of: devices[message.sender].identity.id, before: message.envelope.seq)
+                .compactMap { deviceIndex[$0] }).subtracting([message.sender])
+            report.oracleChecks += 1
+            if expectedReaders != message.expectedReaders {
+                report.oracleViolations += 1
+                report.problems.append(
+                    "device \(message.sender) sent #\(message.envelope.seq) to \(message.expectedReaders.sorted()); the oracle's view is \(expectedReaders.sorted())")
+            }
+            report.expectedDecryptions += expectedReaders.count
             for device in devices.indices where devices[device].decrypted.contains(message.id) {
                 report.decryptions += 1
-                if !message.expectedReaders.contains(device) {
+                if !expectedReaders.contains(device) {
                     report.unexpectedDecryptions += 1
                     report.problems.append(
                         "device \(device) read message \(message.envelope.sender)#\(message.envelope.seq) of device \(message.sender), "
-                            + "whose view had \(message.expectedReaders.sorted())")
+                            + "whose view had \(expectedReaders.sorted())")
                     let sender = message.envelope.sender
                     if let ct = try? ApplicationCiphertext(wireBytes: message.envelope.payload) {
                         let key = EpochKey(member: sender, epoch: ct.epoch)
                         let holders = devices.indices.filter { devices[$0].secrets[key] != nil }
                         report.problems.append("  epoch \(ct.epoch) index \(ct.index); derived by \(holders)")
                     }
-                    for seq in stride(from: message.envelope.seq, through: max(1, message.envelope.seq - 30), by: -1) {
+                    for seq in stride(from: message.envelope.seq, through: message.envelope.seq > 30 ? message.envelope.seq - 30 : 1, by: -1) {
                         guard let e = relay.storeBySender[sender]?[seq], e.kind != .application else { continue }
                         let a = e.acked.flatMap { h in relay.store[h].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
                         report.problems.append("  sender #\(seq) \(e.kind) acking \(a)")
@@ -472,22 +586,48 @@ public struct Simulation {
                     }
                 }
             }
-            for reader in message.expectedReaders where !devices[reader].decrypted.contains(message.id) {
+            for reader in expectedReaders where !devices[reader].decrypted.contains(message.id) {
                 report.missedDecryptions += 1
             }
         }
-        checkCompromises()
+        checkCompromises(truth)
+    }
+
+    /// Every member's view at the end, and the views sampled during the run, against the oracle
+    /// over what the member had processed by then (§4.2, §4.3).
+    mutating func checkViewsAgainstOracle(_ truth: GroundTruth) {
+        var samples = viewSamples
+        for device in devices.indices {
+            guard let group = devices[device].group else { continue }
+            let seq = group.broadcast.nextOwnPosition().seq - 1
+            if seq > 0 { samples.append(ViewSample(device: device, throughSeq: seq, view: group.members)) }
+        }
+        for sample in samples {
+            report.oracleChecks += 1
+            let expected = truth.view(of: devices[sample.device].identity.id, through: sample.throughSeq)
+            if expected != sample.view {
+                report.oracleViolations += 1
+                let index = deviceIndex
+                let names = { (ids: Set<MemberID>) in ids.compactMap { index[$0] }.sorted() }
+                report.problems.append(
+                    "device \(sample.device) at its #\(sample.throughSeq) saw \(names(sample.view)); the oracle says \(names(expected))")
+            }
+        }
     }
 
     /// FS: a snapshot cannot decrypt what its device had already decrypted. PCS: a snapshot that
     /// follows the whole network (every envelope but the victim's own) cannot decrypt what others
     /// sent after processing the victim's healing update.
-    mutating func checkCompromises() {
+    mutating func checkCompromises(_ truth: GroundTruth) {
+        for step in devices.flatMap(\.ratchetSteps) { derivations.add(step) }
+        let participants = devices.map(\.identity.id)
+        var addressed: [MemberID: [(sender: MemberID, message: TwoPartyMessage)]] = [:]
         for snapshot in snapshots {
             for id in snapshot.decryptedBefore {
                 report.fsChecks += 1
                 if snapshotCanDecrypt(snapshot.group, messages[id].envelope) { report.fsViolations += 1 }
             }
+            checkKeyRecovery(snapshot, truth: truth, participants: participants, addressed: &addressed)
             guard let healing = snapshot.healingUpdate else { continue }
             var attacker = snapshot.group
             var attackerRNG = SeededRandom(seed: configuration.seed &+ UInt64(snapshot.time))
@@ -510,6 +650,68 @@ public struct Simulation {
                 if readable.contains(message.envelope.hash) { report.pcsViolations += 1 }
             }
         }
+    }
+
+    /// The key-recovery attack on one snapshot: an attacker with the seized bytes and every
+    /// envelope tries to read again what the victim had read before (FS, §9).
+    mutating func checkKeyRecovery(
+        _ snapshot: Snapshot, truth: GroundTruth, participants: [MemberID],
+        addressed: inout [MemberID: [(sender: MemberID, message: TwoPartyMessage)]]
+    ) {
+        let victim = devices[snapshot.device].identity.id
+        let seized: Group, prekeys: PrekeyStore
+        do {
+            seized = try Group(wireBytes: Array(snapshot.bytes[..<snapshot.groupByteCount]))
+            prekeys = try PrekeyStore(wireBytes: Array(snapshot.bytes[snapshot.groupByteCount...]))
+        } catch {
+            report.problems.append("a snapshot of device \(snapshot.device) does not decode: \(error)")
+            return
+        }
+        if addressed[victim] == nil { addressed[victim] = directMessages(to: victim, truth: truth) }
+        let attack = KeyRecoveryAttack(
+            victim: victim, binding: TwoPartyBinding(suite: seized.suite, groupID: seized.groupID),
+            directMessages: addressed[victim]!, participants: participants, graph: derivations)
+        // The design exposes what the prekeys alone open (PROTOCOL.md §2.3); everything else the
+        // seized state opens is a violation.
+        let byDesign = attack.knownValues(seized: seized, prekeys: prekeys, usingState: false)
+        let everything = attack.knownValues(seized: seized, prekeys: prekeys, usingState: true)
+        let suite = seized.suite.suite
+        for id in snapshot.decryptedBefore.sorted() {
+            let envelope = messages[id].envelope
+            report.fsKeyRecoveryChecks += 1
+            guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload),
+                  let secret = devices[snapshot.device].secrets[EpochKey(member: envelope.sender, epoch: ciphertext.epoch)]
+            else { continue }
+            guard everything.contains(secret), KeyRecoveryAttack.opens(envelope, with: secret, suite: suite) else { continue }
+            if byDesign.contains(secret) {
+                report.fsKeyRecoveryPrekeyExposed += 1
+            } else {
+                report.fsKeyRecoveryViolations += 1
+                if report.fsKeyRecoveryViolations <= 5 {
+                    report.problems.append(
+                        "key recovery: a snapshot of device \(snapshot.device) reads \(deviceIndex[envelope.sender] ?? -1)#\(envelope.seq) again")
+                }
+            }
+        }
+    }
+
+    /// Every 2SM message addressed to `member` in every published envelope (recipient tags are
+    /// resolved against the sender's view from the envelopes, §6.3), in publication order.
+    func directMessages(to member: MemberID, truth: GroundTruth) -> [(sender: MemberID, message: TwoPartyMessage)] {
+        var found: [(sender: MemberID, message: TwoPartyMessage)] = []
+        for envelope in publishedOrder where envelope.kind != .application && envelope.sender != member {
+            guard let kind = ControlKind(rawValue: envelope.kind.rawValue),
+                  let body = try? ControlBody(kind: kind, payload: envelope.payload) else { continue }
+            if case .add(let bundle, let welcome) = body.fields, bundle.identity == member, let decoded = try? welcome.decode() {
+                found.append((envelope.sender, decoded.ratchetCiphertext))
+            }
+            guard !body.directMessages.isEmpty else { continue }
+            let view = truth.view(of: envelope.sender, through: envelope.seq)
+            for message in DCGKAState.messages(for: member, in: body, senderView: view) {
+                found.append((envelope.sender, message))
+            }
+        }
+        return found
     }
 
     /// Whether the message's sender had delivered `update` before sending the message.

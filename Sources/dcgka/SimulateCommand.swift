@@ -18,14 +18,16 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Member states to snapshot for forward-secrecy and PCS checks.") var compromises = 3
     @Option(help: "Threads on which devices receive side by side (default: one per processor); the outcome is the same for any number.")
     var threads: Int?
-    @Flag(help: "Deliver in order with no delay, loss or partitions.") var benign = false
+    @Option(help: "One delivery in this many also brings a forged or tampered envelope (0: none).") var forgeryRate = 400
+    @Flag(help: "Deliver in order with no delay, loss, partitions or forgeries.") var benign = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         let start = monotonicSeconds()
         let report = Simulation.run(SimulationConfiguration(
             members: members, operations: operations, seed: seed, adversarial: !benign,
-            messageShare: messageShare, compromises: compromises, threads: threads ?? processorCount()))
+            messageShare: messageShare, compromises: compromises, threads: threads ?? processorCount(),
+            forgeryRate: forgeryRate))
         let wall = monotonicSeconds() - start
         let peak = peakResidentMegabytes()
         if json {
@@ -97,6 +99,11 @@ extension SimulationReport {
             ("decryptions", "\(decryptions)"), ("unexpected_decryptions", "\(unexpectedDecryptions)"),
             ("missed_decryptions", "\(missedDecryptions)"), ("fs_checks", "\(fsChecks)"), ("fs_violations", "\(fsViolations)"),
             ("pcs_checks", "\(pcsChecks)"), ("pcs_violations", "\(pcsViolations)"),
+            ("fs_key_recovery_checks", "\(fsKeyRecoveryChecks)"), ("fs_key_recovery_violations", "\(fsKeyRecoveryViolations)"),
+            ("fs_key_recovery_prekey_exposed", "\(fsKeyRecoveryPrekeyExposed)"),
+            ("fs_inventory_checks", "\(fsInventoryChecks)"), ("fs_inventory_violations", "\(fsInventoryViolations)"),
+            ("oracle_checks", "\(oracleChecks)"), ("oracle_violations", "\(oracleViolations)"),
+            ("forgeries_injected", "\(forgeriesInjected)"), ("forgeries_accepted", "\(forgeriesAccepted)"),
             ("updates", "\(updates)"), ("adds", "\(adds)"), ("readds", "\(readds)"), ("removes", "\(removes)"),
             ("envelopes_delivered", "\(envelopesDelivered)"), ("duplicates_injected", "\(duplicatesInjected)"),
             ("partitions", "\(partitions)"), ("threads", "\(threads)"),
@@ -116,6 +123,9 @@ extension SimulationReport {
             "views agree: \(viewsAgree); update secrets agree: \(secretsAgree) (\(secretsCompared) compared)",
             "decryptions: \(decryptions) of \(expectedDecryptions) expected; unexpected \(unexpectedDecryptions), missed \(missedDecryptions)",
             "forward secrecy: \(fsViolations) violations in \(fsChecks) checks; PCS: \(pcsViolations) violations in \(pcsChecks) checks",
+            "key recovery from snapshots: \(fsKeyRecoveryViolations) violations in \(fsKeyRecoveryChecks) checks (\(fsKeyRecoveryPrekeyExposed) readable through a still-held prekey, by design)",
+            "secret inventory: \(fsInventoryViolations) used-up secrets found in snapshots, of \(fsInventoryChecks) checked",
+            "oracle: \(oracleViolations) views differ from §4.2 in \(oracleChecks) checks; forgeries: \(forgeriesAccepted) accepted of \(forgeriesInjected) injected",
             "wall time \(format3(wallSeconds)) s (CPU \(format3(cpuSeconds())) s on \(threads) thread\(threads == 1 ? "" : "s")), peak memory \(format3(peakMemoryMB)) MB",
         ]
         for failure in processingFailures.prefix(10) { lines.append("processing failure: \(failure)") }

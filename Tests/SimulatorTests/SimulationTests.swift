@@ -13,6 +13,8 @@ import Testing
         "seed \(report.seed): views \(report.viewsAgree), secrets \(report.secretsAgree) (\(report.secretsCompared) compared), "
             + "decryptions \(report.decryptions)/\(report.expectedDecryptions) unexpected \(report.unexpectedDecryptions) "
             + "missed \(report.missedDecryptions), fs \(report.fsViolations)/\(report.fsChecks), pcs \(report.pcsViolations)/\(report.pcsChecks), "
+            + "key recovery \(report.fsKeyRecoveryViolations)/\(report.fsKeyRecoveryChecks) (prekey \(report.fsKeyRecoveryPrekeyExposed)), inventory \(report.fsInventoryViolations)/\(report.fsInventoryChecks), "
+            + "oracle \(report.oracleViolations)/\(report.oracleChecks), forgeries \(report.forgeriesAccepted)/\(report.forgeriesInjected), "
             + "failures \(report.processingFailures.prefix(5)), problems \(report.problems.prefix(5))"
     }
 
@@ -34,6 +36,11 @@ import Testing
         #expect(report.pcsViolations == 0)
         #expect(report.fsViolations <= report.fsChecks)
         #expect(report.pcsViolations <= report.pcsChecks)
+        #expect(report.fsKeyRecoveryViolations == 0)
+        #expect(report.fsInventoryViolations == 0)
+        #expect(report.oracleViolations == 0)
+        #expect(report.forgeriesAccepted == 0)
+        #expect(report.oracleChecks > 0, "every run compares views with the oracle")
         #expect(report.messagesSent > 0)
         #expect(report.envelopesDelivered > 0)
         // The counts add up: every decryption is either expected or unexpected, every expected one
@@ -58,6 +65,9 @@ import Testing
         #expect(reports.contains { $0.removes > 0 })
         #expect(reports.contains { $0.updates > 0 })
         #expect(reports.contains { $0.duplicatesInjected > 0 })
+        #expect(reports.contains { $0.fsKeyRecoveryChecks > 0 }, "some seed attacks a snapshot")
+        #expect(reports.contains { $0.fsInventoryChecks > 0 }, "some seed scans a snapshot for used-up secrets")
+        #expect(reports.contains { $0.forgeriesInjected > 0 }, "some seed injects forgeries")
         for report in reports { #expect(report.ok, "\(Self.describe(report))") }
     }
 

@@ -1,0 +1,133 @@
+internal import DCGKAEncoding
+internal import CausalBroadcast
+internal import KeyAgreement
+internal import Membership
+
+/// A set of operation positions, one bit each.
+struct OperationSet: Hashable {
+    private(set) var words: [UInt64]
+
+    init(capacity: Int) { words = [UInt64](repeating: 0, count: (capacity + 63) / 64) }
+
+    func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+    mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    mutating func formUnion(_ other: OperationSet) {
+        for k in words.indices { words[k] |= other.words[k] }
+    }
+    var members: [Int] {
+        var out: [Int] = []
+        for (k, word) in words.enumerated() where word != 0 {
+            for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 { out.append(k * 64 + bit) }
+        }
+        return out
+    }
+}
+
+/// The order ≺ of §4.1 and what each member had processed, computed from the published envelopes
+/// alone (every member acknowledges a create, add or remove when it processes it; a welcomed member
+/// knows what its adder knew at the add), never from the members' own states; views then come
+/// from the literal oracle of §4.2 (`MembershipOracle`). The simulator compares every member's view
+/// with it and takes the expected readers of every message from it (§9).
+final class GroundTruth {
+    private(set) var operations: [MembershipOperation] = []
+    private var indexByHash: [Bytes32: Int] = [:]
+    /// Per operation: the operations its sender had processed before sending it.
+    private var before: [OperationSet] = []
+
+    private struct Progress {
+        var envelopes: [Envelope]
+        var next = 0
+        var known: OperationSet
+        /// (seq, knowledge through that seq), at every seq where it grew.
+        var points: [(seq: UInt64, known: OperationSet)] = []
+    }
+    private var progress: [MemberID: Progress] = [:]
+    private var memo: [OperationSet: Set<MemberID>] = [:]
+    private var emptySet: OperationSet
+
+    init(storeBySender: [MemberID: [UInt64: Envelope]]) {
+        var opSender: [(MemberID, UInt64)] = []
+        for (sender, bySeq) in storeBySender {
+            for seq in bySeq.keys.sorted() {
+                let envelope = bySeq[seq]!
+                guard let kind = Self.membershipKind(of: envelope) else { continue }
+                indexByHash[envelope.hash] = operations.count
+                operations.append(MembershipOperation(id: envelope.operationID, kind: kind))
+                opSender.append((sender, seq))
+            }
+        }
+        emptySet = OperationSet(capacity: operations.count)
+        for (sender, bySeq) in storeBySender {
+            progress[sender] = Progress(envelopes: bySeq.keys.sorted().map { bySeq[$0]! }, known: emptySet)
+        }
+        before = opSender.map { known(by: $0.0, through: $0.1 - 1) }
+    }
+
+    static func membershipKind(of envelope: Envelope) -> MembershipOperationKind? {
+        guard envelope.kind == .create || envelope.kind == .add || envelope.kind == .remove,
+              let kind = ControlKind(rawValue: envelope.kind.rawValue),
+              let body = try? ControlBody(kind: kind, payload: envelope.payload) else { return nil }
+        switch body.fields {
+        case .create(let bundles): return .create(members: bundles.map(\.identity).filter { $0 != envelope.sender })
+        case .add(let bundle, _): return .add(bundle.identity)
+        case .remove(let id): return .remove(id)
+        default: return nil
+        }
+    }
+
+    /// The membership operations `member` had sent or processed by its envelope `seq`.
+    func known(by member: MemberID, through seq: UInt64) -> OperationSet {
+        advance(member, through: seq)
+        guard let points = progress[member]?.points else { return emptySet }
+        var low = 0, high = points.count
+        while low < high {
+            let mid = (low + high) / 2
+            if points[mid].seq <= seq { low = mid + 1 } else { high = mid }
+        }
+        return low == 0 ? emptySet : points[low - 1].known
+    }
+
+    private func advance(_ member: MemberID, through seq: UInt64) {
+        while var state = progress[member], state.next < state.envelopes.count, state.envelopes[state.next].seq <= seq {
+            let envelope = state.envelopes[state.next]
+            state.next += 1
+            progress[member] = state  // visible to the recursion below
+            var grown = state.known
+            if let own = indexByHash[envelope.hash] { grown.insert(own) }
+            if let acked = envelope.acked, let op = indexByHash[acked] {
+                grown.insert(op)
+                if envelope.kind == .welcomeAck {
+                    // A welcomed member knows what its adder knew at the add (§4.1).
+                    let add = operations[op].id
+                    grown.formUnion(known(by: add.sender, through: add.seq - 1))
+                }
+            }
+            state = progress[member]!
+            if grown != state.known {
+                state.known = grown
+                state.points.append((envelope.seq, grown))
+            }
+            progress[member] = state
+        }
+    }
+
+    /// Members(H) of §4.2 over the operations in `set`, by the literal oracle.
+    func members(knowing set: OperationSet) -> Set<MemberID> {
+        if let cached = memo[set] { return cached }
+        let positions = set.members
+        let subset = positions.map { operations[$0] }
+        let result = MembershipOracle.members(operations: subset) { a, b in before[positions[b]].contains(positions[a]) }
+        memo[set] = result
+        return result
+    }
+
+    /// member-view(member) as it was when it sent its envelope `seq` (what it had processed before).
+    func view(of member: MemberID, before seq: UInt64) -> Set<MemberID> {
+        members(knowing: known(by: member, through: seq - 1))
+    }
+
+    /// member-view(member) after everything it had sent or processed by its envelope `seq`.
+    func view(of member: MemberID, through seq: UInt64) -> Set<MemberID> {
+        members(knowing: known(by: member, through: seq))
+    }
+}
