@@ -206,15 +206,16 @@ extension Simulation {
             }
         }
         enqueue(envelope, from: sender, to: device, at: time + delay)
-        if configuration.forgeryRate > 0, networkRNG.next() % UInt64(configuration.forgeryRate) == 0 {
-            let forgery = Forgery.allCases[Int(networkRNG.next() % UInt64(Forgery.allCases.count))]
-            enqueue(envelope, from: sender, to: device, at: time + 1 + Int(networkRNG.next() % 8), forgery: forgery.rawValue)
+        if configuration.forgeryRate > 0, forgeryRNG.next() % UInt64(configuration.forgeryRate) == 0 {
+            let forgery = Forgery.allCases[Int(forgeryRNG.next() % UInt64(Forgery.allCases.count))]
+            enqueue(envelope, from: sender, to: device, at: time + 1 + Int(forgeryRNG.next() % 8), forgery: forgery.rawValue)
         }
     }
 
     mutating func enqueue(_ envelope: Int, from sender: Int, to device: Int, at when: Int, forgery: UInt8 = 0) {
+        let order = forgery == 0 ? networkRNG.next() : forgeryRNG.next()
         queue.append(Delivery(
-            time: when, order: Int(networkRNG.next() % 1_000_000), device: Int32(device), sender: Int32(sender),
+            time: when, order: Int(order % 1_000_000), device: Int32(device), sender: Int32(sender),
             envelope: Int32(envelope), forgery: forgery))
     }
 

@@ -39,22 +39,22 @@ extension DeviceRun {
         switch forgery {
         case .badSignature:
             var bytes = template.canonicalBytes
-            bytes[bytes.count - 1 - Int(device.rng.next() % 64)] ^= 1 << UInt8(device.rng.next() % 8)
+            bytes[bytes.count - 1 - Int(device.forgeryRNG.next() % 64)] ^= 1 << UInt8(device.forgeryRNG.next() % 8)
             forged = try? Envelope(canonical: bytes)
         case .bitFlip:
             var bytes = template.canonicalBytes
-            bytes[Int(device.rng.next() % UInt64(bytes.count))] ^= 1 << UInt8(device.rng.next() % 8)
+            bytes[Int(device.forgeryRNG.next() % UInt64(bytes.count))] ^= 1 << UInt8(device.forgeryRNG.next() % 8)
             guard let decoded = try? Envelope(canonical: bytes) else { return record(forgery, accepted: false) }
             forged = decoded
         case .truncated:
             let bytes = template.canonicalBytes
-            let prefix = Array(bytes.prefix(Int(device.rng.next() % UInt64(bytes.count))))
+            let prefix = Array(bytes.prefix(Int(device.forgeryRNG.next() % UInt64(bytes.count))))
             guard let decoded = try? Envelope(canonical: prefix) else { return record(forgery, accepted: false) }
             forged = decoded
         case .wrongGroup:
             guard let senderKey else { return }
             forged = Envelope.sign(
-                identity: senderKey, suite: template.suite, groupID: GroupID(device.rng.bytes32()), seq: template.seq,
+                identity: senderKey, suite: template.suite, groupID: GroupID(device.forgeryRNG.bytes32()), seq: template.seq,
                 prev: template.prev, kind: template.kind, acked: template.acked, payload: template.payload)
         case .replay:
             guard sender != group.me, template.seq <= delivered,
@@ -67,10 +67,10 @@ extension DeviceRun {
                   group.broadcast.knownHash(of: sender, at: seq + 1) == nil else { return }
             forged = Envelope.sign(
                 identity: senderKey, suite: template.suite, groupID: template.groupID, seq: seq,
-                prev: device.rng.bytes32(), kind: .application, acked: nil, payload: device.rng.bytes(48))
+                prev: device.forgeryRNG.bytes32(), kind: .application, acked: nil, payload: device.forgeryRNG.bytes(48))
             device.forkedSenders.insert(sender)
         case .stranger:
-            let stranger = IdentityKey.generate(using: &device.rng)
+            let stranger = IdentityKey.generate(using: &device.forgeryRNG)
             forged = Envelope.sign(
                 identity: stranger, suite: template.suite, groupID: template.groupID, seq: 1, prev: nil,
                 kind: .update, acked: nil, payload: [0])

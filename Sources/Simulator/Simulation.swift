@@ -119,6 +119,9 @@ public struct Simulation {
         var forged: Set<Bytes32> = []
         /// Senders whose key the network used to fork envelopes for this device.
         var forkedSenders: Set<MemberID> = []
+        /// Randomness for the forgeries made at this device, apart from the device's own, so that
+        /// forgeries change nothing in the honest run.
+        var forgeryRNG: SeededRandom
 
         /// Keeps the update secrets the group derived since the last call.
         mutating func recordOwnSecrets() {
@@ -204,6 +207,10 @@ public struct Simulation {
     public let configuration: SimulationConfiguration
     var rng: SeededRandom
     var networkRNG: SeededRandom
+    /// Decides where forgeries go and which views are sampled, apart from the schedule's and the
+    /// network's randomness (the honest run is the same with and without the checks).
+    var forgeryRNG: SeededRandom
+    var sampleRNG: SeededRandom
     var devices: [Device] = []
     var deviceIndex: [MemberID: Int] = [:]
     var queue: [Delivery] = []
@@ -229,6 +236,8 @@ public struct Simulation {
         self.configuration = configuration
         rng = SeededRandom(seed: configuration.seed)
         networkRNG = SeededRandom(seed: configuration.seed ^ 0x5DEE_CE66_D1CE_5EED)
+        forgeryRNG = SeededRandom(seed: configuration.seed ^ 0xF0_7CE5)
+        sampleRNG = SeededRandom(seed: configuration.seed ^ 0x5A_3B1E)
         report = SimulationReport(
             seed: configuration.seed, membersInitial: configuration.members, membersFinal: 0, viewsAgree: false,
             secretsAgree: false, secretsCompared: 0, messagesSent: 0, expectedDecryptions: 0, decryptions: 0,
@@ -249,7 +258,8 @@ public struct Simulation {
         let bundle = prekeys.generate(identity: identity, notAfter: Self.now + 86_400 * 30, using: &rng)
         devices.append(Device(
             identity: identity, prekeys: prekeys, bundle: bundle, firstPublishIndex: publishedOrder.count,
-            rng: SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(devices.count + 1))))
+            rng: SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(devices.count + 1)),
+            forgeryRNG: SeededRandom(seed: configuration.seed ^ 0xF0F0_5EED &* UInt64(devices.count + 1))))
         deviceIndex[identity.id] = devices.count - 1
         relay.identities[identity.id] = identity
         devices[devices.count - 1].collectsTraces = collectingTraces
@@ -411,7 +421,9 @@ public struct Simulation {
     /// Records one member's current view, for the oracle to judge at the end.
     mutating func sampleView() {
         let candidates = devices.indices.filter { devices[$0].group != nil }
-        guard let device = pick(candidates), let group = devices[device].group else { return }
+        guard !candidates.isEmpty else { return }
+        let device = candidates[Int(sampleRNG.next() % UInt64(candidates.count))]
+        guard let group = devices[device].group else { return }
         let seq = group.broadcast.nextOwnPosition().seq - 1
         guard seq > 0 else { return }
         viewSamples.append(ViewSample(device: device, throughSeq: seq, view: group.members))
