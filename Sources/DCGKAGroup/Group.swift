@@ -385,6 +385,10 @@ extension Group {
     }
 
     mutating func deliverApplication(_ envelope: Envelope, into output: inout GroupOutput) {
+        guard keyAgreement.wasMember(envelope.sender, before: envelope.seq) else {
+            output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
+            return
+        }
         let ciphertext: ApplicationCiphertext
         do { ciphertext = try ApplicationCiphertext(wireBytes: envelope.payload) } catch {
             output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: .authenticationFailed))
@@ -439,6 +443,10 @@ extension Group {
             }
         } catch {
             output.events.append(failed(.protocolError(error)))
+            return
+        }
+        if result.fromNonMember {
+            output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
             return
         }
         if let secret = result.senderSecret {

@@ -11,6 +11,9 @@ public enum GroupEvent: Equatable, Sendable {
     case message(from: MemberID, seq: UInt64, bytes: [UInt8])
     /// A message I cannot read (sent before I joined or after I left, or its key is gone).
     case undecryptable(from: MemberID, seq: UInt64, reason: UndecryptableReason)
+    /// An envelope of a sender that was not a member in its own view just before it (it had
+    /// processed its own removal, or was never added): it had no effect and is not shown (§4.2).
+    case fromNonMember(MemberID, seq: UInt64)
     case membersAdded([MemberID], by: MemberID)
     case membersRemoved([MemberID], by: MemberID)
     /// A member refreshed its key material (post-compromise security).

@@ -70,6 +70,9 @@ public struct ProcessOutput: Sendable {
     public var acknowledgment: ControlBody?
     public var senderSecret: Bytes32?
     public var mySecret: Bytes32?
+    /// The envelope was an operation (update, add, remove) of a sender that was not a member in
+    /// its own view just before it (§4.2): it had no effect, and nobody acknowledges it.
+    public var fromNonMember = false
 }
 
 /// The DCGKA state of one member in one group (§5.1). A value: every call returns or throws, and
@@ -120,6 +123,13 @@ public struct DCGKAState: Sendable {
 
     /// member-view(me).
     public var members: Set<MemberID> { history.members() }
+
+    /// Whether `sender` was a member in its own view just before its envelope `seq`: over the
+    /// operations it had processed strictly before (§4.2, "operations of non-members have no
+    /// effect"). A sender that had processed its own removal, or was never added, was not.
+    public mutating func wasMember(_ sender: MemberID, before seq: UInt64) -> Bool {
+        seq > 1 && history.memoizedMembers(asSeenBy: sender, atSeq: seq - 1).contains(sender)
+    }
 
     /// Whether somebody outside my view could compute my newest update secret, and so read what I
     /// would send in my current epoch. An update of mine (or a remove) makes it false again.

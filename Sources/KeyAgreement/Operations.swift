@@ -152,6 +152,18 @@ extension DCGKAState {
     ) throws(DCGKAError) -> ProcessOutput {
         guard sender != me else { throw .unexpectedMessage("my own message") }
         let op = OperationID(sender: sender, seq: seq)
+        let isOperation: Bool
+        switch body.fields {
+        case .update, .remove: isOperation = true
+        // My own welcome is checked once it is merged (a new member has no history to judge by).
+        case .add(let bundle, _): isOperation = bundle.identity != me
+        case .create, .ack, .addAck, .welcomeAck: isOperation = false
+        }
+        if isOperation, !wasMember(sender, before: seq) {
+            var ignored = ProcessOutput(acknowledgment: nil, senderSecret: nil, mySecret: nil)
+            ignored.fromNonMember = true
+            return ignored
+        }
         switch body.fields {
         case .create(let bundles):
             guard history.isEmpty else { throw .unexpectedMessage("a second create") }
@@ -313,6 +325,7 @@ extension DCGKAState {
             journalHistory(); do { try history.checkedMerge(welcome.history) } catch { throw .membership(error) }
         }
         guard history.contains(op) else { throw .unexpectedMessage("welcome without its add") }
+        guard wasMember(op.sender, before: op.seq) else { throw .unexpectedMessage("a welcome from a non-member") }
         setRatchet(op.sender, try decodeSecret(try decrypt(from: op.sender, welcome.ratchetCiphertext, keys: keys), from: op.sender))
         setMemberSecret(MemberSecretKey(operation: op, member: me), updateRatchet(op.sender, input: Self.welcomeInput))
         let senderSecret = updateRatchet(op.sender, input: Self.addInput)

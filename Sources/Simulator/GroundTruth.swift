@@ -14,6 +14,12 @@ struct OperationSet: Hashable {
     mutating func formUnion(_ other: OperationSet) {
         for k in words.indices { words[k] |= other.words[k] }
     }
+    func intersection(_ other: OperationSet) -> OperationSet {
+        var result = self
+        for k in words.indices { result.words[k] &= other.words[k] }
+        return result
+    }
+    var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
     var members: [Int] {
         var out: [Int] = []
         for (k, word) in words.enumerated() where word != 0 {
@@ -33,6 +39,9 @@ final class GroundTruth {
     private var indexByHash: [Bytes32: Int] = [:]
     /// Per operation: the operations its sender had processed before sending it.
     private var before: [OperationSet] = []
+    /// The operations whose sender was a member in its own view just before them (§4.2: only
+    /// those are in H; the others have no effect).
+    private var authorized: OperationSet
 
     private struct Progress {
         var envelopes: [Envelope]
@@ -57,10 +66,20 @@ final class GroundTruth {
             }
         }
         emptySet = OperationSet(capacity: operations.count)
+        authorized = emptySet
         for (sender, bySeq) in storeBySender {
             progress[sender] = Progress(envelopes: bySeq.keys.sorted().map { bySeq[$0]! }, known: emptySet)
         }
         before = opSender.map { known(by: $0.0, through: $0.1 - 1) }
+        // Everything an operation's sender knew before it precedes it, so judging operations by
+        // how much their senders knew judges every operation after all those it depends on.
+        for op in operations.indices.sorted(by: { before[$0].count < before[$1].count }) {
+            if case .create = operations[op].kind {
+                authorized.insert(op)
+            } else if members(knowing: before[op]).contains(operations[op].id.sender) {
+                authorized.insert(op)
+            }
+        }
     }
 
     static func membershipKind(of envelope: Envelope) -> MembershipOperationKind? {
@@ -112,7 +131,8 @@ final class GroundTruth {
     }
 
     /// Members(H) of §4.2 over the operations in `set`, by the literal oracle.
-    func members(knowing set: OperationSet) -> Set<MemberID> {
+    func members(knowing known: OperationSet) -> Set<MemberID> {
+        let set = known.intersection(authorized)
         if let cached = memo[set] { return cached }
         let positions = set.members
         let subset = positions.map { operations[$0] }

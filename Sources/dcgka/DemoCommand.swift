@@ -177,6 +177,8 @@ struct DemoWorld {
             case .removedFromGroup(let by): person.transcript.append("* \(self.name(of: by)) removed me")
             case .updated(let by): person.transcript.append("* \(self.name(of: by)) refreshed their keys")
             case .equivocation(let who): person.transcript.append("! \(self.name(of: who)) equivocated")
+            case .fromNonMember(let who, _):
+                person.transcript.append("! ignored an envelope of \(self.name(of: who)), who is no longer a member")
             case .rejected(.unknownSender): break  // from a member whose add has not reached me yet; synced later
             case .rejected(let error): person.transcript.append("! rejected an envelope: \(error)")
             case .processingFailed(let sender, let seq, let error):
