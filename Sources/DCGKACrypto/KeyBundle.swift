@@ -134,3 +134,6 @@ public struct PrekeyStore: Sendable, Equatable, WireCodable {
         return store
     }
 }
+
+extension PrekeyStore: RedactedDescription {}
+extension PrekeyStore.Entry: RedactedDescription {}

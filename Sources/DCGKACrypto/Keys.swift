@@ -110,3 +110,6 @@ extension MemberID {
         return key.isValidSignature(signature.bytes, for: message)
     }
 }
+
+extension PKESecretKey: RedactedDescription {}
+extension IdentityKey: RedactedDescription {}

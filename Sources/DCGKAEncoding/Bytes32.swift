@@ -49,6 +49,21 @@ public struct Bytes32: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The first eight bytes as a big-endian integer (for scanning byte strings for many values at once).
     @inlinable public var leadingWord: UInt64 { w0 }
 
+    /// Constant time: the same work whichever bytes differ, because these values are often secrets
+    /// (seeds, ratchet states, member secrets) and `==` must not leak where they differ (§2.1).
+    @inlinable
+    public static func == (lhs: Bytes32, rhs: Bytes32) -> Bool {
+        ((lhs.w0 ^ rhs.w0) | (lhs.w1 ^ rhs.w1) | (lhs.w2 ^ rhs.w2) | (lhs.w3 ^ rhs.w3)) == 0
+    }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(w0)
+        hasher.combine(w1)
+        hasher.combine(w2)
+        hasher.combine(w3)
+    }
+
     @inlinable
     public static func < (lhs: Bytes32, rhs: Bytes32) -> Bool {
         if lhs.w0 != rhs.w0 { return lhs.w0 < rhs.w0 }

@@ -38,3 +38,5 @@ public struct MessageKey: Sendable, Equatable, Hashable {
         self.nonce = nonce
     }
 }
+
+extension MessageKey: RedactedDescription {}

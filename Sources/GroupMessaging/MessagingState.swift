@@ -324,3 +324,7 @@ extension MessagingState {
         return state
     }
 }
+
+extension MessagingState: RedactedDescription {}
+extension MemberRatchet: RedactedDescription {}
+extension SkippedKey: RedactedDescription {}

@@ -433,3 +433,10 @@ extension DCGKAState {
         if journal != nil, journal!.nextSeed == nil { journal!.nextSeed = .some(nextSeed) }
     }
 }
+
+extension DCGKAState: RedactedDescription {}
+extension KeyMaterial: RedactedDescription {}
+extension OperationOutput: RedactedDescription {}
+extension ProcessOutput: RedactedDescription {}
+extension Journal: RedactedDescription {}
+extension RatchetStep: RedactedDescription {}

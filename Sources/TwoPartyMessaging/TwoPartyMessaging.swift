@@ -327,3 +327,6 @@ extension TwoPartyState: Equatable {
             && lhs.otherKeyIndex == rhs.otherKeyIndex
     }
 }
+
+extension TwoPartyState: RedactedDescription {}
+extension TwoPartyPlaintext: RedactedDescription {}
