@@ -335,7 +335,10 @@ struct TestNetwork {
             if let existing = people[name]!.secrets[key] ?? people[name]!.secretsWhileOut[key], existing != record.secret {
                 problems.append("\(name) derived two secrets for \(self.name(of: record.member))@\(record.epoch)")
             }
-            if group.isMember {
+            // Compared only when the deriving person was in the owner's view at that epoch (as the
+            // simulator does): a removed member may compute values from stale state while out, and
+            // one delivery can take it out and back in again (a re-add).
+            if group.keyAgreement.history.members(asSeenBy: record.member, atSeq: record.epoch).contains(group.me) {
                 people[name]!.secrets[key] = record.secret
             } else {
                 people[name]!.secretsWhileOut[key] = record.secret
