@@ -78,7 +78,9 @@ let package = Package(
         .testTarget(name: "KeyAgreementTests", dependencies: ["KeyAgreement", "DCGKACrypto", "DCGKAEncoding", "Membership", "DCGKATestSupport"]),
         .testTarget(name: "CausalBroadcastTests", dependencies: ["CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(name: "GroupMessagingTests", dependencies: ["GroupMessaging", "DCGKACrypto", "DCGKAEncoding"]),
-        .testTarget(name: "DCGKAGroupTests", dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement", "GroupMessaging"]),
+        .testTarget(
+            name: "DCGKAGroupTests",
+            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement", "GroupMessaging", "TwoPartyMessaging"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "DCGKAEncoding"]),
         .testTarget(name: "CLITests", dependencies: ["dcgka"]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking"]),

@@ -24,6 +24,8 @@
     case keepConsumedMemberSecret
     /// Envelope signatures are not checked (§6.2).
     case acceptBadSignature
+    /// Channels opened on my prekey are never moved off it (PROTOCOL-NOTES.md, "Leaving the prekey").
+    case stayOnPrekey
 }
 
 @_spi(PlantedDefects) public enum PlantedDefects {

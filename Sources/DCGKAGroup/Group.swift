@@ -88,6 +88,13 @@ public struct Group: Sendable, Equatable {
 
     @_spi(Simulation) public mutating func clearDerivedUpdateSecrets() { derivedUpdateSecrets.removeAll() }
 
+    /// Stops recording for the simulator (the derived update secrets are still kept).
+    @_spi(Simulation) public mutating func stopTracing() {
+        keyAgreement.stopTracing()
+        messaging.stopTracing()
+        deliveredTrace.removeAll()
+    }
+
     /// Hands over what was recorded for the simulator since the last call.
     @_spi(Simulation) public mutating func takeTraces() -> SimulationTraces {
         guard exposesUpdateSecrets else { return SimulationTraces() }
@@ -403,10 +410,7 @@ extension Group {
             output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: .authenticationFailed))
             return
         }
-        let header = ApplicationHeader(
-            version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
-            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
-        switch messaging.decrypt(ciphertext, header: header) {
+        switch messaging.decrypt(ciphertext, header: ApplicationHeader(of: envelope, ciphertext: ciphertext)) {
         case .success(let bytes): output.events.append(.message(from: envelope.sender, seq: envelope.seq, bytes: bytes))
         case .failure(let reason): output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: reason))
         }
@@ -485,6 +489,15 @@ extension Group {
         if !added.isEmpty { output.events.append(.membersAdded(added, by: envelope.sender)) }
         if !removed.isEmpty { output.events.append(.membersRemoved(removed, by: envelope.sender)) }
         if wasMember && !after.contains(me) { output.events.append(.removedFromGroup(by: envelope.sender)) }
+    }
+}
+
+extension ApplicationHeader {
+    /// The associated data of the application message in `envelope` (§7).
+    public init(of envelope: Envelope, ciphertext: ApplicationCiphertext) {
+        self.init(
+            version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
+            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
     }
 }
 

@@ -57,6 +57,7 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
 
     /// Starts recording ``retiredSecrets`` (simulator only).
     @_spi(Simulation) public mutating func startTracing() { retiredSecrets = [] }
+    @_spi(Simulation) public mutating func stopTracing() { retiredSecrets = nil }
 
     /// Hands over what was recorded since the last call.
     @_spi(Simulation) public mutating func takeRetiredSecrets() -> [Bytes32] {
@@ -95,7 +96,10 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
     public mutating func startEpoch(for member: MemberID, epoch: UInt64, updateSecret: Bytes32) -> Bool {
         if let current = members[member]?.epoch, epoch <= current { return false }
         let chain = MessageRatchet.initialChain(updateSecret: updateSecret, suite: suite.suite)
-        if let old = members[member]?.chain { retire(old) }
+        if retiredSecrets != nil {
+            retire(updateSecret)  // only its chain is kept
+            if let old = members[member]?.chain { retire(old) }
+        }
         members[member, default: MemberRatchet(epoch: epoch, nextIndex: 0, chain: chain, skipped: [])]
             .replaceChain(epoch: epoch, chain: chain)
         return true
@@ -180,9 +184,11 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         var newlySkipped: [SkippedKey] = []
         newlySkipped.reserveCapacity(Int(skip))
         var index = record.nextIndex
+        var usedChains: [Bytes32] = []
         while index < position.index {
             let (key, next) = MessageRatchet.step(chain, suite: cipherSuite)
             newlySkipped.append(SkippedKey(position: MessagePosition(epoch: record.epoch, index: index), key: key))
+            if retiredSecrets != nil { usedChains.append(chain) }
             chain = next
             index += 1
         }
@@ -190,11 +196,8 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         guard let plaintext = open(key) else { return .failure(.authenticationFailed) }
         if retiredSecrets != nil {
             // Every chain value from the old head to this message's, and the key just used.
-            var used = record.chain
-            for _ in record.nextIndex...position.index {
-                retire(used)
-                used = MessageRatchet.step(used, suite: cipherSuite).next
-            }
+            for used in usedChains { retire(used) }
+            retire(chain)
             retire(key.key)
         }
         record.chain = next

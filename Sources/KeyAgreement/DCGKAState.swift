@@ -155,6 +155,12 @@ extension DCGKAState {
         ratchetSteps = []
     }
 
+    /// Stops recording (simulator only).
+    @_spi(Simulation) public mutating func stopTracing() {
+        retiredSecrets = nil
+        ratchetSteps = nil
+    }
+
     /// Hands over what was recorded since the last call.
     @_spi(Simulation) public mutating func takeTraces() -> (retired: [Bytes32], steps: [RatchetStep]) {
         guard retiredSecrets != nil else { return ([], []) }
@@ -380,7 +386,7 @@ extension DCGKAState {
 
     mutating func setRatchet(_ id: MemberID, _ value: Bytes32) {
         if journal != nil, journal!.ratchets.index(forKey: id) == nil { journal!.ratchets[id] = .some(ratchets[id]) }
-        if let old = ratchets[id], old != value { retire(old) }
+        if retiredSecrets != nil, let old = ratchets[id], old != value { retire(old) }
         ratchets[id] = value
     }
 

@@ -77,6 +77,8 @@ extension DCGKAState: WireCodable {
         for (a, b) in zip(onPrekey, onPrekey.dropFirst()) where !(a < b) {
             throw .invalidValue(field: "channels on my prekey order")
         }
+        // Only a channel that exists can rest on my prekey.
+        guard onPrekey.allSatisfy({ state.twoParty[$0] != nil }) else { throw .invalidValue(field: "channels on my prekey") }
         state.channelsOnMyPrekey = Set(onPrekey)
         return state
     }

@@ -127,7 +127,11 @@ extension DCGKAState {
         keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
         var output = try processContent(sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, using: &rng)
-        if var acknowledgment = output.acknowledgment, !channelsOnMyPrekey.isEmpty {
+        var movesChannels = true
+        #if DEBUG
+        movesChannels = !PlantedDefects.isActive(.stayOnPrekey)
+        #endif
+        if movesChannels, var acknowledgment = output.acknowledgment, !channelsOnMyPrekey.isEmpty {
             try moveChannelsOffMyPrekey(into: &acknowledgment, keys: keys, using: &rng)
             output.acknowledgment = acknowledgment
         }

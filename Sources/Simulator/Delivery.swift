@@ -68,6 +68,7 @@ struct DeviceRun: Sendable {
                     identity: device.identity, invitation: envelope, prekeys: prekeys,
                     configuration: Simulation.groupConfiguration, using: &device.rng)
                 device.group = joined
+                if !device.collectsTraces { device.group?.stopTracing() }
                 handle(output, relay: relay)
                 retryParked()
                 return true
@@ -149,8 +150,7 @@ struct DeviceRun: Sendable {
             case .processingFailed(let sender, let seq, let error):
                 failures.append("device \(index) on \(sender)#\(seq): \(error)")
             case .equivocation(let member):
-                // Forks the network made with a member's key are detected, as they must be.
-                if forged || device.forkedSenders.contains(member) { continue }
+                if forged { continue }  // a fork the network made is judged by deliverForgery
                 problems.append("equivocation reported for \(member)")
             case .rejected(let error):
                 if forged { continue }  // judged by deliverForgery

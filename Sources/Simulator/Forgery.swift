@@ -68,7 +68,6 @@ extension DeviceRun {
             forged = Envelope.sign(
                 identity: senderKey, suite: template.suite, groupID: template.groupID, seq: seq,
                 prev: device.forgeryRNG.bytes32(), kind: .application, acked: nil, payload: device.forgeryRNG.bytes(48))
-            device.forkedSenders.insert(sender)
         case .stranger:
             let stranger = IdentityKey.generate(using: &device.forgeryRNG)
             forged = Envelope.sign(

@@ -48,19 +48,19 @@ struct KeyRecoveryAttack {
         let state = group.keyAgreement
         let suite = state.suite.suite
         var known = Set<Bytes32>()
+        var recovered: [Bytes32] = []
         // 2SM: keys by peer, as the seized channels hold them, plus whatever decrypted messages hand on.
         var received: [MemberID: [PKESecretKey]] = [:]
         var indexed: [MemberID: [UInt64: PKESecretKey]] = [:]
         if usingState {
             known.formUnion(state.ratchets.values)
             known.formUnion(state.memberSecrets.values)
-            if let seed = state.nextSeed { known.insert(seed) }
+            if let seed = state.nextSeed { recovered.append(seed) }  // expanded as a seed below
             for (peer, channel) in state.twoParty {
                 indexed[peer] = channel.mySecretKeys
                 if let key = channel.receivedSecretKey { received[peer] = [key] }
             }
         }
-        var recovered: [Bytes32] = []
         var opened = [Bool](repeating: false, count: directMessages.count)
         var tried = Set<TriedPair>()
         var progress = true
@@ -129,23 +129,14 @@ struct KeyRecoveryAttack {
         let key: Bytes32
     }
 
-    /// Whether update secret `updateSecret` opens the application message in `envelope` (the
-    /// attacker runs the §7 ratchet from it to the message's index).
-    static func opens(_ envelope: Envelope, with updateSecret: Bytes32, suite: any CipherSuite) -> Bool {
-        guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload), ciphertext.index < 1 << 20 else {
-            return false
-        }
-        var chain = MessageRatchet.initialChain(updateSecret: updateSecret, suite: suite)
-        var key: MessageKey
-        var index: UInt64 = 0
-        repeat {
-            (key, chain) = MessageRatchet.step(chain, suite: suite)
-            index += 1
-        } while index <= ciphertext.index
-        let header = ApplicationHeader(
-            version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
-            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
-        return (try? suite.aeadOpen(key: key.key.bytes, nonce: key.nonce, aad: header.associatedData, ciphertext: ciphertext.ciphertext)) != nil
+    /// Whether update secret `updateSecret` opens the application message in `envelope`: the
+    /// attacker runs the §7 ratchet from it, with the protocol's own code.
+    static func opens(_ envelope: Envelope, with updateSecret: Bytes32, suite: CipherSuiteID) -> Bool {
+        guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload) else { return false }
+        var messaging = MessagingState(suite: suite, configuration: MessagingConfiguration(maximumSkipPerMessage: MessagingConfiguration.hardLimit))
+        messaging.startEpoch(for: envelope.sender, epoch: ciphertext.epoch, updateSecret: updateSecret)
+        if case .success = messaging.decrypt(ciphertext, header: ApplicationHeader(of: envelope, ciphertext: ciphertext)) { return true }
+        return false
     }
 }
 

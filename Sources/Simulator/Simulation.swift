@@ -117,8 +117,6 @@ public struct Simulation {
         var ratchetSteps: [RatchetStep] = []
         /// Forgeries this device received that it must never deliver.
         var forged: Set<Bytes32> = []
-        /// Senders whose key the network used to fork envelopes for this device.
-        var forkedSenders: Set<MemberID> = []
         /// Randomness for the forgeries made at this device, apart from the device's own, so that
         /// forgeries change nothing in the honest run.
         var forgeryRNG: SeededRandom
@@ -413,6 +411,7 @@ public struct Simulation {
             devices[index].recordSecretsAndTraces()
             for step in devices[index].ratchetSteps { derivations.add(step) }
             devices[index].collectsTraces = false
+            devices[index].group?.stopTracing()
             devices[index].retired = []
             devices[index].ratchetSteps = []
         }
@@ -635,10 +634,6 @@ public struct Simulation {
         let participants = devices.map(\.identity.id)
         var addressed: [MemberID: [(sender: MemberID, message: TwoPartyMessage)]] = [:]
         for snapshot in snapshots {
-            for id in snapshot.decryptedBefore {
-                report.fsChecks += 1
-                if snapshotCanDecrypt(snapshot.group, messages[id].envelope) { report.fsViolations += 1 }
-            }
             checkKeyRecovery(snapshot, truth: truth, participants: participants, addressed: &addressed)
             guard let healing = snapshot.healingUpdate else { continue }
             var attacker = snapshot.group
@@ -679,6 +674,11 @@ public struct Simulation {
             report.problems.append("a snapshot of device \(snapshot.device) does not decode: \(error)")
             return
         }
+        // The seized message ratchets themselves (chains, skipped keys) must not open what was read.
+        for id in snapshot.decryptedBefore {
+            report.fsChecks += 1
+            if snapshotCanDecrypt(seized, messages[id].envelope) { report.fsViolations += 1 }
+        }
         if addressed[victim] == nil { addressed[victim] = directMessages(to: victim, truth: truth) }
         let attack = KeyRecoveryAttack(
             victim: victim, binding: TwoPartyBinding(suite: seized.suite, groupID: seized.groupID),
@@ -687,14 +687,16 @@ public struct Simulation {
         // seized state opens is a violation.
         let byDesign = attack.knownValues(seized: seized, prekeys: prekeys, usingState: false)
         let everything = attack.knownValues(seized: seized, prekeys: prekeys, usingState: true)
-        let suite = seized.suite.suite
         for id in snapshot.decryptedBefore.sorted() {
             let envelope = messages[id].envelope
             report.fsKeyRecoveryChecks += 1
             guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload),
                   let secret = devices[snapshot.device].secrets[EpochKey(member: envelope.sender, epoch: ciphertext.epoch)]
-            else { continue }
-            guard everything.contains(secret), KeyRecoveryAttack.opens(envelope, with: secret, suite: suite) else { continue }
+            else {
+                report.problems.append("key recovery: no update secret recorded for a message device \(snapshot.device) read")
+                continue
+            }
+            guard everything.contains(secret), KeyRecoveryAttack.opens(envelope, with: secret, suite: seized.suite) else { continue }
             if byDesign.contains(secret) {
                 report.fsKeyRecoveryPrekeyExposed += 1
             } else {
@@ -742,10 +744,7 @@ public struct Simulation {
     func snapshotCanDecrypt(_ group: Group, _ envelope: Envelope) -> Bool {
         var messaging = group.messaging
         guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload) else { return false }
-        let header = ApplicationHeader(
-            version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
-            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
-        if case .success = messaging.decrypt(ciphertext, header: header) { return true }
+        if case .success = messaging.decrypt(ciphertext, header: ApplicationHeader(of: envelope, ciphertext: ciphertext)) { return true }
         return false
     }
 }

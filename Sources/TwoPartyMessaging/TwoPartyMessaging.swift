@@ -180,21 +180,9 @@ public struct TwoPartyState: Sendable, WireCodable {
         return TwoPartyMessage(header: header, ciphertext: ciphertext)
     }
 
-    /// The secret key of mine that a message with `header` was encrypted to, when it is not a
-    /// prekey (prekeys live in the ``PrekeyStore``): one of my indexed keys, or the key the peer
-    /// gave me.
-    public func secretKey(for header: TwoPartyHeader) -> PKESecretKey? {
-        switch header.origin {
-        case .other:
-            guard let index = header.index, index > 0 else { return nil }
-            return mySecretKeys[index]
-        case .me:
-            return receivedSecretKey
-        }
-    }
-
-    /// The secret bytes of ``secretKey(for:)``, without parsing a received key (parsing computes
-    /// its public key).
+    /// The secret bytes of the key of mine that a message with `header` was encrypted to, when it
+    /// is not a prekey (prekeys live in the ``PrekeyStore``): one of my indexed keys, or the key the
+    /// peer gave me (as bytes: parsing a key computes its public key).
     public func secretKeyBytes(for header: TwoPartyHeader) -> Bytes32? {
         switch header.origin {
         case .other:

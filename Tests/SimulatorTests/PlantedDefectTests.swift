@@ -44,6 +44,7 @@ import Testing
     func keptMessageKey(defect: PlantedDefect) {
         let report = Self.run(planting: [defect])
         #expect(report.fsInventoryViolations > 0, "\(SimulationTests.describe(report))")
+        #expect(report.fsViolations > 0, "the seized ratchets open what was read: \(SimulationTests.describe(report))")
         #expect(!report.ok)
     }
 
