@@ -40,6 +40,7 @@ public struct KeyBundle: Hashable, Sendable, WireCodable {
     /// Checks suite, signature and expiry, in that order; a bundle that fails is never used.
     public func verify(now: UInt64, expectedSuite: CipherSuiteID = .suite1) throws(KeyBundleError) {
         guard suite == expectedSuite else { throw .wrongSuite(suite) }
+        try checkKeys()
         guard identity.isValidSignature(signature, for: KeyBundle.signedBytes(suite: suite, prekey: prekey, notAfter: notAfter)) else {
             throw .badSignature
         }
@@ -66,6 +67,10 @@ public enum KeyBundleError: Error, Equatable, Hashable, Sendable {
     case badSignature
     case expired(notAfter: UInt64)
     case wrongSuite(CipherSuiteID)
+    /// The identity key is a point of small order (anyone can sign for it).
+    case smallOrderIdentity
+    /// The prekey is a point of small order (every Diffie-Hellman with it is all zero).
+    case lowOrderPrekey
 }
 
 /// The secrets of this device's recent prekeys (`PKI-SecretKey`, §2.3).

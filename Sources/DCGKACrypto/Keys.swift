@@ -106,7 +106,9 @@ public struct Signature: Hashable, Sendable, WireCodable {
 extension MemberID {
     /// Checks an Ed25519 signature made by this identity.
     public func isValidSignature(_ signature: Signature, for message: [UInt8]) -> Bool {
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: bytes) else { return false }
+        // BoringSSL accepts signatures under small-order keys (R = identity, S = 0 verifies for
+        // any message under the identity point): such keys are refused here.
+        guard !isSmallOrder, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: bytes) else { return false }
         return key.isValidSignature(signature.bytes, for: message)
     }
 }

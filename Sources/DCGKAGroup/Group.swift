@@ -173,7 +173,10 @@ extension Group {
             do { context = try WelcomeContext(wireBytes: try welcome.decodeContext()) } catch {
                 throw .invalidInvitation("\(error)")
             }
-            for known in context.bundles { group.bundles[known.identity] = known }
+            for known in context.bundles {
+                do { try known.checkKeys() } catch { throw .invalidInvitation("the welcome's bundle of \(known.identity): \(error)") }
+                group.bundles[known.identity] = known
+            }
             group.bundles[bundle.identity] = bundle
             group.broadcast.adoptFrontier(context.frontier)
         default:
@@ -436,13 +439,6 @@ extension Group {
             }
             acked = id
         }
-        switch body.fields {
-        case .create(let list):
-            for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
-        case .add(let bundle, _):
-            bundles[bundle.identity] = bundle
-        default: break
-        }
         let before = keyAgreement.members
         let wasMember = before.contains(me)
         let (mySeq, myPrev) = broadcast.nextOwnPosition()
@@ -461,6 +457,14 @@ extension Group {
         if result.fromNonMember {
             output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
             return
+        }
+        // Bundles are kept only from an envelope that was processed (DCGKA refuses unusable keys).
+        switch body.fields {
+        case .create(let list):
+            for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
+        case .add(let bundle, _):
+            bundles[bundle.identity] = bundle
+        default: break
         }
         if let secret = result.senderSecret {
             startEpoch(envelope.sender, envelope.seq, secret)

@@ -61,6 +61,9 @@ public struct KeyMaterial: Sendable {
 public struct OperationOutput: Sendable {
     public var body: ControlBody
     public var updateSecret: Bytes32?
+    /// Recipients my seed could not be encrypted to (no usable key): they get no direct message;
+    /// everyone else does (one recipient's failure never blocks the operation for the others).
+    public var unreachable: [MemberID: DCGKAError] = [:]
 }
 
 /// What processing someone's control message produced (§5.3): possibly an acknowledgment of mine to

@@ -17,10 +17,10 @@ extension DCGKAState {
         let op = OperationID(sender: me, seq: seq)
         try applyMembership(MembershipOperation(id: op, kind: .create(members: ids)))
         let directory = RecipientDirectory(view: history.members())
-        let dms = try generateSeed(recipients: ids, directory: directory, keys: keys, using: &rng)
+        let (dms, unreachable) = generateSeed(recipients: ids, directory: directory, keys: keys, using: &rng)
         let secret = processOwnSeed(op)
         let listed = (creatorBundle.map { [$0] } ?? []) + bundles
-        return OperationOutput(body: ControlBody(fields: .create(listed), directMessages: dms), updateSecret: secret)
+        return OperationOutput(body: ControlBody(fields: .create(listed), directMessages: dms), updateSecret: secret, unreachable: unreachable)
     }
 
     /// update(): a fresh seed for everyone in my view (post-compromise security).
@@ -30,9 +30,9 @@ extension DCGKAState {
         let view = history.members()
         guard view.contains(me) else { throw .invalidOperation("not a member") }
         let recipients = view.subtracting([me]).sorted()
-        let dms = try generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
+        let (dms, unreachable) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
         let secret = processOwnSeed(OperationID(sender: me, seq: seq))
-        return OperationOutput(body: ControlBody(fields: .update, directMessages: dms), updateSecret: secret)
+        return OperationOutput(body: ControlBody(fields: .update, directMessages: dms), updateSecret: secret, unreachable: unreachable)
     }
 
     /// remove(ID): a fresh seed for everyone in my view except ID.
@@ -45,9 +45,9 @@ extension DCGKAState {
         try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
         let view = history.members()
         let recipients = view.subtracting([me, removed]).sorted()
-        let dms = try generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
+        let (dms, unreachable) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
         let secret = processOwnSeed(op)
-        return OperationOutput(body: ControlBody(fields: .remove(removed), directMessages: dms), updateSecret: secret)
+        return OperationOutput(body: ControlBody(fields: .remove(removed), directMessages: dms), updateSecret: secret, unreachable: unreachable)
     }
 
     /// add(ID): the welcome carries my membership state (with this add) and my ratchet state before
@@ -73,19 +73,25 @@ extension DCGKAState {
         return OperationOutput(body: ControlBody(fields: .add(bundle, EncodedWelcome(welcome)), directMessages: []), updateSecret: secret)
     }
 
-    /// generate-seed(recipients): a new seed, sent to each recipient over 2SM.
+    /// generate-seed(recipients): a new seed, sent to each recipient over 2SM. A recipient it
+    /// cannot be encrypted to (no usable key) is left out and named, never failing the others.
     mutating func generateSeed<R: RandomNumberGenerator>(
         recipients: [MemberID], directory: RecipientDirectory, keys: KeyMaterial, using rng: inout R
-    ) throws(DCGKAError) -> [TaggedDirectMessage] {
+    ) -> (messages: [TaggedDirectMessage], unreachable: [MemberID: DCGKAError]) {
         let seed = rng.bytes32()
         journalNextSeed()
         nextSeed = seed
         var dms: [TaggedDirectMessage] = []
+        var unreachable: [MemberID: DCGKAError] = [:]
         dms.reserveCapacity(recipients.count)
         for id in recipients {
-            dms.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, seed.bytes, keys: keys, using: &rng)))
+            do {
+                dms.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, seed.bytes, keys: keys, using: &rng)))
+            } catch {
+                unreachable[id] = error
+            }
         }
-        return dms
+        return (dms, unreachable)
     }
 
     /// process-seed for my own operation: the seed is `nextSeed`, consumed here.
@@ -171,6 +177,7 @@ extension DCGKAState {
         switch body.fields {
         case .create(let bundles):
             guard history.isEmpty else { throw .unexpectedMessage("a second create") }
+            for bundle in bundles { try Self.checkArrived(bundle) }
             let members = bundles.map(\.identity).filter { $0 != sender }
             try applyMembership(MembershipOperation(id: op, kind: .create(members: members)))
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
@@ -180,6 +187,7 @@ extension DCGKAState {
             try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
         case .add(let bundle, let welcome):
+            try Self.checkArrived(bundle)
             if bundle.identity == me {
                 let decoded: Welcome
                 do { decoded = try welcome.decode() } catch { throw .malformedWelcome(error) }
@@ -196,6 +204,12 @@ extension DCGKAState {
             }
             return ProcessOutput(acknowledgment: nil, senderSecret: secret, mySecret: nil)
         }
+    }
+
+    /// A bundle that arrives in a create or an add is refused at once when its keys are of small
+    /// order (§2.1): the envelope fails, typed, at every member alike, and the key is never used.
+    static func checkArrived(_ bundle: KeyBundle) throws(DCGKAError) {
+        do { try bundle.checkKeys() } catch { throw .invalidKeyBundle(bundle.identity, error) }
     }
 
     /// The direct messages of `body` addressed to me, decrypted in order. Every one is decrypted,

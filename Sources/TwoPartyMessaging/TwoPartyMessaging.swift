@@ -107,6 +107,8 @@ public enum TwoPartyError: Error, Equatable, Hashable, Sendable {
     case noReceivedKey
     case decryptionFailed(CryptoError)
     case malformedPlaintext(WireError)
+    /// The sender's next key is a point of small order (every message to it would fail, §2.1).
+    case lowOrderKey
     case encryptionFailed(CryptoError)
 }
 
@@ -245,6 +247,7 @@ public struct TwoPartyState: Sendable, WireCodable {
         } catch {
             throw .decryptionFailed(error)
         }
+        let opened: TwoPartyPlaintext
         do throws(WireError) {
             var reader = WireReader(plaintext)
             let content = try reader.readLengthPrefixed(field: "2SM plaintext", limit: TwoPartyMessage.maximumCiphertextLength)
@@ -257,10 +260,13 @@ public struct TwoPartyState: Sendable, WireCodable {
             }
             let peerKey = try reader.read(PKEPublicKey.self)
             try reader.finish()
-            return TwoPartyPlaintext(message: content, keyForMe: forMe, peerIndex: peerIndex, peerKey: peerKey)
+            opened = TwoPartyPlaintext(message: content, keyForMe: forMe, peerIndex: peerIndex, peerKey: peerKey)
         } catch {
             throw .malformedPlaintext(error)
         }
+        // Refused on arrival: a low-order key would fail my next message to this peer.
+        guard !opened.peerKey.isLowOrder else { throw .lowOrderKey }
+        return opened
     }
 
     public static let maximumStoredKeys = 1 << 16

@@ -76,7 +76,7 @@ import Testing
         // API refuses to make): X becomes a known participant.
         var state = net.group("D").keyAgreement
         let view = net.ids(["A", "B", "C", "D"])
-        let seeds = try state.generateSeed(
+        let (seeds, _) = state.generateSeed(
             recipients: view.subtracting([net.id("D")]).sorted(), directory: RecipientDirectory(view: view),
             keys: KeyMaterial(prekeys: net.people["D"]!.prekeys, peerBundles: net.group("D").bundles), using: &net.rng)
         let removeX = Self.forge(net, as: "D", kind: .remove, payload: ControlBody(fields: .remove(x), directMessages: seeds).payload)
