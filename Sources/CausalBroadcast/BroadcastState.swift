@@ -323,10 +323,10 @@ public struct BroadcastState: Sendable, Equatable {
     /// create/add/remove/update among them is remembered for acknowledgments); a buffered or known
     /// envelope at exactly the head's seq with another hash, or a buffered successor whose `prev` is
     /// not the head's hash, marks its sender as an equivocator (and the successor is dropped).
-    /// Heads at or below what is already delivered only check the hash. Also applies to my own
-    /// entry (a re-added member continues its chain).
+    /// Heads at or below what is already delivered only check the hash; heads beyond the largest
+    /// seq are ignored. The group layer leaves out my own entry (a joiner numbers its own chain).
     public mutating func adoptFrontier(_ frontier: Frontier) {
-        for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) where head.seq >= 1 {
+        for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) where head.seq >= 1 && head.seq <= Envelope.maximumSeq {
             var state = senders[sender] ?? SenderState()
             if head.seq <= state.delivered {
                 if let known = state.recent[head.seq], known != head.hash { equivocators.insert(sender) }

@@ -178,7 +178,11 @@ extension Group {
                 group.bundles[known.identity] = known
             }
             group.bundles[bundle.identity] = bundle
-            group.broadcast.adoptFrontier(context.frontier)
+            // My own entry is ignored (§5.6): my chain is mine to number, and an adder could make
+            // it start anywhere (heads beyond any envelope's seq do not decode).
+            var frontier = context.frontier
+            frontier.heads[identity.id] = nil
+            group.broadcast.adoptFrontier(frontier)
         default:
             throw .invalidInvitation("not a create or an add")
         }
@@ -279,6 +283,9 @@ extension Group {
         let (seq, prev) = broadcast.nextOwnPosition()
         let output: OperationOutput
         do { output = try body(&keyAgreement, seq, keys(prekeys, now: now)) } catch { throw .protocolError(error) }
+        // The callers run this on a copy, so a refusal here leaves the group as it was.
+        let size = output.body.payload.count
+        guard size <= Envelope.maximumPayloadBytes else { throw .payloadTooLarge(bytes: size) }
         let envelope = seal(kind, seq: seq, prev: prev, acked: nil, body: output.body)
         startMyEpoch(seq, output.updateSecret)
         return envelope
@@ -444,14 +451,20 @@ extension Group {
         let (mySeq, myPrev) = broadcast.nextOwnPosition()
         let keys = keys(prekeys, now: nil)
         let result: ProcessOutput
+        var tooLarge: Int?
         do {
             result = try keyAgreement.transaction { (state) throws(DCGKAError) in
-                try state.process(
+                let result = try state.process(
                     sender: envelope.sender, seq: envelope.seq, body: body, acked: acked, mySeq: mySeq,
                     keys: keys, using: &rng)
+                if let size = result.acknowledgment?.payload.count, size > Envelope.maximumPayloadBytes {
+                    tooLarge = size
+                    throw .invalidOperation("acknowledgment too large")  // rolls the call back
+                }
+                return result
             }
         } catch {
-            output.events.append(failed(.protocolError(error)))
+            output.events.append(failed(tooLarge.map { .acknowledgmentTooLarge(bytes: $0) } ?? .protocolError(error)))
             return
         }
         if result.fromNonMember {

@@ -33,6 +33,8 @@ public enum GroupProcessingError: Error, Equatable, Sendable {
     case undecodable(WireError)
     case protocolError(DCGKAError)
     case unknownAcknowledgedEnvelope
+    /// My acknowledgment would exceed the envelope's payload limit.
+    case acknowledgmentTooLarge(bytes: Int)
 }
 
 /// Why a local operation (create, add, remove, update, send) was refused. State is unchanged.
@@ -45,4 +47,6 @@ public enum GroupError: Error, Equatable, Sendable {
     /// My current epoch may be readable outside my view; update first (or use `send(_:prekeys:using:)`).
     case refreshRequired
     case invalidInvitation(String)
+    /// The envelope this operation needs would exceed the payload limit (``Envelope/maximumPayloadBytes``).
+    case payloadTooLarge(bytes: Int)
 }
