@@ -34,6 +34,8 @@ public struct BroadcastState: Sendable, Equatable {
         var pending: [UInt64: Bytes32] = [:]
         /// Handed out by nextDeliverable, not yet marked delivered (its seq is `delivered + 1`).
         var inFlight: Envelope?
+        /// Payload bytes of `pending` (derived: kept by every change of the buffer).
+        var pendingBytes = 0
 
         var head: Bytes32? { recent[delivered] }
         var isEmpty: Bool { delivered == 0 && pending.isEmpty && inFlight == nil }
@@ -171,16 +173,26 @@ public struct BroadcastState: Sendable, Equatable {
                 return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
             }
         }
-        // The sender's next envelope is accepted even over the limits: it is deliverable as soon as
-        // its acknowledged envelope is, at most one per sender can be in that position, and
-        // refusing it could leave a full buffer that never drains.
+        // Quotas: per sender, then for everyone. The sender's next envelope is never refused (it is
+        // deliverable as soon as its acknowledged envelope is, and refusing it could leave a full
+        // buffer that never drains): room is made for it by dropping the envelopes furthest ahead,
+        // its sender's own first, which are reported missing again and fetched later.
         let isNext = envelope.seq == state.delivered + 1 && state.inFlight == nil
-        guard isNext || (buffer.count < configuration.maximumBufferedEnvelopes
-              && envelope.payload.count <= configuration.maximumBufferedPayloadBytes - bufferedPayloadBytes)
-        else { return .rejected(.bufferFull) }
+        let size = envelope.payload.count
+        if isNext {
+            evictAhead(of: &state, toFit: size)
+            makeRoomForNext(of: envelope.sender, state: &state, toFit: size)
+        } else {
+            guard state.pending.count < configuration.maximumBufferedEnvelopesPerSender,
+                  size <= configuration.maximumBufferedPayloadBytesPerSender - state.pendingBytes,
+                  buffer.count < configuration.maximumBufferedEnvelopes,
+                  size <= configuration.maximumBufferedPayloadBytes - bufferedPayloadBytes
+            else { return .rejected(.bufferFull) }
+        }
 
         buffer[envelope.hash] = envelope
-        bufferedPayloadBytes += envelope.payload.count
+        bufferedPayloadBytes += size
+        state.pendingBytes += size
         state.pending[envelope.seq] = envelope.hash
         stored = true
         store(state, for: envelope.sender)
@@ -282,6 +294,7 @@ public struct BroadcastState: Sendable, Equatable {
             guard var state = senders[sender], let envelope = state.inFlight else { continue }
             state.inFlight = nil
             state.pending[envelope.seq] = envelope.hash
+            state.pendingBytes += envelope.payload.count
             buffer[envelope.hash] = envelope
             bufferedPayloadBytes += envelope.payload.count
             senders[sender] = state
@@ -291,7 +304,50 @@ public struct BroadcastState: Sendable, Equatable {
 
     private mutating func removeFromBuffer(_ envelope: Envelope, state: inout SenderState) {
         if buffer.removeValue(forKey: envelope.hash) != nil { bufferedPayloadBytes -= envelope.payload.count }
-        if state.pending[envelope.seq] == envelope.hash { state.pending[envelope.seq] = nil }
+        if state.pending[envelope.seq] == envelope.hash {
+            state.pending[envelope.seq] = nil
+            state.pendingBytes -= envelope.payload.count
+        }
+    }
+
+    /// Drops this sender's buffered envelopes furthest ahead until one more of `size` bytes fits
+    /// its quota (its next envelope must be taken).
+    private mutating func evictAhead(of state: inout SenderState, toFit size: Int) {
+        while !state.pending.isEmpty,
+              state.pending.count >= configuration.maximumBufferedEnvelopesPerSender
+                || state.pendingBytes + size > configuration.maximumBufferedPayloadBytesPerSender,
+              let last = state.pending.keys.max(), let hash = state.pending[last], let envelope = buffer[hash] {
+            removeFromBuffer(envelope, state: &state)
+        }
+    }
+
+    /// Drops buffered envelopes of the sender holding the most, furthest ahead first and never a
+    /// sender's next one, until one more of `size` bytes fits the shared limits. `own` is the
+    /// state of `sender`, taken out of the table by the caller.
+    private mutating func makeRoomForNext(of sender: MemberID, state own: inout SenderState, toFit size: Int) {
+        func ahead(_ state: SenderState) -> Int {
+            state.pending.count - (state.pending[state.delivered + 1] == nil ? 0 : 1)
+        }
+        while buffer.count >= configuration.maximumBufferedEnvelopes
+            || bufferedPayloadBytes + size > configuration.maximumBufferedPayloadBytes {
+            var victim: (id: MemberID, count: Int)?
+            if ahead(own) > 0 { victim = (sender, ahead(own)) }
+            for (id, state) in senders {
+                let count = ahead(state)
+                if count > 0, count > (victim?.count ?? 0) || (count == victim?.count && id < victim!.id) { victim = (id, count) }
+            }
+            guard let victim else { return }  // nothing ahead anywhere: the limits are smaller than one envelope
+            if victim.id == sender {
+                guard let last = own.pending.keys.max(), let hash = own.pending[last], let envelope = buffer[hash] else { return }
+                removeFromBuffer(envelope, state: &own)
+            } else {
+                guard var state = senders.removeValue(forKey: victim.id), let last = state.pending.keys.max(),
+                      let hash = state.pending[last], let envelope = buffer[hash] else { return }
+                removeFromBuffer(envelope, state: &state)
+                store(state, for: victim.id)
+                refreshLine(victim.id)
+            }
+        }
     }
 
     /// Keeps `nextInLine` and the no-empty-entries invariant of `senders` (so that equal content

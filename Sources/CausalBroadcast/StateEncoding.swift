@@ -9,7 +9,8 @@ internal import DCGKACrypto
 /// suite          u8
 /// me             32
 /// configuration  varint maximumBufferedEnvelopes, varint maximumBufferedPayloadBytes,
-///                varint recentHashesPerSender (≥ 1)
+///                varint recentHashesPerSender (≥ 1), varint maximumBufferedEnvelopesPerSender,
+///                varint maximumBufferedPayloadBytesPerSender
 /// senders        varint n, then n in strictly increasing ID order:
 ///   id           32
 ///   delivered    varint
@@ -29,7 +30,7 @@ internal import DCGKACrypto
 /// buffered envelopes are rebuilt from those. Decoding checks every invariant the encoder
 /// guarantees, so decode-then-encode gives the same bytes.
 extension BroadcastState: WireCodable {
-    static let encodingVersion: UInt8 = 1
+    static let encodingVersion: UInt8 = 2
     static let maximumSenders = 1 << 20
     static let maximumAcknowledgeable = 1 << 26
 
@@ -41,6 +42,8 @@ extension BroadcastState: WireCodable {
         writer.writeVarint(configuration.maximumBufferedEnvelopes)
         writer.writeVarint(configuration.maximumBufferedPayloadBytes)
         writer.writeVarint(configuration.recentHashesPerSender)
+        writer.writeVarint(configuration.maximumBufferedEnvelopesPerSender)
+        writer.writeVarint(configuration.maximumBufferedPayloadBytesPerSender)
 
         let table = senders.filter { $0.value.delivered > 0 }.keys.sorted()
         var index: [MemberID: Int] = [:]
@@ -85,12 +88,15 @@ extension BroadcastState: WireCodable {
         let me = try MemberID.decode(from: &reader)
         let limit = BroadcastConfiguration.limit
         let maxEnvelopes = try reader.readBoundedVarint(field: "broadcast.maxEnvelopes", limit: limit)
-        let maxBytes = try reader.readBoundedVarint(field: "broadcast.maxBytes", limit: 1 << 40)
+        let maxBytes = try reader.readBoundedVarint(field: "broadcast.maxBytes", limit: BroadcastConfiguration.byteLimit)
         let window = try reader.readBoundedVarint(field: "broadcast.recentHashes", limit: limit)
         guard window >= 1 else { throw .invalidValue(field: "broadcast.recentHashes") }
+        let perSender = try reader.readBoundedVarint(field: "broadcast.maxEnvelopesPerSender", limit: limit)
+        let perSenderBytes = try reader.readBoundedVarint(field: "broadcast.maxBytesPerSender", limit: BroadcastConfiguration.byteLimit)
         let configuration = BroadcastConfiguration(
             maximumBufferedEnvelopes: maxEnvelopes, maximumBufferedPayloadBytes: maxBytes,
-            recentHashesPerSender: window)
+            recentHashesPerSender: window, maximumBufferedEnvelopesPerSender: perSender,
+            maximumBufferedPayloadBytesPerSender: perSenderBytes)
         var state = BroadcastState(groupID: groupID, suite: suite, me: me, configuration: configuration)
 
         let senderCount = try reader.readBoundedVarint(field: "broadcast.senders", limit: maximumSenders)
@@ -160,6 +166,7 @@ extension BroadcastState: WireCodable {
             state.buffer[envelope.hash] = envelope
             state.bufferedPayloadBytes += envelope.payload.count
             state.senders[envelope.sender, default: SenderState()].pending[envelope.seq] = envelope.hash
+            state.senders[envelope.sender, default: SenderState()].pendingBytes += envelope.payload.count
         }
 
         let inFlightCount = try reader.readBoundedVarint(field: "broadcast.inFlight", limit: maximumSenders)

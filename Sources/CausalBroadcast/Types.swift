@@ -10,17 +10,25 @@ public struct BroadcastConfiguration: Sendable, Equatable, Hashable {
     /// Hashes of the latest delivered envelopes kept per sender for duplicate and equivocation
     /// checks (at least 1: the head of the chain is always kept).
     public var recentHashesPerSender: Int
+    /// Envelopes of one sender that may wait at once, so that no sender can fill the buffer.
+    public var maximumBufferedEnvelopesPerSender: Int
+    /// Payload bytes of one sender's waiting envelopes.
+    public var maximumBufferedPayloadBytesPerSender: Int
 
     /// Limits of the decoder (and so of any value that can be stored).
     public static let limit = 1 << 26
+    public static let byteLimit = 1 << 40
 
     public init(
         maximumBufferedEnvelopes: Int = 10_000, maximumBufferedPayloadBytes: Int = 256 << 20,
-        recentHashesPerSender: Int = 256
+        recentHashesPerSender: Int = 256,
+        maximumBufferedEnvelopesPerSender: Int = 2_000, maximumBufferedPayloadBytesPerSender: Int = 64 << 20
     ) {
         self.maximumBufferedEnvelopes = min(max(0, maximumBufferedEnvelopes), Self.limit)
-        self.maximumBufferedPayloadBytes = min(max(0, maximumBufferedPayloadBytes), 1 << 40)
+        self.maximumBufferedPayloadBytes = min(max(0, maximumBufferedPayloadBytes), Self.byteLimit)
         self.recentHashesPerSender = min(max(1, recentHashesPerSender), Self.limit)
+        self.maximumBufferedEnvelopesPerSender = min(max(0, maximumBufferedEnvelopesPerSender), Self.limit)
+        self.maximumBufferedPayloadBytesPerSender = min(max(0, maximumBufferedPayloadBytesPerSender), Self.byteLimit)
     }
 }
 

@@ -287,9 +287,14 @@ import Testing
         let before = state
         #expect(state.receive(chain[6], isKnownSender: everyoneKnown) == .rejected(.bufferFull))
         #expect(state == before)
-        // The sender's next envelope is still accepted, so a full buffer always drains.
+        // The sender's next envelope is still accepted, so a full buffer always drains: room is made
+        // by dropping the envelope furthest ahead, which is then missing and fetched again.
         #expect(state.receive(chain[0], isKnownSender: everyoneKnown) == .buffered)
-        #expect(state.drain() == Array(chain[0...5]))
+        #expect(state.bufferedCount == 5)
+        #expect(state.drain() == Array(chain[0...4]))
+        #expect(state.missing().isEmpty)
+        #expect(state.receive(chain[5], isKnownSender: everyoneKnown) == .buffered)
+        #expect(state.drain() == [chain[5]])
         #expect(state.receive(chain[6], isKnownSender: everyoneKnown) == .buffered)
 
         var byBytes = newState(.init(maximumBufferedPayloadBytes: 5))
@@ -299,6 +304,32 @@ import Testing
         #expect(byBytes.receive(chain[3], isKnownSender: everyoneKnown) == .rejected(.bufferFull))
         #expect(byBytes == beforeBytes)
         #expect(byBytes.bufferedBytes == 4)
+    }
+
+    @Test("one sender cannot fill the shared buffer; another's next envelope makes room", arguments: [true, false])
+    func perSenderQuotas(byBytes: Bool) {
+        var flood = Sender(seed: 1, groupID: group)
+        var honest = Sender(seed: 2, groupID: group)
+        let floods = (1...40).map { _ in flood.send(.application, payload: [1, 2, 3, 4]) }
+        let honestOnes = (1...6).map { _ in honest.send(.application, payload: [5, 6, 7, 8]) }
+        var state = newState(byBytes
+            ? .init(maximumBufferedPayloadBytes: 40, maximumBufferedPayloadBytesPerSender: 24)
+            : .init(maximumBufferedEnvelopes: 10, maximumBufferedEnvelopesPerSender: 6))
+        // The flood (all ahead of its first envelope) stops at its quota, typed.
+        let outcomes = floods[1...].map { state.receive($0, isKnownSender: everyoneKnown) }
+        #expect(outcomes.filter { $0 == .buffered }.count == 6)
+        #expect(outcomes.dropFirst(6).allSatisfy { $0 == .rejected(.bufferFull) })
+        // Another sender still has room.
+        for e in honestOnes[1...4] { #expect(state.receive(e, isKnownSender: everyoneKnown) == .buffered) }
+        #expect(state.receive(honestOnes[5], isKnownSender: everyoneKnown) == .rejected(.bufferFull), "shared limit reached")
+        // Its next envelope is taken all the same; the flood's furthest envelopes make room.
+        #expect(state.receive(honestOnes[0], isKnownSender: everyoneKnown) == .buffered)
+        #expect(state.drain().filter { $0.sender == honest.id } == Array(honestOnes[0...4]))
+        // The flood's own next envelope is taken too, dropping its furthest one.
+        #expect(state.receive(floods[0], isKnownSender: everyoneKnown) == .buffered)
+        let delivered = state.drain()
+        #expect(delivered.first == floods[0])
+        #expect(state.bufferedCount <= (byBytes ? 10 : 10))
     }
 
     @Test func ownEnvelopes() throws {
