@@ -84,12 +84,16 @@ public struct PrekeyStore: Sendable, Equatable, WireCodable {
     }
 
     public private(set) var entries: [PKEPublicKey: Entry] = [:]
-    /// Seconds a prekey is kept after its `notAfter` for messages still in flight.
+    /// Seconds a prekey is kept after its `notAfter`: a bundle's expiry limits where it is offered,
+    /// not a channel a peer in one of my groups may still open on it (§2.3), so the default is the
+    /// hard limit of §2.3.
     public var gracePeriod: UInt64
 
     public static let maximumEntries = 1024
+    /// §2.3's hard limit: a prekey secret is kept at most until `notAfter` plus this.
+    public static let defaultGracePeriod: UInt64 = 60 * 24 * 3600
 
-    public init(gracePeriod: UInt64 = 7 * 24 * 3600) { self.gracePeriod = gracePeriod }
+    public init(gracePeriod: UInt64 = PrekeyStore.defaultGracePeriod) { self.gracePeriod = gracePeriod }
 
     /// Makes a new prekey, keeps its secret and returns its signed bundle.
     public mutating func generate<R: RandomNumberGenerator>(

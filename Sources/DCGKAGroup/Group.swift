@@ -54,8 +54,11 @@ public struct Group: Sendable, Equatable {
     public internal(set) var keyAgreement: DCGKAState
     public internal(set) var broadcast: BroadcastState
     public internal(set) var messaging: MessagingState
-    /// Key bundles of members, from the create, adds and welcomes.
+    /// Key bundles of members, from the create, adds, welcomes and updates: for each member the
+    /// newest valid one known (by `notAfter`, never downgraded, §2.3).
     public internal(set) var bundles: [MemberID: KeyBundle]
+    /// My newest bundle, to be announced with my next update (``adoptOwnBundle(_:)``).
+    public internal(set) var bundleToAnnounce: KeyBundle?
     /// Filled only when the configuration asks for it (simulator); never encoded.
     @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
     /// Filled only when the configuration asks for it (simulator); never encoded.
@@ -79,6 +82,7 @@ public struct Group: Sendable, Equatable {
         broadcast = BroadcastState(groupID: groupID, suite: suite, me: identity.id, configuration: configuration.broadcast)
         messaging = MessagingState(suite: suite, configuration: configuration.messaging)
         bundles = [:]
+        bundleToAnnounce = nil
         exposesUpdateSecrets = configuration.exposesUpdateSecrets
         if exposesUpdateSecrets {
             keyAgreement.startTracing()
@@ -175,9 +179,9 @@ extension Group {
             }
             for known in context.bundles {
                 do { try known.checkKeys() } catch { throw .invalidInvitation("the welcome's bundle of \(known.identity): \(error)") }
-                group.bundles[known.identity] = known
+                group.adopt(known)
             }
-            group.bundles[bundle.identity] = bundle
+            group.adopt(bundle)
             // My own entry is ignored (§5.6): my chain is mine to number, and an adder could make
             // it start anywhere (heads beyond any envelope's seq do not decode).
             var frontier = context.frontier
@@ -239,8 +243,10 @@ extension Group {
         }
         var copy = self
         var envelopes: [Envelope] = []
-        if copy.needsRefresh { envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng)) }
-        copy.bundles[bundle.identity] = bundle
+        if copy.needsRefresh || copy.bundleToAnnounce != nil {
+            envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng))
+        }
+        copy.adopt(bundle)  // verified above; an older one than I know is used for this add only
         let context = WelcomeContext(
             frontier: copy.broadcast.frontier,
             bundles: copy.members.compactMap { copy.bundles[$0] }.sorted { $0.identity < $1.identity })
@@ -264,15 +270,61 @@ extension Group {
         return envelope
     }
 
+    /// A fresh seed for my view (post-compromise security); it also announces my newest bundle
+    /// when I have adopted one since my last update.
     public mutating func update<R: RandomNumberGenerator>(
         prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
     ) throws(GroupError) -> Envelope {
         var copy = self
+        let announced = copy.bundleToAnnounce
         let envelope = try copy.operate(.update, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
-            try state.update(seq: seq, keys: keys, using: &rng)
+            try state.update(seq: seq, keys: keys, announcing: announced, using: &rng)
+        }
+        if let announced {
+            copy.bundles[me] = announced
+            copy.bundleToAnnounce = nil
         }
         self = copy
         return envelope
+    }
+
+    // MARK: Key bundles (§2.3)
+
+    /// Takes a bundle of mine made after I rotated my prekey: my next update carries it to the
+    /// group (``send(_:prekeys:now:using:)`` and ``add(_:prekeys:now:using:)`` issue that update
+    /// first), so that members who open a channel with me later use the new prekey.
+    public mutating func adoptOwnBundle(_ bundle: KeyBundle, now: UInt64) throws(GroupError) {
+        guard bundle.identity == me else { throw .invalidKeyBundle(bundle.identity, "not my bundle") }
+        do { try bundle.verify(now: now, expectedSuite: suite) } catch { throw .invalidKeyBundle(bundle.identity, "\(error)") }
+        guard bundle.notAfter > (bundleToAnnounce ?? bundles[me])?.notAfter ?? 0 else {
+            throw .invalidKeyBundle(bundle.identity, "not newer than the one I have")
+        }
+        bundleToAnnounce = bundle
+    }
+
+    /// Takes a newer bundle of a member from anywhere the application learned it (a contact, a
+    /// directory): verified against `now`, and kept only when newer than the one I have.
+    /// Returns whether it was kept.
+    @discardableResult
+    public mutating func offerBundle(_ bundle: KeyBundle, now: UInt64) throws(GroupError) -> Bool {
+        do { try bundle.verify(now: now, expectedSuite: suite) } catch { throw .invalidKeyBundle(bundle.identity, "\(error)") }
+        return adopt(bundle)
+    }
+
+    /// The newest-valid-bundle rule of §2.3 for a bundle that arrived in the group: the first one
+    /// known for a member is kept (its signature is checked when a channel is opened with it);
+    /// a later one only when its `notAfter` is later and its signature and keys are good. Never
+    /// downgraded, so an old bundle replayed in an add changes nothing.
+    @discardableResult
+    mutating func adopt(_ bundle: KeyBundle) -> Bool {
+        guard let known = bundles[bundle.identity] else {
+            bundles[bundle.identity] = bundle
+            return true
+        }
+        // `now: 0`: expiry limits where a bundle is offered, not a channel inside a group.
+        guard bundle.notAfter > known.notAfter, (try? bundle.verify(now: 0, expectedSuite: suite)) != nil else { return false }
+        bundles[bundle.identity] = bundle
+        return true
     }
 
     mutating func operate(
@@ -298,7 +350,9 @@ extension Group {
     ) throws(GroupError) -> [Envelope] {
         var copy = self
         var envelopes: [Envelope] = []
-        if copy.needsRefresh { envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng)) }
+        if copy.needsRefresh || copy.bundleToAnnounce != nil {
+            envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng))
+        }
         envelopes.append(try copy.send(bytes))
         self = copy
         return envelopes
@@ -471,12 +525,15 @@ extension Group {
             output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
             return
         }
-        // Bundles are kept only from an envelope that was processed (DCGKA refuses unusable keys).
+        // Bundles are kept only from an envelope that was processed (DCGKA refuses unusable keys),
+        // by the newest-valid rule.
         switch body.fields {
         case .create(let list):
-            for bundle in list where bundles[bundle.identity] == nil { bundles[bundle.identity] = bundle }
+            for bundle in list { adopt(bundle) }
         case .add(let bundle, _):
-            bundles[bundle.identity] = bundle
+            adopt(bundle)
+        case .update(let bundle?) where bundle.identity == envelope.sender && (try? bundle.checkKeys()) != nil:
+            adopt(bundle)
         default: break
         }
         if let secret = result.senderSecret {

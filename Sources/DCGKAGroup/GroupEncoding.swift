@@ -18,6 +18,7 @@ extension Group: WireCodable {
         writer.write(broadcast)
         writer.write(messaging)
         writer.writeArray(bundles.values.sorted { $0.identity < $1.identity })
+        writer.writeOptional(bundleToAnnounce)
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
@@ -34,7 +35,11 @@ extension Group: WireCodable {
             throw .invalidValue(field: "bundle order")
         }
         for bundle in list { bundles[bundle.identity] = bundle }
-        return Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
+        let toAnnounce = try reader.readOptional(KeyBundle.self, field: "bundle to announce")
+        guard toAnnounce.map({ $0.identity == identity.id }) ?? true else { throw .invalidValue(field: "bundle to announce") }
+        var group = Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
+        group.bundleToAnnounce = toAnnounce
+        return group
     }
 
     init(identity: IdentityKey, keyAgreement: DCGKAState, broadcast: BroadcastState, messaging: MessagingState, bundles: [MemberID: KeyBundle]) {

@@ -121,7 +121,8 @@ public struct ControlBody: Equatable, Sendable {
         /// The added member's key bundle and its welcome.
         case add(KeyBundle, EncodedWelcome)
         case remove(MemberID)
-        case update
+        /// A fresh seed for my view; optionally my newest key bundle (after I rotated my prekey).
+        case update(KeyBundle?)
         case ack
         case addAck
         case welcomeAck
@@ -160,7 +161,9 @@ public struct ControlBody: Equatable, Sendable {
             writer.writeLengthPrefixed(welcome.bytes)
         case .remove(let removed):
             writer.write(removed)
-        case .update, .ack, .addAck, .welcomeAck:
+        case .update(let bundle):
+            writer.writeOptional(bundle)
+        case .ack, .addAck, .welcomeAck:
             break
         }
         writer.writeArray(directMessages)
@@ -177,7 +180,7 @@ public struct ControlBody: Equatable, Sendable {
             fields = .add(added, EncodedWelcome(bytes: try reader.readLengthPrefixed(field: "welcome", limit: EncodedWelcome.maximumLength)))
         case .remove:
             fields = .remove(try reader.read())
-        case .update: fields = .update
+        case .update: fields = .update(try reader.readOptional(field: "update bundle"))
         case .ack: fields = .ack
         case .addAck: fields = .addAck
         case .welcomeAck: fields = .welcomeAck

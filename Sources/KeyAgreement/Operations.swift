@@ -23,16 +23,17 @@ extension DCGKAState {
         return OperationOutput(body: ControlBody(fields: .create(listed), directMessages: dms), updateSecret: secret, unreachable: unreachable)
     }
 
-    /// update(): a fresh seed for everyone in my view (post-compromise security).
+    /// update(): a fresh seed for everyone in my view (post-compromise security), announcing my
+    /// newest key bundle when one is given.
     public mutating func update<R: RandomNumberGenerator>(
-        seq: UInt64, keys: KeyMaterial, using rng: inout R
+        seq: UInt64, keys: KeyMaterial, announcing bundle: KeyBundle? = nil, using rng: inout R
     ) throws(DCGKAError) -> OperationOutput {
         let view = history.members()
         guard view.contains(me) else { throw .invalidOperation("not a member") }
         let recipients = view.subtracting([me]).sorted()
         let (dms, unreachable) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
         let secret = processOwnSeed(OperationID(sender: me, seq: seq))
-        return OperationOutput(body: ControlBody(fields: .update, directMessages: dms), updateSecret: secret, unreachable: unreachable)
+        return OperationOutput(body: ControlBody(fields: .update(bundle), directMessages: dms), updateSecret: secret, unreachable: unreachable)
     }
 
     /// remove(ID): a fresh seed for everyone in my view except ID.

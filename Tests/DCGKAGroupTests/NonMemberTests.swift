@@ -46,7 +46,7 @@ import Testing
         let epochsBefore = ["A", "C", "D"].map { net.group($0).messaging.currentEpoch(of: b) }
 
         let remove = Self.forge(net, as: "B", kind: .remove, payload: ControlBody(fields: .remove(net.id("C")), directMessages: []).payload)
-        let update = Self.forge(net, as: "B", kind: .update, payload: ControlBody(fields: .update, directMessages: []).payload,
+        let update = Self.forge(net, as: "B", kind: .update, payload: ControlBody(fields: .update(nil), directMessages: []).payload,
                                 position: (remove.seq + 1, remove.hash))
         // B still holds a sending chain of its own; a message in it used to be shown.
         var messaging = net.group("B").messaging
