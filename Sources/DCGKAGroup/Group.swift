@@ -525,6 +525,7 @@ extension Group {
             output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
             return
         }
+        for loss in result.lost { output.events.append(.lostRatchet(of: loss.member, at: loss.operation, reason: loss.reason)) }
         // Bundles are kept only from an envelope that was processed (DCGKA refuses unusable keys),
         // by the newest-valid rule.
         switch body.fields {

@@ -26,6 +26,10 @@ public enum GroupEvent: Equatable, Sendable {
     case rejected(BroadcastError)
     /// A delivered control message could not be processed; the group goes on without it.
     case processingFailed(sender: MemberID, seq: UInt64, error: GroupProcessingError)
+    /// I can no longer follow `member`'s key ratchet since `operation` (a direct message I needed
+    /// could not be decrypted, or was missing): what it sends is unreadable to me until recovery
+    /// (§5.7). The envelope's membership effect was applied all the same.
+    case lostRatchet(of: MemberID, at: OperationID, reason: DCGKAError)
 }
 
 /// Why a delivered control envelope had no effect.

@@ -123,7 +123,10 @@ public struct ControlBody: Equatable, Sendable {
         case remove(MemberID)
         /// A fresh seed for my view; optionally my newest key bundle (after I rotated my prekey).
         case update(KeyBundle?)
-        case ack
+        /// `withoutSecret`: I could not obtain my secret of the acknowledged operation (§5.7 rule 1):
+        /// nobody steps my ratchet for this acknowledgment, and everyone deletes the member secret
+        /// it kept for me from that operation.
+        case ack(withoutSecret: Bool)
         case addAck
         case welcomeAck
     }
@@ -163,7 +166,9 @@ public struct ControlBody: Equatable, Sendable {
             writer.write(removed)
         case .update(let bundle):
             writer.writeOptional(bundle)
-        case .ack, .addAck, .welcomeAck:
+        case .ack(let withoutSecret):
+            writer.writeUInt8(withoutSecret ? 1 : 0)
+        case .addAck, .welcomeAck:
             break
         }
         writer.writeArray(directMessages)
@@ -181,7 +186,10 @@ public struct ControlBody: Equatable, Sendable {
         case .remove:
             fields = .remove(try reader.read())
         case .update: fields = .update(try reader.readOptional(field: "update bundle"))
-        case .ack: fields = .ack
+        case .ack:
+            let flag = try reader.readUInt8()
+            guard flag <= 1 else { throw .invalidValue(field: "ack flag") }
+            fields = .ack(withoutSecret: flag == 1)
         case .addAck: fields = .addAck
         case .welcomeAck: fields = .welcomeAck
         }

@@ -76,6 +76,22 @@ public struct ProcessOutput: Sendable {
     /// The envelope was an operation (update, add, remove) of a sender that was not a member in
     /// its own view just before it (§4.2): it had no effect, and nobody acknowledges it.
     public var fromNonMember = false
+    /// Ratchets I can no longer follow because of this envelope (its membership effect applied
+    /// all the same): whose, by which operation, and why.
+    public var lost: [LostRatchet] = []
+}
+
+/// A member's ratchet that I can no longer follow (§5.7): a direct message I needed could not be
+/// decrypted or was missing, so I lack an input of that member's update-ratchet.
+public struct LostRatchet: Sendable, Equatable {
+    public var member: MemberID
+    public var operation: OperationID
+    public var reason: DCGKAError
+    public init(member: MemberID, operation: OperationID, reason: DCGKAError) {
+        self.member = member
+        self.operation = operation
+        self.reason = reason
+    }
 }
 
 /// The DCGKA state of one member in one group (§5.1). A value: every call returns or throws, and
@@ -100,6 +116,14 @@ public struct DCGKAState: Sendable {
     /// which moves their next message onto a fresh key of mine, so that a prekey I must keep for
     /// others (§2.3) no longer opens what they send me (PROTOCOL-NOTES.md, "leaving the prekey").
     public internal(set) var channelsOnMyPrekey: Set<MemberID> = []
+    /// Members whose ratchet I can no longer follow (§5.7): their update secrets as I derive them
+    /// are wrong, so what they send is undecryptable to me until recovery.
+    public internal(set) var lostRatchets: Set<MemberID> = []
+    /// Operations whose seed I could not obtain: acknowledgments of them that carry a secret
+    /// cannot be followed by me either.
+    public internal(set) var lostSeeds: Set<OperationID> = []
+    /// Losses found by the current `process` call (transient; never encoded or compared).
+    var lossesInCall: [LostRatchet] = []
     /// Simulator only (`nil` otherwise, never encoded or compared): every secret this state used
     /// up, and so must have deleted (§3.3, §5.2), for the simulator's secret inventory.
     @_spi(Simulation) public internal(set) var retiredSecrets: [Bytes32]?
@@ -323,6 +347,8 @@ struct Journal: Sendable {
     var nextSeed: Bytes32??
     var myRatchetReaders: Set<MemberID>??
     var channelsOnMyPrekey: Set<MemberID>?
+    var lostRatchets: Set<MemberID>?
+    var lostSeeds: Set<OperationID>?
     /// Lengths of the simulator's traces when the call began.
     var retiredCount: Int?
     var stepCount: Int?
@@ -334,7 +360,8 @@ extension DCGKAState: Equatable {
         lhs.me == rhs.me && lhs.groupID == rhs.groupID && lhs.suite == rhs.suite && lhs.history == rhs.history
             && lhs.nextSeed == rhs.nextSeed && lhs.twoParty == rhs.twoParty && lhs.memberSecrets == rhs.memberSecrets
             && lhs.ratchets == rhs.ratchets && lhs.myRatchetReaders == rhs.myRatchetReaders
-            && lhs.channelsOnMyPrekey == rhs.channelsOnMyPrekey
+            && lhs.channelsOnMyPrekey == rhs.channelsOnMyPrekey && lhs.lostRatchets == rhs.lostRatchets
+            && lhs.lostSeeds == rhs.lostSeeds
     }
 }
 
@@ -366,6 +393,8 @@ extension DCGKAState {
         if let saved = journal.nextSeed { nextSeed = saved }
         if let saved = journal.myRatchetReaders { myRatchetReaders = saved }
         if let saved = journal.channelsOnMyPrekey { channelsOnMyPrekey = saved }
+        if let saved = journal.lostRatchets { lostRatchets = saved }
+        if let saved = journal.lostSeeds { lostSeeds = saved }
         if let count = journal.retiredCount { retiredSecrets!.removeSubrange(count...) }
         if let count = journal.stepCount { ratchetSteps!.removeSubrange(count...) }
     }
@@ -432,6 +461,18 @@ extension DCGKAState {
 
     mutating func journalMyRatchetReaders() {
         if journal != nil, journal!.myRatchetReaders == nil { journal!.myRatchetReaders = .some(myRatchetReaders) }
+    }
+
+    /// I can no longer follow `member`'s ratchet since `op` (recorded, and reported by this call).
+    mutating func lose(_ member: MemberID, at op: OperationID, because reason: DCGKAError) {
+        if journal != nil, journal!.lostRatchets == nil { journal!.lostRatchets = lostRatchets }
+        lostRatchets.insert(member)
+        lossesInCall.append(LostRatchet(member: member, operation: op, reason: reason))
+    }
+
+    mutating func loseSeed(of op: OperationID) {
+        if journal != nil, journal!.lostSeeds == nil { journal!.lostSeeds = lostSeeds }
+        lostSeeds.insert(op)
     }
 
     mutating func journalChannelsOnMyPrekey() {

@@ -36,6 +36,8 @@ extension DCGKAState: WireCodable {
         writer.writeBool(myRatchetReaders != nil)
         if let readers = myRatchetReaders { writer.writeArray(readers.sorted()) }
         writer.writeArray(channelsOnMyPrekey.sorted())
+        writer.writeArray(lostRatchets.sorted())
+        writer.writeArray(lostSeeds.sorted())
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
@@ -80,6 +82,12 @@ extension DCGKAState: WireCodable {
         // Only a channel that exists can rest on my prekey.
         guard onPrekey.allSatisfy({ state.twoParty[$0] != nil }) else { throw .invalidValue(field: "channels on my prekey") }
         state.channelsOnMyPrekey = Set(onPrekey)
+        let lost = try reader.readArray(MemberID.self, field: "lost ratchets", limit: maximumPeers)
+        for (a, b) in zip(lost, lost.dropFirst()) where !(a < b) { throw .invalidValue(field: "lost ratchets order") }
+        state.lostRatchets = Set(lost)
+        let seeds = try reader.readArray(OperationID.self, field: "lost seeds", limit: maximumMemberSecrets)
+        for (a, b) in zip(seeds, seeds.dropFirst()) where !(a < b) { throw .invalidValue(field: "lost seeds order") }
+        state.lostSeeds = Set(seeds)
         return state
     }
 }

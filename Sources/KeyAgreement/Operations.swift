@@ -133,7 +133,10 @@ extension DCGKAState {
         sender: MemberID, seq: UInt64, body: ControlBody, acked: OperationID?, mySeq: UInt64,
         keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
+        lossesInCall = []
         var output = try processContent(sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, using: &rng)
+        output.lost = lossesInCall
+        lossesInCall = []
         var movesChannels = true
         #if DEBUG
         movesChannels = !PlantedDefects.isActive(.stayOnPrekey)
@@ -239,14 +242,22 @@ extension DCGKAState {
     ) throws(DCGKAError) -> ProcessOutput {
         // The recipients are the sender's view without the sender; the view is used as is (no copy).
         let senderView = history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
-        let mine = try myDirectMessages(op, body: body, senderView: senderView, keys: keys)
+        var mine: [[UInt8]] = []
+        var failure: DCGKAError?
+        do { mine = try myDirectMessages(op, body: body, senderView: senderView, keys: keys) } catch { failure = error }
         guard me != op.sender, senderView.contains(me) else {
             // Added concurrently, unknown to the sender (or removed by this very message).
             try recordOwnAcknowledgment(of: op, mySeq: mySeq)
-            return ProcessOutput(acknowledgment: ControlBody(fields: .ack, directMessages: []), senderSecret: nil, mySecret: nil)
+            return ProcessOutput(acknowledgment: ControlBody(fields: .ack(withoutSecret: false), directMessages: []), senderSecret: nil, mySecret: nil)
         }
-        guard let first = mine.first else { throw .missingDirectMessage(op) }
-        let seed = try decodeSecret(first, from: op.sender)
+        let seed: Bytes32
+        do throws(DCGKAError) {
+            if let failure { throw failure }
+            guard let first = mine.first else { throw DCGKAError.missingDirectMessage(op) }
+            seed = try decodeSecret(first, from: op.sender)
+        } catch {
+            return try lostSeed(op, mySeq: mySeq, because: error)
+        }
         let senderSecret = deriveFromSeed(seed, op: op, recipients: senderView)
         try recordOwnAcknowledgment(of: op, mySeq: mySeq)
         let view = history.members()
@@ -255,8 +266,10 @@ extension DCGKAState {
         if !newcomers.isEmpty, let mySecret = memberSecrets[MemberSecretKey(operation: op, member: me)] {
             let directory = RecipientDirectory(view: view)
             for id in newcomers.sorted() {
-                forwards.append(TaggedDirectMessage(
-                    tag: directory.tag(for: id), message: try encrypt(to: id, mySecret.bytes, keys: keys, using: &rng)))
+                // A newcomer I cannot reach loses my secret (it knows: its acknowledgment then lacks
+                // the input); the others still get theirs.
+                guard let message = try? encrypt(to: id, mySecret.bytes, keys: keys, using: &rng) else { continue }
+                forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: message))
             }
         }
         var mySecret: Bytes32?
@@ -266,7 +279,18 @@ extension DCGKAState {
             mySecret = updateRatchet(me, input: secret.bytes)
         }
         return ProcessOutput(
-            acknowledgment: ControlBody(fields: .ack, directMessages: forwards), senderSecret: senderSecret, mySecret: mySecret)
+            acknowledgment: ControlBody(fields: .ack(withoutSecret: false), directMessages: forwards), senderSecret: senderSecret,
+            mySecret: mySecret)
+    }
+
+    /// §5.7 rule 1: the seed of `op` is out of my reach. Its membership effect stays (applied before),
+    /// I acknowledge it without a secret (nobody steps my ratchet for that, so mine stays in step
+    /// everywhere), and I can no longer follow its sender's ratchet.
+    mutating func lostSeed(_ op: OperationID, mySeq: UInt64, because reason: DCGKAError) throws(DCGKAError) -> ProcessOutput {
+        try recordOwnAcknowledgment(of: op, mySeq: mySeq)
+        loseSeed(of: op)
+        lose(op.sender, at: op, because: reason)
+        return ProcessOutput(acknowledgment: ControlBody(fields: .ack(withoutSecret: true), directMessages: []), senderSecret: nil, mySecret: nil)
     }
 
     mutating func consumeMemberSecret(op: OperationID, member: MemberID) -> Bytes32? {
@@ -278,12 +302,26 @@ extension DCGKAState {
         if history.contains(acked) {
             try recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq)
         }
-        let forwarded = try myDirectMessages(ack, body: body, keys: keys)
-        var secret = consumeMemberSecret(op: acked, member: ack.sender)
+        var forwarded: [[UInt8]] = []
+        var failure: DCGKAError?
+        do { forwarded = try myDirectMessages(ack, body: body, keys: keys) } catch { failure = error }
+        // Deleted in every case: after the acknowledgment it is of no further use (§5.7 rule 1).
+        let kept = consumeMemberSecret(op: acked, member: ack.sender)
+        if case .ack(withoutSecret: true) = body.fields { return nil }  // nobody steps for it
+        var secret = kept
         if secret == nil, let first = forwarded.first {
-            secret = try decodeSecret(first, from: ack.sender)
+            do { secret = try decodeSecret(first, from: ack.sender) } catch { failure = error }
         }
-        return secret.map { updateRatchet(ack.sender, input: $0.bytes) }
+        guard let secret else {
+            // The acknowledger took a step I cannot take: it got a secret I never had.
+            if let failure {
+                lose(ack.sender, at: ack, because: failure)
+            } else if lostSeeds.contains(acked), history.memoizedMembers(asSeenBy: acked.sender, atSeq: acked.seq).contains(ack.sender) {
+                lose(ack.sender, at: ack, because: .missingDirectMessage(acked))
+            }
+            return nil
+        }
+        return updateRatchet(ack.sender, input: secret.bytes)
     }
 
     mutating func processAdd<R: RandomNumberGenerator>(
@@ -304,9 +342,11 @@ extension DCGKAState {
         if view.contains(added) {
             var keys = keys
             keys.peerBundles[added] = bundle
-            let c = try encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
-            shareMyRatchet(with: [added])
-            dms.append(TaggedDirectMessage(tag: RecipientDirectory(view: view).tag(for: added), message: c))
+            // If the new member cannot be reached it lacks my ratchet (and knows it); the add stands.
+            if let c = try? encrypt(to: added, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng) {
+                shareMyRatchet(with: [added])
+                dms.append(TaggedDirectMessage(tag: RecipientDirectory(view: view).tag(for: added), message: c))
+            }
         }
         let mySecret: Bytes32? = view.contains(me) ? updateRatchet(me, input: Self.addInput) : nil
         return ProcessOutput(
@@ -318,9 +358,17 @@ extension DCGKAState {
         let view = history.memoizedMembers(asSeenBy: ack.sender, atSeq: ack.seq)
         // The added member gets the acknowledger's ratchet state; anyone may get an empty message
         // that moves a channel off their prekey.
-        let mine = try myDirectMessages(ack, body: body, senderView: view, keys: keys)
-        if case .add(me)? = history.operation(acked)?.kind, let first = mine.first {
-            setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
+        var mine: [[UInt8]] = []
+        var failure: DCGKAError?
+        do { mine = try myDirectMessages(ack, body: body, senderView: view, keys: keys) } catch { failure = error }
+        if case .add(me)? = history.operation(acked)?.kind, view.contains(me) {
+            do throws(DCGKAError) {
+                if let failure { throw failure }
+                guard let first = mine.first else { throw DCGKAError.missingDirectMessage(ack) }
+                setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
+            } catch {
+                lose(ack.sender, at: ack, because: error)  // I was added without its ratchet state
+            }
         }
         // The acknowledger itself takes this step only while it is a member in its own view
         // (process-add-ack(me) asks "me in member-view(me)"), so the others require that too;
@@ -385,13 +433,17 @@ extension DCGKAState {
     mutating func processWelcomeAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         guard history.contains(acked) else { throw .unexpectedMessage("welcome-ack of an unknown add") }
         journalHistory(); do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
-        for plaintext in try myDirectMessages(ack, body: body, keys: keys) {
-            guard plaintext.count == 33, let value = Bytes32(plaintext.dropFirst()) else { throw .malformedSecret(ack.sender) }
-            switch plaintext[0] {
-            case Self.forwardRatchet: setRatchet(ack.sender, value)
-            case Self.forwardMember: setMemberSecret(MemberSecretKey(operation: acked, member: ack.sender), value)
-            default: throw .malformedSecret(ack.sender)
+        do throws(DCGKAError) {
+            for plaintext in try myDirectMessages(ack, body: body, keys: keys) {
+                guard plaintext.count == 33, let value = Bytes32(plaintext.dropFirst()) else { throw DCGKAError.malformedSecret(ack.sender) }
+                switch plaintext[0] {
+                case Self.forwardRatchet: setRatchet(ack.sender, value)
+                case Self.forwardMember: setMemberSecret(MemberSecretKey(operation: acked, member: ack.sender), value)
+                default: throw DCGKAError.malformedSecret(ack.sender)
+                }
             }
+        } catch {
+            lose(ack.sender, at: ack, because: error)  // what it forwarded to me is out of reach
         }
         return consumeMemberSecret(op: acked, member: ack.sender).map { updateRatchet(ack.sender, input: $0.bytes) }
     }

@@ -147,6 +147,9 @@ struct DeviceRun: Sendable {
             case .message(let from, let seq, _):
                 guard let envelope = relay.storeBySender[from]?[seq], let id = relay.messageByHash[envelope.hash] else { continue }
                 device.decrypted.insert(id)
+            case .lostRatchet(let member, let operation, let reason):
+                // No honest schedule may cost a member a secret (issue 8: prekeys are kept long enough).
+                failures.append("device \(index) lost the ratchet of \(member) at \(operation): \(reason)")
             case .processingFailed(let sender, let seq, let error):
                 failures.append("device \(index) on \(sender)#\(seq): \(error)")
             case .equivocation(let member):

@@ -181,6 +181,8 @@ struct DemoWorld {
                 person.transcript.append("! ignored an envelope of \(self.name(of: who)), who is no longer a member")
             case .rejected(.unknownSender): break  // from a member whose add has not reached me yet; synced later
             case .rejected(let error): person.transcript.append("! rejected an envelope: \(error)")
+            case .lostRatchet(let who, _, let reason):
+                person.transcript.append("! can no longer read \(self.name(of: who)): \(reason)")
             case .processingFailed(let sender, let seq, let error):
                 person.transcript.append("! could not process \(self.name(of: sender))#\(seq): \(error)")
             }

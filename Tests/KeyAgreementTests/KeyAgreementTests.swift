@@ -95,14 +95,27 @@ struct KeyAgreementTests {
         var state = members[1].state
         let before = state
         let beforeBytes = before.wireBytes
+        // A call that fails after its changes (here: abandoned on purpose) leaves nothing behind.
         #expect(throws: DCGKAError.self) {
             try state.transaction { (s) throws(DCGKAError) in
-                try s.process(sender: sender, seq: createSeq, body: body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
+                _ = try s.process(sender: sender, seq: createSeq, body: created.body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
+                throw DCGKAError.invalidOperation("abandoned")
             }
         }
         #expect(state == before)
         #expect(state.wireBytes == beforeBytes)
         #expect(state.journal == nil)
+        // A direct message that does not decrypt costs its secret, never the membership (§5.7):
+        // the create applies, I acknowledge without a secret, and I know whose ratchet I lost.
+        var damaged = state
+        let lost = try damaged.transaction { (s) throws(DCGKAError) in
+            try s.process(sender: sender, seq: createSeq, body: body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
+        }
+        #expect(damaged.members == Set(members.map(\.id)))
+        #expect(lost.acknowledgment?.fields == .ack(withoutSecret: true))
+        #expect(lost.senderSecret == nil && lost.mySecret == nil)
+        #expect(lost.lost.map(\.member) == [sender])
+        #expect(damaged.lostRatchets == [sender])
         // The intact message still works afterwards.
         let out = try state.transaction { (s) throws(DCGKAError) in
             try s.process(sender: sender, seq: createSeq, body: created.body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
@@ -124,15 +137,18 @@ struct KeyAgreementTests {
             try s.process(sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
         }
         // Member 1's ack of the create, carrying a "forward" to member 2 that is not a 2SM message
-        // from member 1: the ack is recorded in the history first, then decryption fails.
+        // from member 1: the ack is recorded in the history first, then the call is abandoned.
         let bogus = ControlBody(
-            fields: .ack, directMessages: [TaggedDirectMessage(tag: .explicit(members[2].id), message: created.body.directMessages[0].message)])
+            fields: .ack(withoutSecret: false),
+            directMessages: [TaggedDirectMessage(tag: .explicit(members[2].id), message: created.body.directMessages[0].message)])
         let before = state
         let beforeBytes = state.wireBytes
         #expect(state.history.knownSeq(of: createOp, by: members[1].id) == nil)
         #expect(throws: DCGKAError.self) {
             try state.transaction { (s) throws(DCGKAError) in
-                try s.process(sender: members[1].id, seq: 1, body: bogus, acked: createOp, mySeq: 2, keys: memberKeys, using: &rng)
+                _ = try s.process(sender: members[1].id, seq: 1, body: bogus, acked: createOp, mySeq: 2, keys: memberKeys, using: &rng)
+                #expect(s.history.knownSeq(of: createOp, by: members[1].id) == 1, "recorded before the failure")
+                throw DCGKAError.invalidOperation("abandoned")
             }
         }
         #expect(state == before)
@@ -141,7 +157,7 @@ struct KeyAgreementTests {
         #expect(state.journal == nil)
         // The real ack is recorded afterwards.
         _ = try state.transaction { (s) throws(DCGKAError) in
-            try s.process(sender: members[1].id, seq: 1, body: ControlBody(fields: .ack, directMessages: []), acked: createOp, mySeq: 2, keys: memberKeys, using: &rng)
+            try s.process(sender: members[1].id, seq: 1, body: ControlBody(fields: .ack(withoutSecret: false), directMessages: []), acked: createOp, mySeq: 2, keys: memberKeys, using: &rng)
         }
         #expect(state.history.knownSeq(of: createOp, by: members[1].id) == 1)
     }
