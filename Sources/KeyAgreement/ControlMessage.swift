@@ -133,10 +133,28 @@ public struct ControlBody: Equatable, Sendable {
 
     public var fields: Fields
     public var directMessages: [TaggedDirectMessage]
+    /// §5.7 rule 2, in every control message that carries a seed (create, update, remove):
+    /// `HKDF(ikm: seed, info: "DCGKA seed confirm", 32)`, checked by each recipient.
+    public var seedConfirmation: Bytes32?
+    /// §5.7 rule 3, in every envelope that starts an epoch for its sender:
+    /// `HKDF(ikm: I_sender, info: "DCGKA epoch confirm", 16)`, checked by everyone who follows it.
+    public var epochConfirmation: [UInt8]?
 
-    public init(fields: Fields, directMessages: [TaggedDirectMessage]) {
+    public static let epochConfirmationLength = 16
+
+    public init(fields: Fields, directMessages: [TaggedDirectMessage], seedConfirmation: Bytes32? = nil, epochConfirmation: [UInt8]? = nil) {
         self.fields = fields
         self.directMessages = directMessages
+        self.seedConfirmation = seedConfirmation
+        self.epochConfirmation = epochConfirmation
+    }
+
+    /// Whether this kind carries a seed, and so a seed confirmation.
+    public var carriesSeed: Bool {
+        switch fields {
+        case .create, .update, .remove: true
+        default: false
+        }
     }
 
     public var kind: ControlKind {
@@ -171,6 +189,9 @@ public struct ControlBody: Equatable, Sendable {
         case .addAck, .welcomeAck:
             break
         }
+        if carriesSeed { writer.write(seedConfirmation ?? .zero) }
+        writer.writeBool(epochConfirmation != nil)
+        if let epochConfirmation { writer.writeFixed(epochConfirmation) }
         writer.writeArray(directMessages)
         return writer.bytes
     }
@@ -193,6 +214,9 @@ public struct ControlBody: Equatable, Sendable {
         case .addAck: fields = .addAck
         case .welcomeAck: fields = .welcomeAck
         }
+        seedConfirmation = kind == .create || kind == .update || kind == .remove ? try reader.read(Bytes32.self) : nil
+        epochConfirmation = try reader.readBool(field: "epoch confirmation present")
+            ? try reader.readFixed(ControlBody.epochConfirmationLength) : nil
         directMessages = try reader.readArray(field: "direct messages", limit: ControlBody.maximumDirectMessages)
         try reader.finish()
     }

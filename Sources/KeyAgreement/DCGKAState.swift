@@ -20,6 +20,12 @@ public enum DCGKAError: Error, Equatable, Sendable {
     case missingDirectMessage(OperationID)
     /// The message is not one I can process here (e.g. a welcome for somebody else).
     case unexpectedMessage(String)
+    /// The seed I decrypted does not match the operation's seed confirmation: its sender is
+    /// malicious (§5.7 rule 2).
+    case seedConfirmationFailed(OperationID)
+    /// The update secret I derived for the envelope's sender does not match its epoch
+    /// confirmation, or one of us derived none (§5.7 rule 3).
+    case epochConfirmationFailed(OperationID)
 }
 
 /// A pair (operation, member) naming one member secret, `memberSecret[(sender, seq), ID]` of §5.1.

@@ -2,8 +2,7 @@
 public import DCGKACrypto
 
 /// The key derivations of PROTOCOL.md §5.2 and §5.7 as pure functions, so that the protocol,
-/// the known-answer vectors and the simulator's key-recovery attacker all run the same code. (The
-/// §5.7 confirmations are not on the wire yet; only the vectors use them so far.)
+/// the known-answer vectors and the simulator's key-recovery attacker all run the same code.
 public enum KeyDerivations {
     public static let memberLabel: [UInt8] = Array("DCGKA member".utf8)
     public static let ratchetLabel: [UInt8] = Array("DCGKA ratchet".utf8)

@@ -17,10 +17,12 @@ extension DCGKAState {
         let op = OperationID(sender: me, seq: seq)
         try applyMembership(MembershipOperation(id: op, kind: .create(members: ids)))
         let directory = RecipientDirectory(view: history.members())
-        let (dms, unreachable) = generateSeed(recipients: ids, directory: directory, keys: keys, using: &rng)
+        let (dms, unreachable, confirmation) = generateSeed(recipients: ids, directory: directory, keys: keys, using: &rng)
         let secret = processOwnSeed(op)
         let listed = (creatorBundle.map { [$0] } ?? []) + bundles
-        return OperationOutput(body: ControlBody(fields: .create(listed), directMessages: dms), updateSecret: secret, unreachable: unreachable)
+        return OperationOutput(
+            body: confirmed(ControlBody(fields: .create(listed), directMessages: dms, seedConfirmation: confirmation), secret),
+            updateSecret: secret, unreachable: unreachable)
     }
 
     /// update(): a fresh seed for everyone in my view (post-compromise security), announcing my
@@ -31,9 +33,11 @@ extension DCGKAState {
         let view = history.members()
         guard view.contains(me) else { throw .invalidOperation("not a member") }
         let recipients = view.subtracting([me]).sorted()
-        let (dms, unreachable) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
+        let (dms, unreachable, confirmation) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
         let secret = processOwnSeed(OperationID(sender: me, seq: seq))
-        return OperationOutput(body: ControlBody(fields: .update(bundle), directMessages: dms), updateSecret: secret, unreachable: unreachable)
+        return OperationOutput(
+            body: confirmed(ControlBody(fields: .update(bundle), directMessages: dms, seedConfirmation: confirmation), secret),
+            updateSecret: secret, unreachable: unreachable)
     }
 
     /// remove(ID): a fresh seed for everyone in my view except ID.
@@ -46,9 +50,11 @@ extension DCGKAState {
         try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
         let view = history.members()
         let recipients = view.subtracting([me, removed]).sorted()
-        let (dms, unreachable) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
+        let (dms, unreachable, confirmation) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
         let secret = processOwnSeed(op)
-        return OperationOutput(body: ControlBody(fields: .remove(removed), directMessages: dms), updateSecret: secret, unreachable: unreachable)
+        return OperationOutput(
+            body: confirmed(ControlBody(fields: .remove(removed), directMessages: dms, seedConfirmation: confirmation), secret),
+            updateSecret: secret, unreachable: unreachable)
     }
 
     /// add(ID): the welcome carries my membership state (with this add) and my ratchet state before
@@ -71,14 +77,22 @@ extension DCGKAState {
             setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(me, input: Self.welcomeInput))
             secret = updateRatchet(me, input: Self.addInput)
         }
-        return OperationOutput(body: ControlBody(fields: .add(bundle, EncodedWelcome(welcome)), directMessages: []), updateSecret: secret)
+        return OperationOutput(
+            body: confirmed(ControlBody(fields: .add(bundle, EncodedWelcome(welcome)), directMessages: []), secret), updateSecret: secret)
+    }
+
+    /// `body` with the epoch confirmation of my update secret `secret`, if I got one (§5.7 rule 3).
+    func confirmed(_ body: ControlBody, _ secret: Bytes32?) -> ControlBody {
+        var body = body
+        body.epochConfirmation = secret.map { KeyDerivations.epochConfirmation(updateSecret: $0, suite: suite.suite) }
+        return body
     }
 
     /// generate-seed(recipients): a new seed, sent to each recipient over 2SM. A recipient it
     /// cannot be encrypted to (no usable key) is left out and named, never failing the others.
     mutating func generateSeed<R: RandomNumberGenerator>(
         recipients: [MemberID], directory: RecipientDirectory, keys: KeyMaterial, using rng: inout R
-    ) -> (messages: [TaggedDirectMessage], unreachable: [MemberID: DCGKAError]) {
+    ) -> (messages: [TaggedDirectMessage], unreachable: [MemberID: DCGKAError], confirmation: Bytes32) {
         let seed = rng.bytes32()
         journalNextSeed()
         nextSeed = seed
@@ -92,7 +106,7 @@ extension DCGKAState {
                 unreachable[id] = error
             }
         }
-        return (dms, unreachable)
+        return (dms, unreachable, KeyDerivations.seedConfirmation(seed: seed, suite: suite.suite))
     }
 
     /// process-seed for my own operation: the seed is `nextSeed`, consumed here.
@@ -135,6 +149,8 @@ extension DCGKAState {
     ) throws(DCGKAError) -> ProcessOutput {
         lossesInCall = []
         var output = try processContent(sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, using: &rng)
+        if !output.fromNonMember { checkEpochConfirmation(of: sender, seq: seq, body: body, output: &output) }
+        if let acknowledgment = output.acknowledgment { output.acknowledgment = confirmed(acknowledgment, output.mySecret) }
         output.lost = lossesInCall
         lossesInCall = []
         var movesChannels = true
@@ -146,6 +162,27 @@ extension DCGKAState {
             output.acknowledgment = acknowledgment
         }
         return output
+    }
+
+    /// §5.7 rule 3: the update secret I derived for the sender must match the one it confirms.
+    /// A mismatch, a confirmation I cannot match because I derived nothing, or a secret the sender
+    /// did not confirm, all mean I lost its ratchet here; its epoch is then not started (what it
+    /// sends is unreadable to me, and I know why). Only a member in the sender's view at that
+    /// envelope is meant to follow it: a removed member's stale values are none of its business.
+    mutating func checkEpochConfirmation(of sender: MemberID, seq: UInt64, body: ControlBody, output: inout ProcessOutput) {
+        guard history.memoizedMembers(asSeenBy: sender, atSeq: seq).contains(me) else { return }
+        let op = OperationID(sender: sender, seq: seq)
+        let suite = suite.suite
+        if let secret = output.senderSecret {
+            guard let confirmation = body.epochConfirmation,
+                  ConstantTime.equal(confirmation, KeyDerivations.epochConfirmation(updateSecret: secret, suite: suite)) else {
+                output.senderSecret = nil
+                lose(sender, at: op, because: .epochConfirmationFailed(op))
+                return
+            }
+        } else if body.epochConfirmation != nil, !lostRatchets.contains(sender) {
+            lose(sender, at: op, because: .epochConfirmationFailed(op))
+        }
     }
 
     /// Sends every peer whose channel still rests on my prekey an empty 2SM message in my
@@ -255,6 +292,10 @@ extension DCGKAState {
             if let failure { throw failure }
             guard let first = mine.first else { throw DCGKAError.missingDirectMessage(op) }
             seed = try decodeSecret(first, from: op.sender)
+            // §5.7 rule 2: a seed that is not the one the sender confirmed to everyone is refused.
+            guard body.seedConfirmation == KeyDerivations.seedConfirmation(seed: seed, suite: suite.suite) else {
+                throw DCGKAError.seedConfirmationFailed(op)
+            }
         } catch {
             return try lostSeed(op, mySeq: mySeq, because: error)
         }

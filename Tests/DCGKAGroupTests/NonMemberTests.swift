@@ -76,10 +76,11 @@ import Testing
         // API refuses to make): X becomes a known participant.
         var state = net.group("D").keyAgreement
         let view = net.ids(["A", "B", "C", "D"])
-        let (seeds, _) = state.generateSeed(
+        let (seeds, _, confirmation) = state.generateSeed(
             recipients: view.subtracting([net.id("D")]).sorted(), directory: RecipientDirectory(view: view),
             keys: KeyMaterial(prekeys: net.people["D"]!.prekeys, peerBundles: net.group("D").bundles), using: &net.rng)
-        let removeX = Self.forge(net, as: "D", kind: .remove, payload: ControlBody(fields: .remove(x), directMessages: seeds).payload)
+        let removeX = Self.forge(net, as: "D", kind: .remove, payload: ControlBody(
+            fields: .remove(x), directMessages: seeds, seedConfirmation: confirmation).payload)
         for name in ["A", "B", "C"] { net.deliver(removeX, to: name) }  // (D's own state never signed it: no settling)
         for name in ["A", "B", "C"] { #expect(net.group(name).members == net.ids(["A", "B", "C", "D"]), "\(name)") }
         #expect(net.group("A").keyAgreement.history.isKnownParticipant(x))

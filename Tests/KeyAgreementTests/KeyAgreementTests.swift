@@ -186,6 +186,8 @@ struct KeyAgreementTests {
         var writer = WireWriter()
         writer.write(bundle)
         writer.writeLengthPrefixed(corrupted)
+        writer.writeBool(added.body.epochConfirmation != nil)
+        if let confirmation = added.body.epochConfirmation { writer.writeFixed(confirmation) }
         writer.writeArray(added.body.directMessages)
         let body = try ControlBody(kind: .add, payload: writer.bytes)
 
@@ -249,5 +251,55 @@ struct KeyAgreementTests {
         let encoded = members[0].state.wireBytes
         #expect(!containsRun(encoded, consumed.bytes))
         #expect(try DCGKAState(wireBytes: encoded) == members[0].state)
+    }
+}
+
+/// §5.7 rules 2 and 3 (issue 8, item 1): seeds and update secrets are confirmed, so a member knows
+/// exactly which ratchet it lost, whatever the cause.
+@Suite("Seed and epoch confirmation") struct ConfirmationTests {
+    /// Member 0 creates a group of three; member 1 processes the create; member 0 then updates.
+    static func updated(seed: UInt64) throws -> (state: DCGKAState, update: OperationOutput, sender: MemberID, keys: KeyMaterial, seq: UInt64) {
+        var (members, directory, rng) = KeyAgreementTests.group(3, seed: seed)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let createSeq = members[0].nextSeq()
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+        _ = try members[1].state.process(
+            sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: members[1].nextSeq(), keys: keys(members[1]), using: &rng)
+        let updateSeq = members[0].nextSeq()
+        let update = try members[0].state.update(seq: updateSeq, keys: keys(members[0]), using: &rng)
+        #expect(update.body.seedConfirmation != nil && update.body.epochConfirmation?.count == 16)
+        return (members[1].state, update, members[0].id, keys(members[1]), updateSeq)
+    }
+
+    @Test("a seed that does not match its confirmation is refused: no secret, the membership stays, the sender is named")
+    func seedConfirmation() throws {
+        var (state, update, sender, keys, seq) = try Self.updated(seed: 11)
+        var body = update.body
+        body.seedConfirmation = Bytes32([UInt8](repeating: 3, count: 32))!
+        var rng = SeededRandom(seed: 1)
+        let output = try state.process(sender: sender, seq: seq, body: body, acked: nil, mySeq: 2, keys: keys, using: &rng)
+        #expect(output.acknowledgment?.fields == .ack(withoutSecret: true))
+        #expect(output.senderSecret == nil && output.mySecret == nil)
+        #expect(output.lost == [LostRatchet(member: sender, operation: OperationID(sender: sender, seq: seq), reason: .seedConfirmationFailed(OperationID(sender: sender, seq: seq)))])
+    }
+
+    @Test("an update secret that does not match its epoch confirmation is not used, and the loss is named")
+    func epochConfirmation() throws {
+        var (state, update, sender, keys, seq) = try Self.updated(seed: 12)
+        var body = update.body
+        body.epochConfirmation = [UInt8](repeating: 0, count: 16)
+        var rng = SeededRandom(seed: 1)
+        var honest = state
+        var honestRNG = rng
+        let output = try state.process(sender: sender, seq: seq, body: body, acked: nil, mySeq: 2, keys: keys, using: &rng)
+        #expect(output.senderSecret == nil, "the sender's epoch is not started")
+        #expect(output.mySecret != nil, "my own step is unaffected")
+        #expect(output.lost.map(\.reason) == [.epochConfirmationFailed(OperationID(sender: sender, seq: seq))])
+        #expect(state.lostRatchets == [sender])
+        // The untouched update confirms.
+        let fine = try honest.process(sender: sender, seq: seq, body: update.body, acked: nil, mySeq: 2, keys: keys, using: &honestRNG)
+        #expect(fine.senderSecret == update.updateSecret)
+        #expect(fine.lost.isEmpty && honest.lostRatchets.isEmpty)
     }
 }
