@@ -40,3 +40,40 @@ import Testing
         #expect(!net.readers(of: fromB).contains("D"), "D lost B's ratchet and knows it (no recovery yet)")
     }
 }
+
+/// §2.3 retention against a clock that moves on: a member offline for weeks still opens the
+/// channels opened on its prekey while it was away; past the hard limit it cannot, and knows it.
+@Suite struct PrekeyRetentionClockTests {
+    /// D joins as soon as it is added, then goes offline: its clock is `days` after its bundle's
+    /// `notAfter` when it comes back and deletes what has expired, then it receives everything
+    /// (the members' first messages to it among them, opened on its prekey).
+    static func comeBack(afterDays days: UInt64, seed: UInt64) throws -> (lost: Set<MemberID>, net: TestNetwork) {
+        var net = try ConcurrencyScenarioTests.network(seed: seed, names: ["A", "B", "C", "D"], members: ["A", "B", "C"])
+        _ = try net.add(by: "A", "D")
+        let invitation = try #require(net.inFlight.first { $0.to == "D" }?.envelope)
+        net.deliver(invitation, to: "D")
+        _ = try net.update(by: "B")
+        let notAfter = net.people["D"]!.bundle.notAfter
+        net.people["D"]!.prekeys.deleteExpired(now: notAfter + days * 86_400)
+        net.settle()
+        return (net.group("D").keyAgreement.lostRatchets, net)
+    }
+
+    @Test("offline for seven weeks past the bundle's expiry: nothing is lost", arguments: [UInt64(1), 2])
+    func weeksOffline(seed: UInt64) throws {
+        var (lost, net) = try Self.comeBack(afterDays: 49, seed: seed)
+        #expect(lost.isEmpty)
+        net.expectConverged(["A", "B", "C", "D"])
+        try net.expectEveryoneReadsEveryone(["A", "B", "C", "D"])
+    }
+
+    @Test("past the 60-day hard limit: the prekey is gone, the membership holds, and the loss is known")
+    func beyondTheHardLimit() throws {
+        var (lost, net) = try Self.comeBack(afterDays: 61, seed: 1)
+        #expect(!lost.isEmpty)
+        for name in ["A", "B", "C", "D"] { #expect(net.group(name).members == net.ids(["A", "B", "C", "D"]), "\(name)") }
+        let fromD = try net.send(by: "D", "back")
+        net.settle()
+        #expect(net.readers(of: fromD) == ["A", "B", "C"], "D's own ratchet stayed in step")
+    }
+}
