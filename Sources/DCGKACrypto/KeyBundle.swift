@@ -100,6 +100,10 @@ public struct PrekeyStore: Sendable, Equatable, WireCodable {
         identity: IdentityKey, notAfter: UInt64, using rng: inout R
     ) -> KeyBundle {
         let secret = PKESecretKey.generate(using: &rng)
+        // At most `maximumEntries` (what the decoder accepts): the one that expires first goes.
+        if entries.count >= Self.maximumEntries, let first = entries.min(by: { ($0.value.notAfter, $0.key.raw) < ($1.value.notAfter, $1.key.raw) }) {
+            entries[first.key] = nil
+        }
         entries[secret.publicKey] = Entry(secret: secret, notAfter: notAfter)
         return KeyBundle(signing: secret.publicKey, notAfter: notAfter, with: identity)
     }

@@ -175,6 +175,12 @@ public struct TwoPartyState: Sendable, WireCodable {
             throw .encryptionFailed(error)
         }
         mySecretKeys[nextIndex] = mine
+        // Bounded by design, far below what the decoder accepts: a peer that never answers (a
+        // silent newcomer I keep forwarding to) cannot grow my state without limit. Its answer to
+        // one of the oldest messages then fails, typed (`unknownKeyIndex`), and §5.7 takes over.
+        if mySecretKeys.count > Self.maximumOutstandingKeys, let oldest = mySecretKeys.keys.min() {
+            mySecretKeys[oldest] = nil
+        }
         nextIndex += 1
         self.otherPublicKey = forPeer.publicKey
         otherKeyOrigin = .me
@@ -270,6 +276,8 @@ public struct TwoPartyState: Sendable, WireCodable {
     }
 
     public static let maximumStoredKeys = 1 << 16
+    /// My keys a peer may still answer to: the most recent ones are kept, at most this many.
+    public static let maximumOutstandingKeys = 1 << 10
 
     public func encode(to writer: inout WireWriter) {
         let keys = mySecretKeys.sorted { $0.key < $1.key }
