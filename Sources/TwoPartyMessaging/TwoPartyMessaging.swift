@@ -109,6 +109,8 @@ public enum TwoPartyError: Error, Equatable, Hashable, Sendable {
     case malformedPlaintext(WireError)
     /// The sender's next key is a point of small order (every message to it would fail, §2.1).
     case lowOrderKey
+    /// This channel has used every key index a header can name (2^48; not reachable in practice).
+    case keysExhausted
     case encryptionFailed(CryptoError)
 }
 
@@ -156,6 +158,7 @@ public struct TwoPartyState: Sendable, WireCodable {
         _ message: [UInt8], from me: MemberID, to peer: MemberID, binding: TwoPartyBinding, using rng: inout R
     ) throws(TwoPartyError) -> TwoPartyMessage {
         guard let otherPublicKey else { throw .noPeerKey }
+        guard nextIndex < TwoPartyHeader.maximumIndex else { throw .keysExhausted }
         let mine = PKESecretKey.generate(using: &rng)
         let forPeer = PKESecretKey.generate(using: &rng)
         let header = TwoPartyHeader(
@@ -299,19 +302,23 @@ public struct TwoPartyState: Sendable, WireCodable {
         var last: UInt64 = 0
         for _ in 0..<count {
             let index = try reader.readVarint()
-            guard index > last else { throw .invalidValue(field: "2SM key order") }
+            guard index > last, index <= TwoPartyHeader.maximumIndex else { throw .invalidValue(field: "2SM key order") }
             last = index
             state.mySecretKeys[index] = try reader.read(PKESecretKey.self)
         }
         state.nextIndex = try reader.readVarint()
-        guard state.nextIndex > last else { throw .invalidValue(field: "2SM next index") }
+        // Indices must fit the header that names them (found by fuzzing: a larger one made `send`
+        // write an undecodable header, or trap on overflow).
+        guard state.nextIndex > last, state.nextIndex <= TwoPartyHeader.maximumIndex else { throw .invalidValue(field: "2SM next index") }
         state.receivedSecretBytes = try reader.readOptional(field: "2SM received key")
         state.otherPublicKey = try reader.readOptional(field: "2SM other key")
         let tag = try reader.readUInt8()
         guard let origin = KeyOrigin(rawValue: tag) else { throw .unknownTag(field: "2SM key origin", tag: tag) }
         state.otherKeyOrigin = origin
         state.otherKeyIndex = try reader.readOptional(field: "2SM other index")
-        guard (origin == .me) == (state.otherKeyIndex == nil) else { throw .invalidValue(field: "2SM other index") }
+        guard (origin == .me) == (state.otherKeyIndex == nil), (state.otherKeyIndex ?? 0) <= TwoPartyHeader.maximumIndex else {
+            throw .invalidValue(field: "2SM other index")
+        }
         return state
     }
 }
