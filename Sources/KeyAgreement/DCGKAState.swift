@@ -381,6 +381,8 @@ extension DCGKAState {
         do {
             let result = try body(&self)
             journal = nil
+            // Folding renumbers the history's records, so it waits until nothing can be undone.
+            history.foldIfDue()
             return result
         } catch {
             rollBack()

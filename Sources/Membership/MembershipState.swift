@@ -11,7 +11,7 @@ public struct MembershipState: Sendable {
     /// Hard limits of the encoding (§8), also the most a state will hold.
     public static let maxMembers = 65_536
     public static let maxOperations = 1_000_000
-    static let encodingVersion: UInt8 = 1
+    static let encodingVersion: UInt8 = 2
 
     /// One operation and who knows it since when.
     struct Record: Sendable {
@@ -32,11 +32,20 @@ public struct MembershipState: Sendable {
     /// member index -> the seq from which that member knows the record's operation.
     var knownOf: [KnowledgeRow] = []
     var recordIndex: [OperationID: Int32] = [:]
+    /// The create's record while it is not folded; -1 otherwise.
     var createRecord: Int32 = -1
+    /// The create's ID, kept after it is folded (knowledge below it is never valid).
+    var createID: OperationID?
+    /// Settled operations folded into a compact base (§4.3); nil until the first fold.
+    var base: FoldedBase?
 
     // Per-member bookkeeping, indexed by member index.
     var addsBySender: [[Int32]] = []
+    var addsOfTarget: [[Int32]] = []
     var removesOfTarget: [[Int32]] = []
+    /// Whether the member could ever send an operation that counts: it sent one, was added, or
+    /// was listed in the create. A member named only as a remove's target never could.
+    var mayOperate: [Bool] = []
     /// Highest seq of an operation sent by the member (0: none). Knowledge a member gains at or
     /// above it cannot change ≺, since ≺ only compares knowledge against later operations' seqs.
     var maxOpSeq: [UInt64] = []
@@ -52,28 +61,46 @@ public struct MembershipState: Sendable {
     var viewCache: [[Int32]: Set<MemberID>] = [:]
     static let viewCacheLimit = 64
 
+    /// Whether settled operations are folded (§4.3). Not part of the state's value: off only to
+    /// measure what folding saves, and in tests that compare with the unfolded history.
+    public var foldsSettledOperations = true
+    /// Knowledge changes since the last fold attempt; an attempt costs O(records × participants),
+    /// so it waits for as many changes as there are records (amortized O(participants) a change).
+    var changesSinceFoldAttempt = 0
+
     /// An empty history.
     public init() {}
 
-    public var isEmpty: Bool { records.isEmpty }
+    public var isEmpty: Bool { records.isEmpty && base == nil }
+    /// Operations held one by one: those not yet folded.
     public var operationCount: Int { records.count }
+    /// Whether some operations have been folded into the base.
+    public var isFolded: Bool { base != nil }
 
-    /// The create, if the history has one (every non-empty history has exactly one).
+    /// The create, while it is not folded (every non-empty history has exactly one).
     public var create: MembershipOperation? { createRecord >= 0 ? records[Int(createRecord)].op : nil }
 
-    /// All operations, sorted by ID.
+    /// The operations not yet folded, sorted by ID.
     public var operations: [MembershipOperation] { records.map(\.op).sorted { $0.id < $1.id } }
 
-    /// Every ID that appears in an operation, sorted.
+    /// Every ID that appears in an operation, folded ones included, sorted.
     public var participants: [MemberID] { memberIDs.sorted() }
 
-    public func contains(_ op: OperationID) -> Bool { recordIndex[op] != nil }
+    /// Whether the history holds `op`, one by one or folded.
+    public func contains(_ op: OperationID) -> Bool { recordIndex[op] != nil || isFoldedOperation(op) }
 
+    /// Whether `op` is one of the folded operations (its sender's folded prefix covers it).
+    public func isFoldedOperation(_ op: OperationID) -> Bool {
+        guard let base, let m = memberIndex[op.sender], let through = base.through[m] else { return false }
+        return op.seq <= through
+    }
+
+    /// An operation held one by one (nil for folded ones).
     public func operation(_ id: OperationID) -> MembershipOperation? {
         recordIndex[id].map { records[Int($0)].op }
     }
 
-    /// The seq from which `member` knows `op`, if it does.
+    /// The seq from which `member` knows `op`, if it does (nil for folded operations).
     public func knownSeq(of op: OperationID, by member: MemberID) -> UInt64? {
         guard let r = recordIndex[op], let m = memberIndex[member] else { return nil }
         return knownOf[Int(r)][m]
@@ -81,9 +108,11 @@ public struct MembershipState: Sendable {
 
     public func isKnownParticipant(_ id: MemberID) -> Bool { memberIndex[id] != nil }
 
-    /// `a ≺ b` (§4.1). False when either is unknown, and never true for `a == b`.
+    /// `a ≺ b` (§4.1). False when either is unknown, and never true for `a == b`. A folded
+    /// operation precedes every operation held one by one.
     public func precedes(_ a: OperationID, _ b: OperationID) -> Bool {
-        guard let ra = recordIndex[a], let rb = recordIndex[b] else { return false }
+        guard let rb = recordIndex[b] else { return false }
+        guard let ra = recordIndex[a] else { return isFoldedOperation(a) }
         return precedes(ra, rb)
     }
 
@@ -109,7 +138,7 @@ public struct MembershipState: Sendable {
     /// The records `sender` did not know at its envelope `seq`: empty when it knew them all (O(1)
     /// then), nil when the sender or the create is unknown.
     func unknownOperations(to sender: MemberID, atSeq seq: UInt64) -> [Int32]? {
-        guard createRecord >= 0, let s = memberIndex[sender] else { return nil }
+        guard createRecord >= 0 || base != nil, let s = memberIndex[sender] else { return nil }
         let si = Int(s)
         if knownCount[si] == records.count && maxKnownSeq[si] <= seq { return [] }
         var left: [Int32] = []
@@ -124,7 +153,8 @@ public struct MembershipState: Sendable {
     func members(without left: [Int32]) -> Set<MemberID> {
         var included = [Bool](repeating: true, count: records.count)
         for i in left { included[Int(i)] = false }
-        return included[Int(createRecord)] ? computeMembers(included: included) : []
+        if base == nil && !included[Int(createRecord)] { return [] }
+        return computeMembers(included: included)
     }
 
     /// ``members(asSeenBy:atSeq:)``, remembering the answer by the operations the sender did not
@@ -146,15 +176,14 @@ public struct MembershipState: Sendable {
     /// Adds a processed create/add/remove. Its sender knows it from its own seq (`op.id.seq`) on.
     public mutating func apply(_ op: MembershipOperation) throws(MembershipError) {
         guard op.id.seq >= 1, op.id.seq < KnowledgeRow.unknown else { throw .invalidSequenceNumber(op.id.seq) }
-        guard recordIndex[op.id] == nil else { throw .duplicateOperation(op.id) }
+        guard !contains(op.id) else { throw .duplicateOperation(op.id) }
         guard records.count < Self.maxOperations, newParticipants(of: op) + memberIDs.count <= Self.maxMembers
         else { throw .limitExceeded }
         if case .create = op.kind {
-            guard createRecord < 0 else { throw .secondCreate(op.id) }
+            guard createID == nil else { throw .secondCreate(op.id) }
             guard op.isWellFormed else { throw .invalidCreate(op.id) }
         } else {
-            guard createRecord >= 0 else { throw .noCreate }
-            let create = records[Int(createRecord)].op.id
+            guard let create = createID else { throw .noCreate }
             // An operation of the creator from before its create would precede the create.
             if op.id.sender == create.sender && op.id.seq < create.seq {
                 throw .invalidSequenceNumber(op.id.seq)
@@ -163,6 +192,7 @@ public struct MembershipState: Sendable {
         var lowered: [Int32] = []
         insert(op, lowered: &lowered)
         recomputeMembers()
+        changesSinceFoldAttempt += 1
     }
 
     /// `member` acknowledged (ack / add-ack) `op` in its envelope `seq`: from `seq` on it knows `op`.
@@ -172,9 +202,13 @@ public struct MembershipState: Sendable {
     public mutating func recordAcknowledgment(
         of op: OperationID, by member: MemberID, atSeq seq: UInt64
     ) throws(MembershipError) -> AcknowledgmentUndo {
-        guard let r = recordIndex[op] else { throw .unknownOperation(op) }
         guard let m = memberIndex[member] else { throw .unknownParticipant(member) }
         try checkKnowledgeSeq(seq, member: m)
+        guard let r = recordIndex[op] else {
+            // Knowing a folded operation changes nothing: it precedes everything held.
+            guard isFoldedOperation(op) else { throw .unknownOperation(op) }
+            return AcknowledgmentUndo(record: -1, member: m, known: nil, knownCount: 0, maxKnownSeq: 0, members: cachedMembers)
+        }
         let undo = AcknowledgmentUndo(
             record: r, member: m, known: knownOf[Int(r)][m], knownCount: knownCount[Int(m)],
             maxKnownSeq: maxKnownSeq[Int(m)], members: cachedMembers)
@@ -182,6 +216,7 @@ public struct MembershipState: Sendable {
         let changed = setKnown(record: r, member: m, seq: seq, lowered: &lowered)
         finishLowered(lowered)
         if changed && maxOpSeq[Int(m)] > seq { recomputeMembers() }
+        if changed { changesSinceFoldAttempt += 1 }
         return undo
     }
 
@@ -197,6 +232,7 @@ public struct MembershipState: Sendable {
 
     /// Takes back an acknowledgment recorded by this state; undo several in reverse order.
     public mutating func undo(_ undo: AcknowledgmentUndo) {
+        guard undo.record >= 0 else { return }
         knownOf[Int(undo.record)][undo.member] = undo.known
         knownCount[Int(undo.member)] = undo.knownCount
         maxKnownSeq[Int(undo.member)] = undo.maxKnownSeq
@@ -210,7 +246,12 @@ public struct MembershipState: Sendable {
     public mutating func recordWelcome(
         of member: MemberID, add: OperationID, atSeq seq: UInt64
     ) throws(MembershipError) {
-        guard let a = recordIndex[add] else { throw .unknownOperation(add) }
+        guard let a = recordIndex[add] else {
+            // A folded add, and so everything before it, precedes every operation held.
+            guard isFoldedOperation(add), let m = memberIndex[member] else { throw .unknownOperation(add) }
+            try checkKnowledgeSeq(seq, member: m)
+            return
+        }
         guard case .add(let target) = records[Int(a)].op.kind, target == member,
               let m = memberIndex[member]
         else { throw .invalidWelcome(add) }
@@ -225,6 +266,7 @@ public struct MembershipState: Sendable {
         }
         finishLowered(lowered)
         if changed && maxOpSeq[Int(m)] > seq { recomputeMembers() }
+        if changed { changesSinceFoldAttempt += 1 }
     }
 
     /// History ∪ `other` (a new member does this with the adder's state from its welcome).
@@ -238,11 +280,12 @@ public struct MembershipState: Sendable {
     /// ``merge(_:)`` that reports a conflicting `other` (and then leaves `self` unchanged).
     public mutating func checkedMerge(_ other: MembershipState) throws(MembershipError) {
         if other.isEmpty { return }
-        if isEmpty { self = other; return }
+        if isEmpty { let folds = foldsSettledOperations; self = other; foldsSettledOperations = folds; return }
+        if let mine = createID, let theirs = other.createID, mine != theirs { throw .conflictingOperation(theirs) }
         for rec in other.records {
             if let i = recordIndex[rec.op.id] {
                 guard records[Int(i)].op == rec.op else { throw .conflictingOperation(rec.op.id) }
-            } else if case .create = rec.op.kind {
+            } else if case .create = rec.op.kind, createID != rec.op.id {
                 throw .conflictingOperation(rec.op.id)  // self already has a different create
             }
         }
@@ -250,6 +293,7 @@ public struct MembershipState: Sendable {
         let newMembers = other.memberIDs.reduce(0) { $0 + (memberIndex[$1] == nil ? 1 : 0) }
         guard records.count + newOps <= Self.maxOperations, memberIDs.count + newMembers <= Self.maxMembers
         else { throw .limitExceeded }
+        if base != nil || other.base != nil { return try mergeFolded(other) }
         var lowered: [Int32] = []
         for (o, rec) in other.records.enumerated() {
             let r = recordIndex[rec.op.id] ?? insert(rec.op, lowered: &lowered)
@@ -262,15 +306,176 @@ public struct MembershipState: Sendable {
         recomputeMembers()
     }
 
+    /// The merge when either side has folded operations. Each side's base precedes everything it
+    /// still holds (the fold invariant), and in an honest history what one side folded the other
+    /// holds one by one or folded too (a settled operation was acknowledged by every member,
+    /// the other side's owner included, before that side's newest envelopes). So the merged base
+    /// is `other`'s base plus the operations of `other` that `self` had folded, evaluated on
+    /// `other`'s order; operations `other` folded are dropped from `self`'s side.
+    mutating func mergeFolded(_ other: MembershipState) throws(MembershipError) {
+        func foldedBySelf(_ id: OperationID) -> Bool { isFoldedOperation(id) }
+        var newlyFolded = [Bool](repeating: false, count: other.records.count)
+        for (o, rec) in other.records.enumerated() where foldedBySelf(rec.op.id) { newlyFolded[o] = true }
+        guard other.base != nil || other.createRecord < 0 || newlyFolded[Int(other.createRecord)] || base == nil
+        else { throw .conflictingOperation(other.records[Int(other.createRecord)].op.id) }
+        // What self folded must precede everything else `other` holds, as it does at self.
+        for (o, rec) in other.records.enumerated() where !newlyFolded[o] {
+            for f in other.records.indices where newlyFolded[f] {
+                guard other.precedes(Int32(f), Int32(o)) else { throw .conflictingOperation(rec.op.id) }
+            }
+        }
+        let anyNew = newlyFolded.contains(true)
+        let baseMembers: Set<MemberID>
+        if anyNew {
+            baseMembers = other.computeMembers(included: newlyFolded)
+        } else if let theirs = other.base {
+            baseMembers = Set(theirs.members.map { other.memberIDs[Int($0)] })
+        } else {
+            baseMembers = Set(base!.members.map { memberIDs[Int($0)] })
+        }
+
+        var through: [MemberID: UInt64] = [:]
+        var introduced: Set<MemberID> = []
+        for side in [self, other] {
+            if let b = side.base {
+                for (m, seq) in b.through { through[side.memberIDs[Int(m)], default: 0].formMax(seq) }
+                for (m, flag) in b.introduced.enumerated() where flag { introduced.insert(side.memberIDs[m]) }
+            }
+        }
+        if anyNew {
+            for (o, rec) in other.records.enumerated() where newlyFolded[o] { through[rec.op.id.sender, default: 0].formMax(rec.op.id.seq) }
+            for (m, flag) in other.mayOperate.enumerated() where flag { introduced.insert(other.memberIDs[m]) }
+        }
+        let next = MembershipState.assembled(
+            create: createID ?? other.createID, baseMembers: baseMembers, through: through, introduced: introduced,
+            from: [(other, nil), (self, nil)], folds: foldsSettledOperations)
+        self = next
+    }
+
+    // MARK: Folding (§4.3)
+
+    /// Folds settled operations when enough has changed since the last attempt (see
+    /// ``foldSettled()``); callers invoke it once a change is final (never inside a transaction
+    /// that may still be undone, since folding renumbers the records).
+    public mutating func foldIfDue() {
+        guard foldsSettledOperations, changesSinceFoldAttempt > 0,
+              changesSinceFoldAttempt >= min(records.count, 64) || records.count <= 8 else { return }
+        foldSettled()
+    }
+
+    /// Folds every settled operation into the base and returns how many were folded.
+    ///
+    /// An operation is **settled** when every member that may still send an operation that
+    /// counts (it sent one, was added or was listed in the create, however it stands now) knows
+    /// it: it acknowledged it, or every add of it in the history follows the operation (its
+    /// welcome then hands it on before its first envelope). A member named only as a remove's
+    /// target can never send an operation that counts. Every later operation therefore follows a
+    /// settled one. The folded set also precedes every operation kept one by one (an operation
+    /// concurrent with an unsettled one is kept), so for any set L of operations that follow the
+    /// base, Members(base ∪ L) equals §4.2 with one root that gives authority to, and admits,
+    /// exactly Members(base) (PROTOCOL-NOTES.md, "Folding"). Exact: no clock, no horizon.
+    @discardableResult
+    public mutating func foldSettled() -> Int {
+        changesSinceFoldAttempt = 0
+        guard !records.isEmpty else { return 0 }
+        var listed = [Bool](repeating: false, count: memberIDs.count)
+        if createRecord >= 0 {
+            let create = records[Int(createRecord)]
+            listed[Int(create.sender)] = true
+            for m in create.createMembers { listed[Int(m)] = true }
+        }
+        func knowsForever(_ r: Int32, _ p: Int) -> Bool {
+            if knownOf[Int(r)][Int32(p)] != nil { return true }
+            if base?.introduced[p] == true { return false }
+            if listed[p] { return r == createRecord }
+            let adds = addsOfTarget[p]
+            return !adds.isEmpty && adds.allSatisfy { $0 == r || precedes(r, $0) }
+        }
+        var folded = [Bool](repeating: false, count: records.count)
+        for r in records.indices {
+            folded[r] = mayOperate.indices.allSatisfy { !mayOperate[$0] || knowsForever(Int32(r), $0) }
+        }
+        guard folded.contains(true) else { return 0 }
+        // Keep what does not precede everything kept (a fixpoint: dropping one may drop more).
+        var changed = true
+        while changed {
+            changed = false
+            for r in records.indices where folded[r] {
+                for u in records.indices where !folded[u] && !precedes(Int32(r), Int32(u)) {
+                    folded[r] = false
+                    changed = true
+                    break
+                }
+            }
+        }
+        let count = folded.reduce(0) { $0 + ($1 ? 1 : 0) }
+        guard count > 0, base != nil || folded[Int(createRecord)] else { return 0 }
+        let members = computeMembers(included: folded)
+
+        var through: [MemberID: UInt64] = [:]
+        var introduced: Set<MemberID> = []
+        if let base {
+            for (m, seq) in base.through { through[memberIDs[Int(m)]] = seq }
+            for (m, flag) in base.introduced.enumerated() where flag { introduced.insert(memberIDs[m]) }
+        }
+        for r in records.indices where folded[r] { through[memberIDs[Int(senderOf[r])], default: 0].formMax(seqOf[r]) }
+        for m in mayOperate.indices where mayOperate[m] { introduced.insert(memberIDs[m]) }
+        let next = MembershipState.assembled(
+            create: createID, baseMembers: members, through: through, introduced: introduced,
+            from: [(self, folded)], folds: foldsSettledOperations)
+        self = next
+        return count
+    }
+
+    /// A folded state built from IDs: the base, then the records of `sources` that the base does
+    /// not cover (`skip[r]` drops more), knowledge merged by minimum. Only IDs the result
+    /// refers to are interned, so a member named only by folded operations that can never act
+    /// (a remove's target) leaves the table, and its knowledge with it.
+    static func assembled(
+        create: OperationID?, baseMembers: Set<MemberID>, through: [MemberID: UInt64], introduced: Set<MemberID>,
+        from sources: [(MembershipState, [Bool]?)], folds: Bool
+    ) -> MembershipState {
+        var next = MembershipState()
+        next.foldsSettledOperations = folds
+        next.createID = create
+        for id in introduced.sorted() { _ = next.intern(id) }
+        for id in through.keys.sorted() { _ = next.intern(id) }
+        if let create { _ = next.intern(create.sender) }
+        var introducedFlags = [Bool](repeating: false, count: next.memberIDs.count)
+        for id in introduced { introducedFlags[Int(next.memberIndex[id]!)] = true }
+        next.base = FoldedBase(
+            members: baseMembers.map { next.intern($0) }.sorted(),
+            through: Dictionary(uniqueKeysWithValues: through.map { (next.memberIndex[$0.key]!, $0.value) }),
+            introduced: introducedFlags)
+        for (m, flag) in introducedFlags.enumerated() where flag { next.mayOperate[m] = true }
+        var lowered: [Int32] = []
+        for (side, skip) in sources {
+            for (o, rec) in side.records.enumerated() where skip?[o] != true && !next.isFoldedOperation(rec.op.id) {
+                _ = next.recordIndex[rec.op.id] ?? next.insert(rec.op, lowered: &lowered)
+            }
+        }
+        for (side, skip) in sources {
+            for (o, rec) in side.records.enumerated() where skip?[o] != true {
+                guard let r = next.recordIndex[rec.op.id] else { continue }
+                for (om, seq) in side.knownOf[o] {
+                    guard let m = next.memberIndex[side.memberIDs[Int(om)]] else { continue }
+                    _ = next.setKnown(record: r, member: m, seq: seq, lowered: &lowered)
+                }
+            }
+        }
+        next.finishLowered(lowered)
+        next.recomputeMembers()
+        return next
+    }
+
     // MARK: Internals
 
     /// Seqs start at 1, and nobody may know anything from before the creator's create at the
     /// creator's side (that would put an operation before the create, which must be minimal).
     func checkKnowledgeSeq(_ seq: UInt64, member m: Int32) throws(MembershipError) {
         guard seq >= 1, seq < KnowledgeRow.unknown else { throw .invalidSequenceNumber(seq) }
-        if createRecord >= 0 {
-            let create = records[Int(createRecord)]
-            if m == create.sender && seq < create.op.id.seq { throw .invalidSequenceNumber(seq) }
+        if let create = createID, memberIDs[Int(m)] == create.sender, seq < create.seq {
+            throw .invalidSequenceNumber(seq)
         }
     }
 
@@ -289,7 +494,10 @@ public struct MembershipState: Sendable {
         memberIDs.append(id)
         memberIndex[id] = m
         addsBySender.append([])
+        addsOfTarget.append([])
         removesOfTarget.append([])
+        mayOperate.append(false)
+        base?.introduced.append(false)
         maxOpSeq.append(0)
         knownCount.append(0)
         maxKnownSeq.append(0)
@@ -301,16 +509,24 @@ public struct MembershipState: Sendable {
     mutating func insert(_ op: MembershipOperation, lowered: inout [Int32]) -> Int32 {
         let r = Int32(records.count)
         let sender = intern(op.id.sender)
+        mayOperate[Int(sender)] = true
         var target: Int32 = -1
         var createMembers: [Int32] = []
         switch op.kind {
         case .create(let members):
             createMembers.reserveCapacity(members.count)
-            for member in members { createMembers.append(intern(member)) }
+            for member in members {
+                let m = intern(member)
+                createMembers.append(m)
+                mayOperate[Int(m)] = true
+            }
             createRecord = r
+            createID = op.id
         case .add(let id):
             target = intern(id)
+            mayOperate[Int(target)] = true
             addsBySender[Int(sender)].append(r)
+            addsOfTarget[Int(target)].append(r)
         case .remove(let id):
             target = intern(id)
             removesOfTarget[Int(target)].append(r)
@@ -365,17 +581,19 @@ public struct MembershipState: Sendable {
     func targetOf(_ r: Int32) -> Int32 { records[Int(r)].target }
 
     func computeMembers(included: [Bool]?) -> Set<MemberID> {
-        guard createRecord >= 0 else { return [] }
+        guard createRecord >= 0 || base != nil else { return [] }
         @inline(__always) func isIn(_ r: Int32) -> Bool { included?[Int(r)] ?? true }
         var reachable = [Bool](repeating: false, count: records.count)
         var queue: [Int32] = []
         var result = Set<MemberID>()
 
+        /// `m ≺ r`, where m may be the folded base (-1), which precedes every record.
+        @inline(__always) func before(_ m: Int32, _ r: Int32) -> Bool { m < 0 || precedes(m, r) }
         /// Follows edges m1 → add(X→·) for the adds sent by X (m1 gave X its authority).
         func explore(from m1: Int32, authority x: Int32) {
-            for m2 in addsBySender[Int(x)] where isIn(m2) && !reachable[Int(m2)] && precedes(m1, m2) {
+            for m2 in addsBySender[Int(x)] where isIn(m2) && !reachable[Int(m2)] && before(m1, m2) {
                 var revoked = removesOfTarget[Int(x)].contains { r in
-                    isIn(r) && precedes(m1, r) && !precedes(m2, r)
+                    isIn(r) && before(m1, r) && !precedes(m2, r)
                 }
                 #if DEBUG
                 if PlantedDefects.isActive(.ignoreStrongRemoveStep3) { revoked = false }
@@ -388,17 +606,26 @@ public struct MembershipState: Sendable {
         }
         /// Step 4 for one reachable add (or the root) that added `y`.
         func admit(_ m: Int32, _ y: Int32) {
-            let removed = removesOfTarget[Int(y)].contains { r in isIn(r) && precedes(m, r) }
+            let removed = removesOfTarget[Int(y)].contains { r in isIn(r) && before(m, r) }
             if !removed { result.insert(memberIDs[Int(y)]) }
         }
 
-        let root = records[Int(createRecord)]
-        result.reserveCapacity(root.createMembers.count + 1)
-        explore(from: createRecord, authority: root.sender)
-        admit(createRecord, root.sender)
-        for x in root.createMembers {
-            explore(from: createRecord, authority: x)
-            admit(createRecord, x)
+        if let base {
+            // The folded base is one root that gives authority to, and admits, Members(base).
+            result.reserveCapacity(base.members.count)
+            for x in base.members {
+                explore(from: -1, authority: x)
+                admit(-1, x)
+            }
+        } else {
+            let root = records[Int(createRecord)]
+            result.reserveCapacity(root.createMembers.count + 1)
+            explore(from: createRecord, authority: root.sender)
+            admit(createRecord, root.sender)
+            for x in root.createMembers {
+                explore(from: createRecord, authority: x)
+                admit(createRecord, x)
+            }
         }
         var head = 0
         while head < queue.count {
@@ -412,26 +639,62 @@ public struct MembershipState: Sendable {
     }
 }
 
-/// Who knows one operation since when, indexed by member index. Dense, because membership views
-/// are evaluated for every control message and this lookup is their inner loop.
+/// The settled operations of a history, folded (§4.3): what they decide, not what they were.
+struct FoldedBase: Sendable {
+    /// Members(folded operations), by member index, increasing.
+    var members: [Int32]
+    /// Per sender, the highest seq of its folded operations; its folded operations are exactly
+    /// its operations up to that seq (an operation follows its sender's earlier ones).
+    var through: [Int32: UInt64]
+    /// By member index: whether the member could send operations that count when the base was
+    /// made. Such a member knows later operations only by acknowledging them.
+    var introduced: [Bool]
+}
+
+/// Who knows one operation since when, by member index. Dense (an array indexed by member) while
+/// that costs at most a few times the entries it holds, since membership views are evaluated for
+/// every control message and this lookup is their inner loop; sparse (a dictionary) otherwise, so
+/// a row never costs more memory than its entries justify, however high the member indexes a
+/// crafted state uses (issue 8, item 4).
 struct KnowledgeRow: Sendable, Sequence {
-    /// Marks "does not know"; no real seq reaches it (apply and the decoder reject it).
+    /// Marks "does not know" in the dense form; no real seq reaches it (apply and the decoder reject it).
     static let unknown = UInt64.max
+    /// A dense row holds at most `densityFactor × count + densitySlack` slots.
+    static let densityFactor = 4
+    static let densitySlack = 16
     private var seqs: [UInt64] = []
+    private var sparse: [Int32: UInt64]?
     /// How many members know the operation.
     private(set) var count = 0
 
     subscript(member: Int32) -> UInt64? {
         get {
+            if let sparse { return sparse[member] }
             let i = Int(member)
             guard i < seqs.count else { return nil }
             let seq = seqs[i]
             return seq == Self.unknown ? nil : seq
         }
         set {
+            if sparse != nil {
+                let old = sparse![member]
+                sparse![member] = newValue
+                count += (newValue == nil ? 0 : 1) - (old == nil ? 0 : 1)
+                return
+            }
             let i = Int(member)
             if i >= seqs.count {
                 guard newValue != nil else { return }
+                if i + 1 > Self.densityFactor * (count + 1) + Self.densitySlack {
+                    var table: [Int32: UInt64] = [:]
+                    table.reserveCapacity(count + 1)
+                    for (m, seq) in self { table[m] = seq }
+                    table[member] = newValue
+                    sparse = table
+                    seqs = []
+                    count += 1
+                    return
+                }
                 seqs.append(contentsOf: repeatElement(Self.unknown, count: i + 1 - seqs.count))
             }
             let old = seqs[i]
@@ -440,16 +703,34 @@ struct KnowledgeRow: Sendable, Sequence {
         }
     }
 
-    /// The known entries, `(member index, seq)`, by member index.
-    func makeIterator() -> some IteratorProtocol<(Int32, UInt64)> {
-        seqs.enumerated().lazy.filter { $0.element != Self.unknown }.map { (Int32($0.offset), $0.element) }.makeIterator()
+    /// The known entries, `(member index, seq)`, in no particular order.
+    func makeIterator() -> AnyIterator<(Int32, UInt64)> {
+        if let sparse {
+            var inner = sparse.makeIterator()
+            return AnyIterator { inner.next().map { ($0.key, $0.value) } }
+        }
+        var inner = seqs.enumerated().makeIterator()
+        return AnyIterator {
+            while let (i, seq) = inner.next() { if seq != Self.unknown { return (Int32(i), seq) } }
+            return nil
+        }
     }
 }
 
 extension MembershipState: Equatable {
     /// Same operations and the same knowledge, however they were interned or in what order added.
     public static func == (lhs: MembershipState, rhs: MembershipState) -> Bool {
-        guard lhs.records.count == rhs.records.count else { return false }
+        guard lhs.records.count == rhs.records.count, lhs.createID == rhs.createID,
+              (lhs.base == nil) == (rhs.base == nil) else { return false }
+        if let l = lhs.base, let r = rhs.base {
+            func ids(_ s: MembershipState, _ m: [Int32]) -> Set<MemberID> { Set(m.map { s.memberIDs[Int($0)] }) }
+            guard ids(lhs, l.members) == ids(rhs, r.members),
+                  Dictionary(uniqueKeysWithValues: l.through.map { (lhs.memberIDs[Int($0.key)], $0.value) })
+                    == Dictionary(uniqueKeysWithValues: r.through.map { (rhs.memberIDs[Int($0.key)], $0.value) }),
+                  Set(l.introduced.indices.filter { l.introduced[$0] }.map { lhs.memberIDs[$0] })
+                    == Set(r.introduced.indices.filter { r.introduced[$0] }.map { rhs.memberIDs[$0] })
+            else { return false }
+        }
         for (i, rec) in lhs.records.enumerated() {
             guard let j = rhs.recordIndex[rec.op.id] else { return false }
             let known = lhs.knownOf[i], otherKnown = rhs.knownOf[Int(j)]
@@ -460,4 +741,8 @@ extension MembershipState: Equatable {
         }
         return true
     }
+}
+
+extension UInt64 {
+    @inline(__always) mutating func formMax(_ other: UInt64) { if other > self { self = other } }
 }

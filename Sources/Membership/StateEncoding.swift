@@ -3,8 +3,15 @@ public import DCGKAEncoding
 /// Canonical encoding of a membership state (§8), what a welcome carries (§5.6):
 ///
 /// ```
-/// version     u8 = 1
+/// version     u8 = 2
 /// members     varint n (≤ 65,536), then n × 32-byte IDs, strictly increasing
+/// base        u8: 0 (nothing folded) | 1, then (§4.3, "Folding" in PROTOCOL-NOTES.md):
+///   create    varint member index, varint seq: the folded create
+///   members   varint b, then b member indexes as increasing gaps: Members(folded operations)
+///   through   varint t (≥ 1), then t entries in increasing member index: varint gap, varint
+///             seq ≥ 1: each sender's folded prefix
+///   introduced varint c, then c member indexes as increasing gaps: who could send operations
+///             that count when the base was made
 /// operations  varint k (≤ 1,000,000), then k operations strictly increasing by (sender, seq):
 ///   sender    varint index into members
 ///   seq       varint ≥ 1
@@ -16,9 +23,9 @@ public import DCGKAEncoding
 ///             index itself), varint seq ≥ 1
 /// ```
 ///
-/// The member table is exactly the set of IDs that appear in operations, so the size grows with
-/// the number of operations, members and acknowledgments of membership operations only (at most one
-/// entry per member and operation), never with application messages.
+/// The member table is exactly the set of IDs that appear in operations (folded ones included), so
+/// the size grows with the members and with the operations not yet folded and their
+/// acknowledgments (at most one entry per member and operation), never with application messages.
 extension MembershipState: WireCodable {
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(Self.encodingVersion)
@@ -27,6 +34,31 @@ extension MembershipState: WireCodable {
         for (position, m) in order.enumerated() { rank[m] = position }
         writer.writeVarint(memberIDs.count)
         for m in order { memberIDs[m].encode(to: &writer) }
+        func writeIndexSet(_ members: [Int]) {
+            writer.writeVarint(members.count)
+            var previous = -1
+            for m in members.sorted() {
+                writer.writeVarint(m - previous - 1)
+                previous = m
+            }
+        }
+        if let base, let create = createID {
+            writer.writeUInt8(1)
+            writer.writeVarint(rank[Int(memberIndex[create.sender]!)])
+            writer.writeVarint(create.seq)
+            writeIndexSet(base.members.map { rank[Int($0)] })
+            let through = base.through.map { (rank: rank[Int($0.key)], seq: $0.value) }.sorted { $0.rank < $1.rank }
+            writer.writeVarint(through.count)
+            var previous = -1
+            for entry in through {
+                writer.writeVarint(entry.rank - previous - 1)
+                writer.writeVarint(entry.seq)
+                previous = entry.rank
+            }
+            writeIndexSet(base.introduced.indices.filter { base.introduced[$0] }.map { rank[$0] })
+        } else {
+            writer.writeUInt8(0)
+        }
 
         let opOrder = records.indices.sorted { records[$0].op.id < records[$1].op.id }
         writer.writeVarint(records.count)
@@ -77,14 +109,68 @@ extension MembershipState: WireCodable {
             previousID = id
             _ = state.intern(id)
         }
+        var used = [Bool](repeating: false, count: memberCount)
+        let lastIndex = memberCount - 1
+
+        func readIndexSet(_ reader: inout WireReader, _ field: String) throws(WireError) -> [Int] {
+            let count = try reader.readBoundedVarint(field: field, limit: memberCount)
+            guard count <= reader.remaining else { throw .truncated }
+            var indexes: [Int] = []
+            indexes.reserveCapacity(count)
+            var previous = -1
+            for _ in 0..<count {
+                let index = previous + 1 + (try reader.readBoundedVarint(field: field, limit: lastIndex))
+                guard index <= lastIndex else { throw .invalidValue(field: field) }
+                indexes.append(index)
+                used[index] = true
+                previous = index
+            }
+            return indexes
+        }
+        switch try reader.readUInt8() {
+        case 0: break
+        case 1:
+            guard memberCount > 0 else { throw .invalidValue(field: "membership.base empty") }
+            let creator = try reader.readBoundedVarint(field: "membership.base.create", limit: lastIndex)
+            used[creator] = true
+            let createSeq = try reader.readVarint()
+            guard createSeq >= 1, createSeq < KnowledgeRow.unknown else { throw .invalidValue(field: "membership.base.create seq") }
+            let create = OperationID(sender: state.memberIDs[creator], seq: createSeq)
+            let members = try readIndexSet(&reader, "membership.base.members")
+            let throughCount = try reader.readBoundedVarint(field: "membership.base.through", limit: memberCount)
+            guard throughCount >= 1, throughCount <= reader.remaining / 2 else { throw .truncated }
+            var through: [Int32: UInt64] = [:]
+            through.reserveCapacity(throughCount)
+            var previous = -1
+            for _ in 0..<throughCount {
+                let index = previous + 1 + (try reader.readBoundedVarint(field: "membership.base.through", limit: lastIndex))
+                guard index <= lastIndex else { throw .invalidValue(field: "membership.base.through") }
+                let seq = try reader.readVarint()
+                guard seq >= 1, seq < KnowledgeRow.unknown else { throw .invalidValue(field: "membership.base.through seq") }
+                through[Int32(index)] = seq
+                used[index] = true
+                previous = index
+            }
+            // The create is folded first: it precedes everything.
+            guard let createThrough = through[Int32(creator)], createThrough >= createSeq else {
+                throw .invalidValue(field: "membership.base.create")
+            }
+            var introduced = [Bool](repeating: false, count: memberCount)
+            for m in try readIndexSet(&reader, "membership.base.introduced") { introduced[m] = true }
+            // Members of the base were introduced in it.
+            guard members.allSatisfy({ introduced[$0] }) else { throw .invalidValue(field: "membership.base.members") }
+            state.createID = create
+            state.base = FoldedBase(members: members.map { Int32($0) }, through: through, introduced: introduced)
+            for (m, flag) in introduced.enumerated() where flag { state.mayOperate[m] = true }
+        case let tag:
+            throw .unknownTag(field: "membership.base", tag: tag)
+        }
 
         // The smallest operation is 7 bytes: sender, seq, tag, target, count, one entry (gap, seq).
         let opCount = try reader.readBoundedVarint(field: "membership.operations", limit: maxOperations)
         guard opCount <= reader.remaining / 7 else { throw .truncated }
-        guard opCount > 0 || memberCount == 0 else { throw .invalidValue(field: "membership.members unused") }
+        guard opCount > 0 || memberCount == 0 || state.base != nil else { throw .invalidValue(field: "membership.members unused") }
         guard opCount == 0 || memberCount > 0 else { throw .invalidValue(field: "membership.members empty") }
-        let lastIndex = memberCount - 1
-        var used = [Bool](repeating: false, count: memberCount)
         var previousOp: OperationID?
         var lowered: [Int32] = []
         state.records.reserveCapacity(opCount)
@@ -101,11 +187,13 @@ extension MembershipState: WireCodable {
             guard seq >= 1, seq < KnowledgeRow.unknown else { throw .invalidValue(field: "membership.op.seq") }
             let id = OperationID(sender: state.memberIDs[sender], seq: seq)
             if let previousOp, !(previousOp < id) { throw .invalidValue(field: "membership.operations order") }
+            // Nothing held one by one may be covered by the folded prefix of its sender.
+            guard !state.isFoldedOperation(id) else { throw .invalidValue(field: "membership.op folded") }
             previousOp = id
             let kind: MembershipOperationKind
             switch try reader.readUInt8() {
             case MembershipOperation.createTag:
-                guard state.createRecord < 0 else { throw .invalidValue(field: "membership.second create") }
+                guard state.createRecord < 0, state.base == nil else { throw .invalidValue(field: "membership.second create") }
                 let count = try reader.readBoundedVarint(field: "membership.create.members", limit: lastIndex)
                 guard count <= reader.remaining else { throw .truncated }
                 var members: [MemberID] = []
@@ -138,21 +226,23 @@ extension MembershipState: WireCodable {
                 previous = index
             }
             guard let own = known[Int32(sender)], own <= seq else { throw .invalidValue(field: "membership.known sender") }
+            if let create = state.createID, op.id.sender == create.sender, op.id.seq < create.seq {
+                throw .invalidValue(field: "membership.before create")
+            }
 
             let r = state.insert(op, lowered: &lowered)
             for (m, knownSeq) in known { _ = state.setKnown(record: r, member: m, seq: knownSeq, lowered: &lowered) }
         }
         guard used.allSatisfy({ $0 }) else { throw .invalidValue(field: "membership.members unused") }
 
-        if opCount > 0 {
-            guard state.createRecord >= 0 else { throw .invalidValue(field: "membership.no create") }
+        if let create = state.createID {
             // Nothing may precede the create: the creator knows nothing from before its create.
-            let create = state.records[Int(state.createRecord)]
+            let creator = state.memberIndex[create.sender]!
             for known in state.knownOf {
-                if let k = known[create.sender], k < create.op.id.seq {
-                    throw .invalidValue(field: "membership.before create")
-                }
+                if let k = known[creator], k < create.seq { throw .invalidValue(field: "membership.before create") }
             }
+        } else if opCount > 0 {
+            throw .invalidValue(field: "membership.no create")
         }
         state.finishLowered(lowered)
         state.recomputeMembers()

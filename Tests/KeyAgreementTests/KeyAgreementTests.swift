@@ -133,6 +133,8 @@ struct KeyAgreementTests {
         let createOp = OperationID(sender: members[0].id, seq: createSeq)
         let memberKeys = keys(members[2])
         var state = members[2].state
+        // This test follows the create's knowledge row, so the create must stay unfolded.
+        state.history.foldsSettledOperations = false
         _ = try state.transaction { (s) throws(DCGKAError) in
             try s.process(sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: 1, keys: memberKeys, using: &rng)
         }

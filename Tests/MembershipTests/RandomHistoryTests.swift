@@ -17,6 +17,7 @@ struct GroupSimulation {
 
     struct Welcome {
         var state: MembershipState
+        var shadow: MembershipState?
         /// How many envelopes of each sender the adder had processed, the add included.
         var frontier: [Int]
     }
@@ -32,6 +33,8 @@ struct GroupSimulation {
     final class Replica {
         let id: MemberID
         var state = MembershipState()
+        /// With folding: the same history, never folded, as the reference.
+        var shadow: MembershipState?
         var seq: UInt64 = 0
         var joined = false
         var cursor: [Int]
@@ -47,11 +50,22 @@ struct GroupSimulation {
     let seed: UInt64
     /// Percentage of processing steps that are also checked against the oracle.
     var oraclePercent = 5
+    /// Replicas fold settled operations and are checked against an unfolded shadow.
+    let folding: Bool
+    var foldedOperations = 0
 
-    init(seed: UInt64, size: Int) {
+    init(seed: UInt64, size: Int, folding: Bool = false) {
         self.seed = seed
+        self.folding = folding
         rng = SplitMix64(seed: seed)
         replicas = (0..<size).map { Replica(id: member(1000 + $0), cursor: Array(repeating: 0, count: size)) }
+        for replica in replicas {
+            replica.state.foldsSettledOperations = folding
+            if folding {
+                replica.shadow = MembershipState()
+                replica.shadow!.foldsSettledOperations = false
+            }
+        }
         logs = Array(repeating: [], count: size)
         var initial: [Int] = []
         for i in 1..<size where rng.percent(50) { initial.append(i) }
@@ -71,14 +85,18 @@ struct GroupSimulation {
         logs[r].append(Envelope(id: id, body: body, welcome: nil, senderView: replicas[r].state.members()))
         replicas[r].cursor[r] = logs[r].count
         if welcomeAfter {
-            logs[r][logs[r].count - 1].welcome = Welcome(state: replicas[r].state, frontier: replicas[r].cursor)
+            logs[r][logs[r].count - 1].welcome = Welcome(state: replicas[r].state, shadow: replicas[r].shadow, frontier: replicas[r].cursor)
         }
     }
 
     mutating func initiate(_ x: Int, _ kind: MembershipOperationKind) {
         replicas[x].seq += 1
         let op = MembershipOperation(id: OperationID(sender: replicas[x].id, seq: replicas[x].seq), kind: kind)
-        do { try replicas[x].state.apply(op) } catch { problem("apply own \(op): \(error)") }
+        do {
+            try replicas[x].state.apply(op)
+            try replicas[x].shadow?.apply(op)
+        } catch { problem("apply own \(op): \(error)") }
+        fold(x)
         if case .add(let target) = kind {
             append(x, .op(op), welcomeAfter: true)
             if let t = replicas.firstIndex(where: { $0.id == target }), !replicas[t].joined {
@@ -149,33 +167,51 @@ struct GroupSimulation {
                     replicas[r].cursor[x] += 1
                     do {
                         try replicas[r].state.apply(op)
+                        try replicas[r].shadow?.apply(op)
                         replicas[r].seq += 1
                         try replicas[r].state.recordAcknowledgment(of: op.id, by: replicas[r].id, atSeq: replicas[r].seq)
+                        try replicas[r].shadow?.recordAcknowledgment(of: op.id, by: replicas[r].id, atSeq: replicas[r].seq)
                     } catch { problem("processing \(op): \(error)") }
                     append(r, .ack(op.id))
                 }
             case .ack(let o):
                 replicas[r].cursor[x] += 1
-                do { try replicas[r].state.recordAcknowledgment(of: o, by: e.id.sender, atSeq: e.id.seq) } catch {
+                do {
+                    try replicas[r].state.recordAcknowledgment(of: o, by: e.id.sender, atSeq: e.id.seq)
+                    try replicas[r].shadow?.recordAcknowledgment(of: o, by: e.id.sender, atSeq: e.id.seq)
+                } catch {
                     problem("ack \(e.id) of \(o): \(error)")
                 }
             case .welcomeAck(let add):
                 replicas[r].cursor[x] += 1
-                do { try replicas[r].state.recordWelcome(of: e.id.sender, add: add, atSeq: e.id.seq) } catch {
+                do {
+                    try replicas[r].state.recordWelcome(of: e.id.sender, add: add, atSeq: e.id.seq)
+                    try replicas[r].shadow?.recordWelcome(of: e.id.sender, add: add, atSeq: e.id.seq)
+                } catch {
                     problem("welcome-ack \(e.id) of \(add): \(error)")
                 }
             }
+            fold(r)
             check(r, e)
         }
+    }
+
+    /// Folds at random moments (exactness must not depend on when).
+    mutating func fold(_ r: Int) {
+        guard folding else { return }
+        if rng.percent(30) { foldedOperations += replicas[r].state.foldSettled() } else { replicas[r].state.foldIfDue() }
     }
 
     mutating func processWelcome(_ r: Int, _ e: Envelope) {
         guard let welcome = e.welcome else { return problem("add without welcome") }
         do {
             try replicas[r].state.checkedMerge(welcome.state)
+            if folding { try replicas[r].shadow!.checkedMerge(welcome.shadow!) }
             replicas[r].seq += 1
             try replicas[r].state.recordWelcome(of: replicas[r].id, add: e.id, atSeq: replicas[r].seq)
+            try replicas[r].shadow?.recordWelcome(of: replicas[r].id, add: e.id, atSeq: replicas[r].seq)
         } catch { problem("welcome \(e.id): \(error)") }
+        fold(r)
         for x in replicas.indices { replicas[r].cursor[x] = max(replicas[r].cursor[x], welcome.frontier[x]) }
         replicas[r].joined = true
         append(r, .welcomeAck(e.id))
@@ -190,6 +226,28 @@ struct GroupSimulation {
         let view = state.members(asSeenBy: e.id.sender, atSeq: e.id.seq)
         if memoized != view { problem("memoized view of \(e.id) at replica \(r): \(memoized) vs \(view)") }
         if view != e.senderView { problem("view of \(e.id) at replica \(r): \(view) vs sent \(e.senderView)") }
+        if let shadow = replicas[r].shadow {
+            // The folded state answers every view a later envelope can take as the full history does.
+            if state.members() != shadow.members() { problem("folded members() at replica \(r) differs") }
+            for (x, other) in replicas.enumerated() where other.joined {
+                // The next envelope of each sender that this replica has not processed yet (not
+                // a welcome-ack: its view is evaluated after the welcome is recorded).
+                let position = replicas[r].cursor[x]
+                guard position > 0 else { continue }
+                if position < logs[x].count, case .welcomeAck = logs[x][position].body { continue }
+                let next = position < logs[x].count ? logs[x][position].id.seq : other.seq + 1
+                if state.members(asSeenBy: other.id, atSeq: next) != shadow.members(asSeenBy: other.id, atSeq: next) {
+                    problem("folded view of \(other.id)#\(next) at replica \(r) differs")
+                }
+            }
+            if rng.percent(oraclePercent) {
+                do {
+                    let decoded = try MembershipState(wireBytes: state.wireBytes)
+                    if decoded != state || decoded.members() != state.members() { problem("folded decode(encode) differs") }
+                } catch { problem("decoding a folded state: \(error)") }
+            }
+            return
+        }
         if rng.percent(oraclePercent) {
             if view != MembershipOracle.members(of: state, asSeenBy: e.id.sender, atSeq: e.id.seq) {
                 problem("view of \(e.id) differs from oracle")
@@ -221,7 +279,7 @@ struct GroupSimulation {
         var step = 0
         while true {
             step += 1
-            if step == mergeStep { checkRandomMerge() }
+            if step == mergeStep && !folding { checkRandomMerge() }
             if operationsLeft > 0 && rng.percent(12) {
                 operationsLeft = initiateRandom() ? operationsLeft - 1 : 0
                 continue
@@ -241,6 +299,12 @@ struct GroupSimulation {
     /// envelope, so all hold the same history; it must match the oracle and survive encoding.
     mutating func finalChecks() {
         let joined = replicas.indices.filter { replicas[$0].joined }
+        if folding {
+            let members = replicas[joined[0]].state.members()
+            for r in joined where replicas[r].state.members() != members { problem("replica \(r) diverged (folded)") }
+            for r in joined where replicas[r].state.members() != replicas[r].shadow!.members() { problem("replica \(r) folded members differ") }
+            return
+        }
         let reference = replicas[joined[0]].state
         for r in joined where replicas[r].state != reference { problem("replica \(r) diverged") }
         if reference.members() != MembershipOracle.members(of: reference) { problem("final members() differs from oracle") }
@@ -284,5 +348,23 @@ struct GroupSimulation {
         // The generator must actually produce concurrency, or the comparison proves little.
         #expect(totalOps > 6_000)
         #expect(concurrentRemoves > 300)
+    }
+
+    /// Folding (§4.3) is exact: every replica folds settled operations at random moments, and every
+    /// view a later envelope can take, and `members()`, must equal those of the unfolded history
+    /// (which the test above checks against the oracle); folded states survive encoding.
+    @Test func foldingIsExactOnRandomHistories() {
+        var problems: [String] = []
+        var folded = 0
+        var meta = SplitMix64(seed: 0xF01D_2026)
+        for i in 0..<600 {
+            let size = 2 + meta.below(9)
+            var sim = GroupSimulation(seed: UInt64(i) &* 0x2000_0003 &+ 5, size: size, folding: true)
+            sim.run(maxOperations: 3 + size)
+            problems += sim.problems
+            folded += sim.foldedOperations
+        }
+        #expect(problems.isEmpty, "\(problems.prefix(5))")
+        #expect(folded > 1_000)
     }
 }
