@@ -59,7 +59,7 @@ let package = Package(
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(
             name: "Benchmarking",
-            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast"],
+            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "Membership"],
             swiftSettings: strict),
         .executableTarget(
             name: "dcgka",
@@ -83,7 +83,7 @@ let package = Package(
             dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement", "GroupMessaging", "TwoPartyMessaging"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "DCGKAEncoding"]),
         .testTarget(name: "CLITests", dependencies: ["dcgka"]),
-        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking"]),
+        .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "Membership", "DCGKAEncoding"]),
         .testTarget(
             name: "KnownAnswerTests",
             dependencies: ["KeyAgreement", "GroupMessaging", "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport"],

@@ -71,6 +71,25 @@ public struct MembershipState: Sendable {
     /// An empty history.
     public init() {}
 
+    /// The heap memory the state's tables reserve, in bytes (element storage by capacity, plus
+    /// hash-table overhead; not the allocator's own bookkeeping). The decoder keeps it within
+    /// 64 bytes per input byte (issue 8, item 4).
+    public var estimatedMemoryBytes: Int {
+        func array<T>(_ a: [T]) -> Int { a.capacity * MemoryLayout<T>.stride }
+        func table<K, V>(_ d: [K: V]) -> Int { d.capacity * (MemoryLayout<K>.stride + MemoryLayout<V>.stride + 1) }
+        var total = array(memberIDs) + table(memberIndex) + array(records) + array(senderOf) + array(seqOf)
+            + array(knownOf) + table(recordIndex) + array(maxOpSeq) + array(knownCount) + array(maxKnownSeq)
+            + array(mayOperate) + array(addsBySender) + array(addsOfTarget) + array(removesOfTarget)
+        for rec in records {
+            total += array(rec.createMembers)
+            if case .create(let members) = rec.op.kind { total += array(members) }
+        }
+        for row in knownOf { total += row.estimatedMemoryBytes }
+        for list in [addsBySender, addsOfTarget, removesOfTarget] { for l in list { total += array(l) } }
+        if let base { total += array(base.members) + table(base.through) + array(base.introduced) }
+        return total
+    }
+
     public var isEmpty: Bool { records.isEmpty && base == nil }
     /// Operations held one by one: those not yet folded.
     public var operationCount: Int { records.count }
@@ -701,6 +720,10 @@ struct KnowledgeRow: Sendable, Sequence {
             seqs[i] = newValue ?? Self.unknown
             count += (newValue == nil ? 0 : 1) - (old == Self.unknown ? 0 : 1)
         }
+    }
+
+    var estimatedMemoryBytes: Int {
+        seqs.capacity * 8 + (sparse.map { $0.capacity * (MemoryLayout<Int32>.stride + MemoryLayout<UInt64>.stride + 1) } ?? 0)
     }
 
     /// The known entries, `(member index, seq)`, in no particular order.
