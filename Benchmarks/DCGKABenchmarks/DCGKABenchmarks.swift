@@ -71,7 +71,7 @@ final class Fixtures: @unchecked Sendable {
         create = try! Envelope(wire: createWire, groupID: group128.groupID)
         ack = try! Envelope(wire: ackWire, groupID: group128.groupID)
         var sender128 = group128.groups[0]
-        messageEnvelope = try! sender128.send(Array("0123456789ABCDEF0123456789ABCDEF".utf8))
+        messageEnvelope = try! sender128.send(Array("0123456789ABCDEF0123456789ABCDEF".utf8), now: BenchFixture.now)
         messageWire = messageEnvelope.wireBytes
     }
 }
@@ -167,7 +167,7 @@ let benchmarks: @Sendable () -> Void = {
         let plaintext = Array("0123456789ABCDEF0123456789ABCDEF".utf8)
         for _ in benchmark.scaledIterations {
             var group = f.group128.groups[0]
-            blackHole(try group.send(plaintext))
+            blackHole(try group.send(plaintext, now: BenchFixture.now))
         }
     }
     Benchmark("message receive 32 B (decode + verify + decrypt) n=128") { benchmark in

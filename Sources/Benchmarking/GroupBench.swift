@@ -243,7 +243,7 @@ public enum GroupBench {
                 return envelopes[0]
             }
         case .message:
-            generation = try world.operate(0) { group, _, _ in try group.send(messagePlaintext) }
+            generation = try world.operate(0) { group, _, _ in try group.send(messagePlaintext, now: BenchWorld.now) }
         }
         try world.settle()
         try requireNoProblems(world, operation.rawValue, n)

@@ -61,7 +61,7 @@ public struct BroadcastState: Sendable, Equatable {
 
     struct NextInLine: Sendable, Equatable {
         var hash: Bytes32
-        var acked: Bytes32?
+        var acked: EnvelopeReference?
     }
 
     public init(groupID: GroupID, suite: CipherSuiteID, me: MemberID, configuration: BroadcastConfiguration = .init()) {
@@ -108,7 +108,12 @@ public struct BroadcastState: Sendable, Equatable {
     ) -> ReceiveOutcome {
         guard envelope.groupID == groupID else { return .rejected(.wrongGroup) }
         guard envelope.suite == suite else { return .rejected(.unsupportedSuite) }
-        if buffer[envelope.hash] != nil { return .duplicate }
+        if let buffered = buffer[envelope.hash] {
+            // Same header and signature (the hash covers both), so nothing needs checking again;
+            // a full copy of a buffered pruned envelope gives it back its payload (§6.1).
+            if buffered.isPruned, !envelope.isPruned { return restorePayload(of: envelope) }
+            return .duplicate
+        }
         if acknowledgeable[envelope.hash] != nil { return .duplicate }
         // The sender's state is taken out of the table for the checks and put back on every path
         // (unchanged, or with this envelope added), so that neither copies its tables.
@@ -159,15 +164,21 @@ public struct BroadcastState: Sendable, Equatable {
             return equivocation(envelope)
         }
         if let acked = envelope.acked {
+            if let known = acknowledgeable[acked.hash], known != acked.operationID {
+                return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
+            }
             // In-flight envelopes are only searched when the target is neither buffered nor an
             // already delivered acknowledgeable one (a per-ack scan of all senders is O(n)).
-            var target = buffer[acked]
-            if target == nil, acknowledgeable[acked] == nil {
-                if let own = state.inFlight, own.hash == acked {
+            var target = buffer[acked.hash]
+            if target == nil, acknowledgeable[acked.hash] == nil {
+                if let own = state.inFlight, own.hash == acked.hash {
                     target = own
                 } else {
-                    target = senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked }
+                    target = senders.values.lazy.compactMap(\.inFlight).first { $0.hash == acked.hash }
                 }
+            }
+            if let target, target.operationID != acked.operationID {
+                return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
             }
             if let target, !target.kind.isAcknowledgeable {
                 return .rejected(.invalidAcknowledgment(sender: envelope.sender, seq: envelope.seq))
@@ -178,7 +189,7 @@ public struct BroadcastState: Sendable, Equatable {
         // buffer that never drains): room is made for it by dropping the envelopes furthest ahead,
         // its sender's own first, which are reported missing again and fetched later.
         let isNext = envelope.seq == state.delivered + 1 && state.inFlight == nil
-        let size = envelope.payload.count
+        let size = envelope.payloadCount
         if isNext {
             evictAhead(of: &state, toFit: size)
             makeRoomForNext(of: envelope.sender, state: &state, toFit: size)
@@ -208,6 +219,36 @@ public struct BroadcastState: Sendable, Equatable {
         #endif
     }
 
+    /// Gives a buffered pruned envelope the payload of a full copy (same hash, payload checked
+    /// against `payloadHash` when the copy was made or decoded). The per-sender and shared byte
+    /// limits apply as to any buffered envelope.
+    private mutating func restorePayload(of envelope: Envelope) -> ReceiveOutcome {
+        guard var state = senders.removeValue(forKey: envelope.sender) else { return .duplicate }
+        let size = envelope.payloadCount
+        guard size <= configuration.maximumBufferedPayloadBytesPerSender - state.pendingBytes,
+              size <= configuration.maximumBufferedPayloadBytes - bufferedPayloadBytes
+        else {
+            store(state, for: envelope.sender)
+            return .rejected(.bufferFull)
+        }
+        buffer[envelope.hash] = envelope
+        bufferedPayloadBytes += size
+        state.pendingBytes += size
+        store(state, for: envelope.sender)
+        return .payloadRestored
+    }
+
+    /// Whether an acknowledgment names a position that is already delivered here with another
+    /// envelope (or one that is not acknowledgeable): it acknowledges a branch I did not take (a
+    /// fork, §6.2) or nothing valid, and waiting would stall its sender's chain for ever. It is
+    /// delivered without its target, and the layer above decides what it means. Positions before
+    /// my adopted frontier are not judged: I never saw them, so the envelope is fetched by hash.
+    func isUnresolvable(_ acked: EnvelopeReference) -> Bool {
+        guard let state = senders[acked.sender] else { return false }
+        return acked.seq <= state.delivered && acked.seq > state.skippedThrough
+            && acknowledgeable[acked.hash] == nil
+    }
+
     private mutating func equivocation(_ envelope: Envelope) -> ReceiveOutcome {
         equivocators.insert(envelope.sender)
         return .rejected(.equivocation(sender: envelope.sender, seq: envelope.seq))
@@ -225,7 +266,7 @@ public struct BroadcastState: Sendable, Equatable {
             var best: (sender: MemberID, hash: Bytes32)?
             for (sender, next) in nextInLine {
                 if let best, !(sender < best.sender) { continue }
-                if let acked = next.acked, acknowledgeable[acked] == nil { continue }
+                if let acked = next.acked, acknowledgeable[acked.hash] == nil, !isUnresolvable(acked) { continue }
                 best = (sender, next.hash)
             }
             guard let best, let envelope = buffer[best.hash],
@@ -252,7 +293,7 @@ public struct BroadcastState: Sendable, Equatable {
         return advance(envelope)
     }
 
-    /// Where my next envelope goes: `seq` and `prev` for ``Envelope/sign(identity:suite:groupID:seq:prev:kind:acked:payload:)``.
+    /// Where my next envelope goes: `seq` and `prev` for ``Envelope/sign(identity:suite:groupID:seq:prev:kind:acked:application:payload:)``.
     public func nextOwnPosition() -> (seq: UInt64, prev: Bytes32?) {
         let state = senders[me]
         return ((state?.delivered ?? 0) + 1, state?.head)
@@ -294,19 +335,19 @@ public struct BroadcastState: Sendable, Equatable {
             guard var state = senders[sender], let envelope = state.inFlight else { continue }
             state.inFlight = nil
             state.pending[envelope.seq] = envelope.hash
-            state.pendingBytes += envelope.payload.count
+            state.pendingBytes += envelope.payloadCount
             buffer[envelope.hash] = envelope
-            bufferedPayloadBytes += envelope.payload.count
+            bufferedPayloadBytes += envelope.payloadCount
             senders[sender] = state
             refreshLine(sender)
         }
     }
 
     private mutating func removeFromBuffer(_ envelope: Envelope, state: inout SenderState) {
-        if buffer.removeValue(forKey: envelope.hash) != nil { bufferedPayloadBytes -= envelope.payload.count }
+        if buffer.removeValue(forKey: envelope.hash) != nil { bufferedPayloadBytes -= envelope.payloadCount }
         if state.pending[envelope.seq] == envelope.hash {
             state.pending[envelope.seq] = nil
-            state.pendingBytes -= envelope.payload.count
+            state.pendingBytes -= envelope.payloadCount
         }
     }
 
@@ -436,8 +477,9 @@ public struct BroadcastState: Sendable, Equatable {
         }
         var hashes = Set<Bytes32>()
         func check(_ envelope: Envelope) {
-            guard let acked = envelope.acked, acknowledgeable[acked] == nil, buffer[acked] == nil else { return }
-            hashes.insert(acked)
+            guard let acked = envelope.acked, acknowledgeable[acked.hash] == nil, buffer[acked.hash] == nil,
+                  !isUnresolvable(acked) else { return }
+            hashes.insert(acked.hash)
         }
         for envelope in buffer.values { check(envelope) }
         for state in senders.values { if let inFlight = state.inFlight { check(inFlight) } }

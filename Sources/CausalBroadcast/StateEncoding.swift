@@ -4,7 +4,7 @@ internal import DCGKACrypto
 /// Canonical encoding of a ``BroadcastState`` (§8), for storage:
 ///
 /// ```
-/// version        u8 = 1
+/// version        u8 = 3
 /// groupID        32
 /// suite          u8
 /// me             32
@@ -30,7 +30,7 @@ internal import DCGKACrypto
 /// buffered envelopes are rebuilt from those. Decoding checks every invariant the encoder
 /// guarantees, so decode-then-encode gives the same bytes.
 extension BroadcastState: WireCodable {
-    static let encodingVersion: UInt8 = 2
+    static let encodingVersion: UInt8 = 3
     static let maximumSenders = 1 << 20
     static let maximumAcknowledgeable = 1 << 26
 
@@ -164,9 +164,9 @@ extension BroadcastState: WireCodable {
             if let previousOp, !(previousOp < envelope.operationID) { throw .invalidValue(field: "broadcast.buffered order") }
             previousOp = envelope.operationID
             state.buffer[envelope.hash] = envelope
-            state.bufferedPayloadBytes += envelope.payload.count
+            state.bufferedPayloadBytes += envelope.payloadCount
             state.senders[envelope.sender, default: SenderState()].pending[envelope.seq] = envelope.hash
-            state.senders[envelope.sender, default: SenderState()].pendingBytes += envelope.payload.count
+            state.senders[envelope.sender, default: SenderState()].pendingBytes += envelope.payloadCount
         }
 
         let inFlightCount = try reader.readBoundedVarint(field: "broadcast.inFlight", limit: maximumSenders)

@@ -48,8 +48,8 @@ public enum BroadcastError: Error, Equatable, Hashable, Sendable {
     /// sender's chain as delivered or buffered. What came first is kept; the sender is recorded
     /// in ``BroadcastState/equivocators``.
     case equivocation(sender: MemberID, seq: UInt64)
-    /// An acknowledgment whose `acked` hash names a known envelope that is not a create, add,
-    /// remove or update.
+    /// An acknowledgment whose `acked` names a known envelope that is not a create, add, remove or
+    /// update, or names a known hash with another sender or seq than that envelope's.
     case invalidAcknowledgment(sender: MemberID, seq: UInt64)
     /// A validly signed envelope of mine that I did not record as sent (a copy of my identity, or
     /// my state was rolled back).
@@ -69,6 +69,8 @@ public enum ReceiveOutcome: Equatable, Hashable, Sendable {
     /// Precedes the frontier adopted from the welcome: treated as delivered and not handed out
     /// (a create/add/remove/update is remembered so that later acknowledgments of it resolve).
     case skippedBeforeJoin
+    /// A full copy of an envelope that was buffered pruned: the buffered one has its payload back.
+    case payloadRestored
     case rejected(BroadcastError)
 }
 

@@ -136,13 +136,16 @@ extension Group {
                 throw .invalidKeyBundle(bundle.identity, "\(error)")
             }
         }
-        var group = Group(identity: identity, groupID: GroupID(rng.bytes32()), suite: suite, configuration: configuration)
+        let nonce = rng.bytes32()
+        let groupID = KeyDerivations.groupID(
+            creator: identity.id, nonce: nonce, members: bundles.map(\.identity), suite: suite.suite)
+        var group = Group(identity: identity, groupID: groupID, suite: suite, configuration: configuration)
         for bundle in [ownBundle] + bundles { group.bundles[bundle.identity] = bundle }
         let (seq, prev) = group.broadcast.nextOwnPosition()
         let output: OperationOutput
         do {
             output = try group.keyAgreement.create(
-                bundles: bundles, creatorBundle: ownBundle, seq: seq,
+                bundles: bundles, creatorBundle: ownBundle, groupNonce: nonce, seq: seq,
                 keys: group.keys(prekeys, now: now, alreadyVerified: Set(bundles.map(\.identity))), using: &rng)
         } catch {
             throw .protocolError(error)
@@ -163,7 +166,7 @@ extension Group {
             throw .invalidInvitation("not a create or an add")
         }
         let body: ControlBody
-        do { body = try ControlBody(kind: kind, payload: invitation.payload) } catch {
+        do { body = try ControlBody(kind: kind, payload: invitation.payload ?? []) } catch {
             throw .invalidInvitation("\(error)")
         }
         var group = Group(identity: identity, groupID: invitation.groupID, suite: invitation.suite, configuration: configuration)
@@ -346,28 +349,29 @@ extension Group {
     /// Encrypts an application message, first refreshing my keys with an update when my current
     /// epoch may be known to someone I consider removed. Returns the envelopes to send, in order.
     public mutating func send<R: RandomNumberGenerator>(
-        _ bytes: [UInt8], prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+        _ bytes: [UInt8], prekeys: PrekeyStore, now: UInt64, using rng: inout R
     ) throws(GroupError) -> [Envelope] {
         var copy = self
         var envelopes: [Envelope] = []
         if copy.needsRefresh || copy.bundleToAnnounce != nil {
             envelopes.append(try copy.update(prekeys: prekeys, now: now, using: &rng))
         }
-        envelopes.append(try copy.send(bytes))
+        envelopes.append(try copy.send(bytes, now: now))
         self = copy
         return envelopes
     }
 
     public mutating func send<R: RandomNumberGenerator>(
-        text: String, prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+        text: String, prekeys: PrekeyStore, now: UInt64, using rng: inout R
     ) throws(GroupError) -> [Envelope] {
         try send(Array(text.utf8), prekeys: prekeys, now: now, using: &rng)
     }
 
-    /// Encrypts an application message with my current message ratchet. Throws
-    /// ``GroupError/refreshRequired`` when my keys must be refreshed first; the variant with
+    /// Encrypts an application message with my current message ratchet. `now` (seconds since the
+    /// Unix epoch) gives the header its coarse time (§6.1), by which holders judge its retention.
+    /// Throws ``GroupError/refreshRequired`` when my keys must be refreshed first; the variant with
     /// `prekeys` does that.
-    public mutating func send(_ bytes: [UInt8]) throws(GroupError) -> Envelope {
+    public mutating func send(_ bytes: [UInt8], now: UInt64) throws(GroupError) -> Envelope {
         guard isMember else { throw .notAMember }
         guard !needsRefresh else { throw .refreshRequired }
         var copy = self
@@ -383,17 +387,19 @@ extension Group {
             throw .messaging(error)
         }
         let envelope = Envelope.sign(
-            identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev,
-            kind: .application, acked: nil, payload: ciphertext.wireBytes)
+            identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev, kind: .application, acked: nil,
+            application: ApplicationFields(
+                epoch: ciphertext.epoch, index: ciphertext.index, hour: ApplicationFields.hour(ofSeconds: now)),
+            payload: ciphertext.wireBytes)
         copy.broadcast.recordOwn(envelope)
         self = copy
         return envelope
     }
 
-    public mutating func send(text: String) throws(GroupError) -> Envelope { try send(Array(text.utf8)) }
+    public mutating func send(text: String, now: UInt64) throws(GroupError) -> Envelope { try send(Array(text.utf8), now: now) }
 
     /// Signs a control envelope of mine and records it as delivered.
-    mutating func seal(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: Bytes32?, body: ControlBody) -> Envelope {
+    mutating func seal(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: EnvelopeReference?, body: ControlBody) -> Envelope {
         let envelope = Envelope.sign(
             identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev,
             kind: kind, acked: acked, payload: body.payload)
@@ -438,6 +444,9 @@ extension Group {
             // A skipped envelope from before my join can still release acknowledgments of it.
             deliverAll(prekeys: prekeys, into: &output, using: &rng)
         case .duplicate:
+            // A full copy of an application envelope I delivered pruned (§6.1) is not a duplicate.
+            if envelope.kind == .application, !envelope.isPruned { deliverLatePayload(envelope, into: &output, verifySignature: verifySignature) }
+        case .payloadRestored:
             break
         case .rejected(let error):
             if case .equivocation(let sender, _) = error {
@@ -469,15 +478,42 @@ extension Group {
             output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
             return
         }
+        guard let header = ApplicationHeader(of: envelope) else { return }  // every application envelope has one
+        guard let payload = envelope.payload else {
+            // Pruned (§6.1): delivered in order as expired; its key waits for a full copy.
+            switch messaging.keepKey(for: header) {
+            case .success: output.events.append(.expired(from: envelope.sender, seq: envelope.seq))
+            case .failure(let reason): output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: reason))
+            }
+            return
+        }
+        decrypt(envelope, payload: payload, header: header, into: &output)
+    }
+
+    mutating func decrypt(_ envelope: Envelope, payload: [UInt8], header: ApplicationHeader, into output: inout GroupOutput) {
         let ciphertext: ApplicationCiphertext
-        do { ciphertext = try ApplicationCiphertext(wireBytes: envelope.payload) } catch {
+        do { ciphertext = try ApplicationCiphertext(wireBytes: payload) } catch {
             output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: .authenticationFailed))
             return
         }
-        switch messaging.decrypt(ciphertext, header: ApplicationHeader(of: envelope, ciphertext: ciphertext)) {
+        switch messaging.decrypt(ciphertext, header: header) {
         case .success(let bytes): output.events.append(.message(from: envelope.sender, seq: envelope.seq, bytes: bytes))
         case .failure(let reason): output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: reason))
         }
+    }
+
+    /// The payload of an application envelope that was delivered pruned: decrypted with the key
+    /// kept for it, once. Anything else that looks like a duplicate (no kept key) is dropped
+    /// silently. The signature is checked first: the broadcast layer may have answered
+    /// "duplicate" from the seq alone, without seeing this header before.
+    mutating func deliverLatePayload(_ envelope: Envelope, into output: inout GroupOutput, verifySignature: (Envelope) -> Bool) {
+        guard let header = ApplicationHeader(of: envelope), let payload = envelope.payload,
+              envelope.seq <= broadcast.deliveredSeq(of: envelope.sender),
+              messaging.holdsSkippedKey(of: envelope.sender, epoch: header.epoch, index: header.index),
+              broadcast.knownHash(of: envelope.sender, at: envelope.seq).map({ $0 == envelope.hash }) ?? verifySignature(envelope),
+              keyAgreement.wasMember(envelope.sender, before: envelope.seq)
+        else { return }
+        decrypt(envelope, payload: payload, header: header, into: &output)
     }
 
     mutating func deliverControl<R: RandomNumberGenerator>(
@@ -486,15 +522,17 @@ extension Group {
         let failed = { (error: GroupProcessingError) in
             GroupEvent.processingFailed(sender: envelope.sender, seq: envelope.seq, error: error)
         }
-        guard let kind = ControlKind(rawValue: envelope.kind.rawValue) else { return }
+        guard let kind = ControlKind(rawValue: envelope.kind.rawValue), let payload = envelope.payload else { return }
         let body: ControlBody
-        do { body = try ControlBody(kind: kind, payload: envelope.payload) } catch {
+        do { body = try ControlBody(kind: kind, payload: payload) } catch {
             output.events.append(failed(.undecodable(error)))
             return
         }
         var acked: OperationID?
-        if let hash = envelope.acked {
-            guard let id = broadcast.operationID(ofAcknowledgeable: hash) else {
+        if let reference = envelope.acked {
+            // Delivered without its target only when that position holds another envelope here
+            // (a fork, §6.2): such an acknowledgment has no effect on my state.
+            guard let id = broadcast.operationID(ofAcknowledgeable: reference.hash), id == reference.operationID else {
                 output.events.append(failed(.unknownAcknowledgedEnvelope))
                 return
             }
@@ -546,7 +584,7 @@ extension Group {
             case .welcomeAck: .welcomeAck
             default: .ack
             }
-            output.envelopes.append(seal(ackKind, seq: mySeq, prev: myPrev, acked: envelope.hash, body: acknowledgment))
+            output.envelopes.append(seal(ackKind, seq: mySeq, prev: myPrev, acked: envelope.reference, body: acknowledgment))
             startMyEpoch(mySeq, result.mySecret)
         }
         reportMembershipChange(from: before, wasMember: wasMember, envelope: envelope, kind: kind, into: &output)
@@ -568,11 +606,13 @@ extension Group {
 }
 
 extension ApplicationHeader {
-    /// The associated data of the application message in `envelope` (§7).
-    public init(of envelope: Envelope, ciphertext: ApplicationCiphertext) {
+    /// The associated data of the application message in `envelope` (§7): epoch and index from
+    /// its signed header (the ciphertext repeats them and must agree). Nil for a control envelope.
+    public init?(of envelope: Envelope) {
+        guard let fields = envelope.application else { return nil }
         self.init(
             version: envelope.version, suite: envelope.suite, groupID: envelope.groupID, sender: envelope.sender,
-            seq: envelope.seq, prev: envelope.prev, epoch: ciphertext.epoch, index: ciphertext.index)
+            seq: envelope.seq, prev: envelope.prev, epoch: fields.epoch, index: fields.index)
     }
 }
 

@@ -9,6 +9,10 @@ public enum GroupEvent: Equatable, Sendable {
     case joined(by: MemberID)
     /// An application message, decrypted.
     case message(from: MemberID, seq: UInt64, bytes: [UInt8])
+    /// An application message whose payload was pruned before it reached me (past its retention
+    /// at the holder I got it from, §6.1): its key is kept, so a full copy arriving later is still
+    /// shown as a ``message(from:seq:bytes:)``.
+    case expired(from: MemberID, seq: UInt64)
     /// A message I cannot read (sent before I joined or after I left, or its key is gone).
     case undecryptable(from: MemberID, seq: UInt64, reason: UndecryptableReason)
     /// An envelope of a sender that was not a member in its own view just before it (it had

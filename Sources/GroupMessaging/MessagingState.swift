@@ -212,6 +212,46 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         return .success(plaintext)
     }
 
+    /// Keeps the key of a message whose payload is gone (a pruned envelope delivered in order,
+    /// §6.1): the chain is advanced past it as if it had been read, and its key goes into the
+    /// bounded skipped-key store, so that a full copy arriving later still decrypts (once). A key
+    /// already in the store stays. On failure (the same reasons as ``decrypt(_:header:)``, which
+    /// cannot be checked by authentication here) nothing changes.
+    public mutating func keepKey(for header: ApplicationHeader) -> Result<Void, UndecryptableReason> {
+        guard var record = members[header.sender], header.epoch <= record.epoch else { return .failure(.unknownEpoch) }
+        let position = MessagePosition(epoch: header.epoch, index: header.index)
+        if position.epoch < record.epoch || position.index < record.nextIndex {
+            guard record.skippedSlot(position) != nil else {
+                return .failure(position.epoch < record.epoch ? .epochExpired : .keyAlreadyUsed)
+            }
+            return .success(())
+        }
+        let skip = position.index - record.nextIndex
+        guard position.index < UInt64.max, skip <= UInt64(configuration.maximumSkipPerMessage) else {
+            return .failure(.tooFarAhead)
+        }
+        let cipherSuite = suite.suite
+        var chain = record.chain
+        while record.nextIndex <= position.index {
+            let (key, next) = MessageRatchet.step(chain, suite: cipherSuite)
+            record.skipped.append(SkippedKey(position: MessagePosition(epoch: record.epoch, index: record.nextIndex), key: key))
+            retire(chain)
+            chain = next
+            record.nextIndex += 1
+        }
+        record.chain = chain
+        let evicted = record.evict(keepingAtMost: configuration.maximumSkippedKeysPerSender)
+        for dropped in evicted { retire(dropped.key.key) }
+        members[header.sender] = record
+        return .success(())
+    }
+
+    /// Whether the key of `(sender, epoch, index)` waits in the skipped-key store (a message
+    /// delivered pruned, or skipped over, whose payload may still come).
+    public func holdsSkippedKey(of sender: MemberID, epoch: UInt64, index: UInt64) -> Bool {
+        members[sender]?.skippedSlot(MessagePosition(epoch: epoch, index: index)) != nil
+    }
+
     /// The member's current epoch (nil if I hold no ratchet for it).
     public func currentEpoch(of member: MemberID) -> UInt64? {
         members[member]?.epoch

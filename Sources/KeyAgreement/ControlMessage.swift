@@ -139,14 +139,21 @@ public struct ControlBody: Equatable, Sendable {
     /// §5.7 rule 3, in every envelope that starts an epoch for its sender:
     /// `HKDF(ikm: I_sender, info: "DCGKA epoch confirm", 16)`, checked by everyone who follows it.
     public var epochConfirmation: [UInt8]?
+    /// In a create only: the 32 random bytes that, with the creator and the member list, make the
+    /// group ID (§6.1, ``KeyDerivations/groupID(creator:nonce:members:suite:)``).
+    public var groupNonce: Bytes32?
 
     public static let epochConfirmationLength = 16
 
-    public init(fields: Fields, directMessages: [TaggedDirectMessage], seedConfirmation: Bytes32? = nil, epochConfirmation: [UInt8]? = nil) {
+    public init(
+        fields: Fields, directMessages: [TaggedDirectMessage], seedConfirmation: Bytes32? = nil,
+        epochConfirmation: [UInt8]? = nil, groupNonce: Bytes32? = nil
+    ) {
         self.fields = fields
         self.directMessages = directMessages
         self.seedConfirmation = seedConfirmation
         self.epochConfirmation = epochConfirmation
+        self.groupNonce = groupNonce
     }
 
     /// Whether this kind carries a seed, and so a seed confirmation.
@@ -177,6 +184,7 @@ public struct ControlBody: Equatable, Sendable {
         switch fields {
         case .create(let bundles):
             writer.writeArray(bundles)
+            writer.write(groupNonce ?? .zero)
         case .add(let added, let welcome):
             writer.write(added)
             writer.writeLengthPrefixed(welcome.bytes)
@@ -198,9 +206,11 @@ public struct ControlBody: Equatable, Sendable {
 
     public init(kind: ControlKind, payload: [UInt8]) throws(WireError) {
         var reader = WireReader(payload)
+        groupNonce = nil
         switch kind {
         case .create:
             fields = .create(try reader.readArray(KeyBundle.self, field: "create members", limit: MembershipOperation.maxCreateMembers))
+            groupNonce = try reader.read(Bytes32.self)
         case .add:
             let added = try reader.read(KeyBundle.self)
             fields = .add(added, EncodedWelcome(bytes: try reader.readLengthPrefixed(field: "welcome", limit: EncodedWelcome.maximumLength)))

@@ -26,6 +26,9 @@ public enum DCGKAError: Error, Equatable, Sendable {
     /// The update secret I derived for the envelope's sender does not match its epoch
     /// confirmation, or one of us derived none (§5.7 rule 3).
     case epochConfirmationFailed(OperationID)
+    /// The create's group ID is not the one its creator, nonce and member list give (§6.1): it is
+    /// not this group's create, whatever its envelope says.
+    case groupIDMismatch
 }
 
 /// A pair (operation, member) naming one member secret, `memberSecret[(sender, seq), ID]` of §5.1.

@@ -8,9 +8,25 @@ public enum KeyDerivations {
     public static let ratchetLabel: [UInt8] = Array("DCGKA ratchet".utf8)
     public static let seedConfirmLabel: [UInt8] = Array("DCGKA seed confirm".utf8)
     public static let epochConfirmLabel: [UInt8] = Array("DCGKA epoch confirm".utf8)
+    public static let groupLabel: [UInt8] = Array("DCGKA group".utf8)
     /// The constant ratchet inputs of §5.3.
     public static let welcomeInput: [UInt8] = Array("welcome".utf8)
     public static let addInput: [UInt8] = Array("add".utf8)
+
+    /// The group ID of §6.1: `SHA-256("DCGKA group" ‖ creator ‖ nonce ‖ SHA-256(list))`, where `list`
+    /// is the canonical encoding (§8) of the create's member list, the creator first and then the
+    /// others sorted by ID: `varint count ‖ 32-byte IDs`. The creator signs the create, so nobody
+    /// else can publish a create for the same group ID; `members` may contain the creator (it is
+    /// moved to the front) and is deduplicated by the caller's validation, not here.
+    public static func groupID(creator: MemberID, nonce: Bytes32, members: [MemberID], suite: any CipherSuite) -> GroupID {
+        let others = members.filter { $0 != creator }.sorted()
+        var list = WireWriter(capacity: 10 + 32 * (others.count + 1))
+        list.writeVarint(others.count + 1)
+        creator.encode(to: &list)
+        for id in others { id.encode(to: &list) }
+        let listHash = suite.hash(list.bytes)
+        return GroupID(suite.hash(groupLabel + creator.bytes + nonce.bytes + listHash.bytes))
+    }
 
     /// member-secret(seed, ID) = HKDF(ikm: seed, salt: -, info: "DCGKA member" ‖ ID, length 32).
     public static func memberSecret(seed: Bytes32, for id: MemberID, suite: any CipherSuite) -> Bytes32 {

@@ -9,11 +9,15 @@ extension DCGKAState {
     /// create(IDs): the group's first message. `bundles` are the other members' verified key
     /// bundles; `creatorBundle`, my own, travels along so later members can start 2SM with me.
     public mutating func create<R: RandomNumberGenerator>(
-        bundles: [KeyBundle], creatorBundle: KeyBundle? = nil, seq: UInt64, keys: KeyMaterial, using rng: inout R
+        bundles: [KeyBundle], creatorBundle: KeyBundle? = nil, groupNonce: Bytes32, seq: UInt64, keys: KeyMaterial,
+        using rng: inout R
     ) throws(DCGKAError) -> OperationOutput {
         guard history.isEmpty else { throw .invalidOperation("the group already exists") }
         let ids = bundles.map(\.identity)
         guard Set(ids).count == ids.count, !ids.contains(me) else { throw .invalidOperation("duplicate member in create") }
+        guard KeyDerivations.groupID(creator: me, nonce: groupNonce, members: ids, suite: suite.suite) == groupID else {
+            throw .groupIDMismatch
+        }
         let op = OperationID(sender: me, seq: seq)
         try applyMembership(MembershipOperation(id: op, kind: .create(members: ids)))
         let directory = RecipientDirectory(view: history.members())
@@ -21,7 +25,9 @@ extension DCGKAState {
         let secret = processOwnSeed(op)
         let listed = (creatorBundle.map { [$0] } ?? []) + bundles
         return OperationOutput(
-            body: confirmed(ControlBody(fields: .create(listed), directMessages: dms, seedConfirmation: confirmation), secret),
+            body: confirmed(
+                ControlBody(fields: .create(listed), directMessages: dms, seedConfirmation: confirmation, groupNonce: groupNonce),
+                secret),
             updateSecret: secret, unreachable: unreachable)
     }
 
@@ -220,6 +226,10 @@ extension DCGKAState {
             guard history.isEmpty else { throw .unexpectedMessage("a second create") }
             for bundle in bundles { try Self.checkArrived(bundle) }
             let members = bundles.map(\.identity).filter { $0 != sender }
+            // §6.1: the group ID is bound to its creator and member list.
+            guard let nonce = body.groupNonce,
+                  KeyDerivations.groupID(creator: sender, nonce: nonce, members: members, suite: suite.suite) == groupID
+            else { throw .groupIDMismatch }
             try applyMembership(MembershipOperation(id: op, kind: .create(members: members)))
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
         case .update:

@@ -83,9 +83,9 @@ struct DeviceRun: Sendable {
         device.group = group
         handle(output, relay: relay)
         if group.broadcast.bufferedCount > bufferedBefore {
-            if let acked = envelope.acked, group.broadcast.operationID(ofAcknowledgeable: acked) == nil,
-               !group.broadcast.isBuffered(acked) {
-                fetchAcknowledged(acked, relay: relay)
+            if let acked = envelope.acked, group.broadcast.operationID(ofAcknowledgeable: acked.hash) == nil,
+               !group.broadcast.isBuffered(acked.hash) {
+                fetchAcknowledged(acked.hash, relay: relay)
             }
             fetchGapBeforeJoining(below: envelope, relay: relay)
         }

@@ -55,7 +55,8 @@ extension DeviceRun {
             guard let senderKey else { return }
             forged = Envelope.sign(
                 identity: senderKey, suite: template.suite, groupID: GroupID(device.forgeryRNG.bytes32()), seq: template.seq,
-                prev: template.prev, kind: template.kind, acked: template.acked, payload: template.payload)
+                prev: template.prev, kind: template.kind, acked: template.acked, application: template.application,
+                payload: template.payload ?? [])
         case .replay:
             guard sender != group.me, template.seq <= delivered,
                   group.broadcast.knownHash(of: sender, at: template.seq) == template.hash else { return }
@@ -67,7 +68,8 @@ extension DeviceRun {
                   group.broadcast.knownHash(of: sender, at: seq + 1) == nil else { return }
             forged = Envelope.sign(
                 identity: senderKey, suite: template.suite, groupID: template.groupID, seq: seq,
-                prev: device.forgeryRNG.bytes32(), kind: .application, acked: nil, payload: device.forgeryRNG.bytes(48))
+                prev: device.forgeryRNG.bytes32(), kind: .application, acked: nil,
+                application: ApplicationFields(epoch: 1, index: 0, hour: 0), payload: device.forgeryRNG.bytes(48))
         case .stranger:
             let stranger = IdentityKey.generate(using: &device.forgeryRNG)
             forged = Envelope.sign(

@@ -85,7 +85,7 @@ final class GroundTruth {
     static func membershipKind(of envelope: Envelope) -> MembershipOperationKind? {
         guard envelope.kind == .create || envelope.kind == .add || envelope.kind == .remove,
               let kind = ControlKind(rawValue: envelope.kind.rawValue),
-              let body = try? ControlBody(kind: kind, payload: envelope.payload) else { return nil }
+              let payload = envelope.payload, let body = try? ControlBody(kind: kind, payload: payload) else { return nil }
         switch body.fields {
         case .create(let bundles): return .create(members: bundles.map(\.identity).filter { $0 != envelope.sender })
         case .add(let bundle, _): return .add(bundle.identity)
@@ -113,7 +113,7 @@ final class GroundTruth {
             progress[member] = state  // visible to the recursion below
             var grown = state.known
             if let own = indexByHash[envelope.hash] { grown.insert(own) }
-            if let acked = envelope.acked, let op = indexByHash[acked] {
+            if let acked = envelope.acked, let op = indexByHash[acked.hash] {
                 grown.insert(op)
                 if envelope.kind == .welcomeAck {
                     // A welcomed member knows what its adder knew at the add (§4.1).

@@ -132,10 +132,11 @@ struct KeyRecoveryAttack {
     /// Whether update secret `updateSecret` opens the application message in `envelope`: the
     /// attacker runs the §7 ratchet from it, with the protocol's own code.
     static func opens(_ envelope: Envelope, with updateSecret: Bytes32, suite: CipherSuiteID) -> Bool {
-        guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload) else { return false }
+        guard let payload = envelope.payload, let header = ApplicationHeader(of: envelope),
+              let ciphertext = try? ApplicationCiphertext(wireBytes: payload) else { return false }
         var messaging = MessagingState(suite: suite, configuration: MessagingConfiguration(maximumSkipPerMessage: MessagingConfiguration.hardLimit))
         messaging.startEpoch(for: envelope.sender, epoch: ciphertext.epoch, updateSecret: updateSecret)
-        if case .success = messaging.decrypt(ciphertext, header: ApplicationHeader(of: envelope, ciphertext: ciphertext)) { return true }
+        if case .success = messaging.decrypt(ciphertext, header: header) { return true }
         return false
     }
 }

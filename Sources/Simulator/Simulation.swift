@@ -316,7 +316,7 @@ public struct Simulation {
         do {
             if roll < configuration.messageShare {
                 let text = "message \(report.messagesSent) from \(actor)"
-                let envelopes = try group.send(text: text, prekeys: prekeys, using: &rng)
+                let envelopes = try group.send(text: text, prekeys: prekeys, now: Self.now, using: &rng)
                 for refresh in envelopes.dropLast() {
                     report.updates += 1
                     publish(refresh, from: actor)
@@ -536,7 +536,7 @@ public struct Simulation {
             report.problems.append("secret mismatch for device \(owner) epoch \(key.epoch): \(values)")
             for seq in 1...key.epoch {
                 guard let e = relay.storeBySender[key.member]?[seq], e.kind != .application else { continue }
-                let a = e.acked.flatMap { hash in relay.store[hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                let a = e.acked.flatMap { ref in relay.store[ref.hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
                 let values = holders.compactMap { h in devices[h].secrets[EpochKey(member: key.member, epoch: seq)].map { "\(h):\($0)" } }
                 report.problems.append("  #\(seq): \(e.kind) acking \(a); \(values)")
             }
@@ -576,19 +576,19 @@ public struct Simulation {
                         "device \(device) read message \(message.envelope.sender)#\(message.envelope.seq) of device \(message.sender), "
                             + "whose view had \(expectedReaders.sorted())")
                     let sender = message.envelope.sender
-                    if let ct = try? ApplicationCiphertext(wireBytes: message.envelope.payload) {
-                        let key = EpochKey(member: sender, epoch: ct.epoch)
+                    if let fields = message.envelope.application {
+                        let key = EpochKey(member: sender, epoch: fields.epoch)
                         let holders = devices.indices.filter { devices[$0].secrets[key] != nil }
-                        report.problems.append("  epoch \(ct.epoch) index \(ct.index); derived by \(holders)")
+                        report.problems.append("  epoch \(fields.epoch) index \(fields.index); derived by \(holders)")
                     }
                     for seq in stride(from: message.envelope.seq, through: message.envelope.seq > 30 ? message.envelope.seq - 30 : 1, by: -1) {
                         guard let e = relay.storeBySender[sender]?[seq], e.kind != .application else { continue }
-                        let a = e.acked.flatMap { h in relay.store[h].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
+                        let a = e.acked.flatMap { ref in relay.store[ref.hash].map { "\($0.kind) by \(deviceIndex[$0.sender]!)#\($0.seq)" } } ?? "-"
                         report.problems.append("  sender #\(seq) \(e.kind) acking \(a)")
                     }
                     let victim = devices[device].identity.id
                     for e in publishedOrder where e.kind == .remove || e.kind == .add {
-                        if let body = try? ControlBody(kind: e.kind == .remove ? .remove : .add, payload: e.payload) {
+                        if let body = try? ControlBody(kind: e.kind == .remove ? .remove : .add, payload: e.payload ?? []) {
                             switch body.fields {
                             case .remove(let id) where id == victim: report.problems.append("  remove of it by \(deviceIndex[e.sender]!)#\(e.seq)")
                             case .add(let b, _) where b.identity == victim: report.problems.append("  add of it by \(deviceIndex[e.sender]!)#\(e.seq)")
@@ -653,9 +653,13 @@ public struct Simulation {
                 }
             }
             for message in messages where message.sender != snapshot.device {
-                guard processedBeforeSending(message, healing) else { continue }
+                guard sentInEpochAfter(message, healing) else { continue }
                 report.pcsChecks += 1
-                if readable.contains(message.envelope.hash) { report.pcsViolations += 1 }
+                if readable.contains(message.envelope.hash) {
+                    report.pcsViolations += 1
+                    report.problems.append(
+                        "PCS: a snapshot of device \(snapshot.device) healed by its #\(healing.seq) read device \(message.sender)'s #\(message.envelope.seq) (epoch \(message.envelope.application?.epoch ?? 0))")
+                }
             }
         }
     }
@@ -691,8 +695,8 @@ public struct Simulation {
         for id in snapshot.decryptedBefore.sorted() {
             let envelope = messages[id].envelope
             report.fsKeyRecoveryChecks += 1
-            guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload),
-                  let secret = devices[snapshot.device].secrets[EpochKey(member: envelope.sender, epoch: ciphertext.epoch)]
+            guard let fields = envelope.application,
+                  let secret = devices[snapshot.device].secrets[EpochKey(member: envelope.sender, epoch: fields.epoch)]
             else {
                 report.problems.append("key recovery: no update secret recorded for a message device \(snapshot.device) read")
                 continue
@@ -716,7 +720,7 @@ public struct Simulation {
         var found: [(sender: MemberID, message: TwoPartyMessage)] = []
         for envelope in publishedOrder where envelope.kind != .application && envelope.sender != member {
             guard let kind = ControlKind(rawValue: envelope.kind.rawValue),
-                  let body = try? ControlBody(kind: kind, payload: envelope.payload) else { continue }
+                  let body = try? ControlBody(kind: kind, payload: envelope.payload ?? []) else { continue }
             if case .add(let bundle, let welcome) = body.fields, bundle.identity == member, let decoded = try? welcome.decode() {
                 found.append((envelope.sender, decoded.ratchetCiphertext))
             }
@@ -729,23 +733,33 @@ public struct Simulation {
         return found
     }
 
-    /// Whether the message's sender had delivered `update` before sending the message.
-    func processedBeforeSending(_ message: SentMessage, _ update: Envelope) -> Bool {
-        message.envelope.seq > (firstSeqAfterDelivering(update, by: message.sender) ?? UInt64.max)
+    /// Whether the message's epoch comes after its sender's ratchet took the step of `update`
+    /// (its acknowledgment of it yielded a secret): PCS covers exactly those messages (§9). A
+    /// sender that got no secret from the update (one added concurrently, whom the healing member
+    /// did not know, §5.3 process-seed) takes no ratchet step for it; its later epochs come from
+    /// seeds the snapshot may still open (an update concurrent with the healing one, encrypted to
+    /// the victim's old keys), until a seed the snapshot cannot open reaches its ratchet.
+    func sentInEpochAfter(_ message: SentMessage, _ update: Envelope) -> Bool {
+        guard let epoch = message.envelope.application?.epoch,
+              let acknowledgment = firstSeqAfterDelivering(update, by: message.sender),
+              devices[message.sender].secrets[EpochKey(member: devices[message.sender].identity.id, epoch: acknowledgment)] != nil
+        else { return false }
+        return epoch >= acknowledgment
     }
 
     func firstSeqAfterDelivering(_ update: Envelope, by device: Int) -> UInt64? {
         // The sender's acknowledgment of the update marks when it processed it.
         let sender = devices[device].identity.id
         guard let bySeq = relay.storeBySender[sender] else { return nil }
-        for seq in bySeq.keys.sorted() where bySeq[seq]!.acked == update.hash { return seq }
+        for seq in bySeq.keys.sorted() where bySeq[seq]!.acked?.hash == update.hash { return seq }
         return nil
     }
 
     func snapshotCanDecrypt(_ group: Group, _ envelope: Envelope) -> Bool {
         var messaging = group.messaging
-        guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload) else { return false }
-        if case .success = messaging.decrypt(ciphertext, header: ApplicationHeader(of: envelope, ciphertext: ciphertext)) { return true }
+        guard let payload = envelope.payload, let header = ApplicationHeader(of: envelope),
+              let ciphertext = try? ApplicationCiphertext(wireBytes: payload) else { return false }
+        if case .success = messaging.decrypt(ciphertext, header: header) { return true }
         return false
     }
 }

@@ -111,7 +111,7 @@ struct DemoWorld {
 
     mutating func say(_ speaker: String, _ text: String) throws {
         var group = people[speaker]!.group!
-        let envelopes = try group.send(text: text, prekeys: people[speaker]!.prekeys, using: &rng)
+        let envelopes = try group.send(text: text, prekeys: people[speaker]!.prekeys, now: Self.now, using: &rng)
         people[speaker]!.group = group
         people[speaker]!.transcript.append("me: \(text)")
         for envelope in envelopes { broadcast(envelope, from: speaker) }
@@ -167,6 +167,8 @@ struct DemoWorld {
             case .joined(let by): person.transcript.append("* \(self.name(of: by)) brought me into the group")
             case .message(let from, _, let bytes):
                 person.transcript.append("\(self.name(of: from)): \(String(decoding: bytes, as: UTF8.self))")
+            case .expired(let from, _):
+                person.transcript.append("\(self.name(of: from)): [expired before it reached me]")
             case .undecryptable(let from, _, _):
                 person.unreadable += 1
                 person.transcript.append("\(self.name(of: from)): [cannot decrypt]")

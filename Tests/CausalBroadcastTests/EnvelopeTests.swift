@@ -9,14 +9,17 @@ import Testing
     @Test func signAndVerifyEveryKind() throws {
         var a = Sender(seed: 10, groupID: group)
         for kind in EnvelopeKind.allCases {
-            let e = a.send(kind, acked: kind.isAcknowledgment ? Bytes32([UInt8](repeating: 7, count: 32)) : nil,
+            let e = a.send(kind, acked: kind.isAcknowledgment ? EnvelopeReference(sender: MemberID(Bytes32([UInt8](repeating: 7, count: 32))!), seq: 1, hash: Bytes32([UInt8](repeating: 7, count: 32))!) : nil,
                            payload: Array("body \(kind)".utf8))
             #expect(e.hasValidSignature())
-            #expect(e.version == 1)
+            #expect(e.version == 2)
             #expect(e.sender == a.id)
             #expect((e.prev != nil) == (e.seq > 1))
             #expect((e.acked != nil) == kind.isAcknowledgment)
-            #expect(e.hash == Suite1().hash(e.canonicalBytes))
+            // The hash covers header and signature; the payload only through payloadHash.
+            #expect(e.hash == Suite1().hash(Array(e.canonicalBytes.dropLast(2 + e.payloadCount))))
+            #expect(e.payloadHash == Suite1().hash(e.payload ?? []))
+            #expect((e.application != nil) == (kind == .application))
             let fromWire = try Envelope(wire: e.wireBytes, groupID: group)
             #expect(fromWire == e)
             #expect(fromWire.hash == e.hash && fromWire.payload == e.payload && fromWire.kind == kind)
@@ -37,47 +40,52 @@ import Testing
     @Test func exactWireSizes() {
         var a = Sender(seed: 11, groupID: group)
         let first = a.send(.create, payload: [])
-        // version 1 + suite 1 + sender 32 + seq 1 + kind 1 + payload length 1 + signature 64.
-        #expect(first.wireBytes.count == 101)
-        #expect(first.canonicalBytes.count == 133)
+        // version 1 + suite 1 + sender 32 + seq 1 + kind 1 + payloadHash 32 + signature 64
+        // + payload presence 1 + payload length 1.
+        #expect(first.wireBytes.count == 134)
+        #expect(first.canonicalBytes.count == 166)
         for _ in 2...127 {
-            let ack = a.send(.ack, acked: first.hash)
-            // + prev 32 + acked 32.
-            #expect(ack.wireBytes.count == 165)
-            #expect(ack.canonicalBytes.count == 197)
+            let ack = a.send(.ack, acked: first.reference)
+            // + prev 32 + acked (sender 32, seq 1, hash 32).
+            #expect(ack.wireBytes.count == 231)
+            #expect(ack.canonicalBytes.count == 263)
         }
-        let atSeq128 = a.send(.ack, acked: first.hash)
-        #expect(atSeq128.wireBytes.count == 166)  // seq needs a second varint byte
+        let atSeq128 = a.send(.ack, acked: first.reference)
+        #expect(atSeq128.wireBytes.count == 232)  // seq needs a second varint byte
 
-        // An application envelope adds 133 bytes to a payload of up to 127 bytes (seq 2 ... 127),
-        // 134 bytes to one of 128 ... 16,383 bytes.
+        // An application envelope (seq 2 ... 127, epoch 1, index < 128, an hour of 3 bytes) adds
+        // 171 bytes to a payload of up to 127 bytes, 172 bytes to one of 128 ... 16,383 bytes.
         var b = Sender(seed: 12, groupID: group)
         _ = b.send(.create)
         for size in [0, 1, 100, 127] {
             let e = b.send(.application, payload: [UInt8](repeating: 0xAB, count: size))
-            #expect(e.wireBytes.count - size == 133)
-            #expect(Envelope.wireOverhead(seq: e.seq, kind: .application, payloadCount: size) == 133)
+            #expect(e.wireBytes.count - size == 171)
+            #expect(Envelope.wireOverhead(seq: e.seq, kind: .application, payloadCount: size) == 171)
+            #expect(e.pruned().wireBytes.count == 170)  // header 105, signature 64, presence 0
         }
         let big = b.send(.application, payload: [UInt8](repeating: 1, count: 1000))
-        #expect(big.wireBytes.count - 1000 == 134)
-        #expect(Envelope.wireOverhead(seq: 1, kind: .application, payloadCount: 10) == 101)
-        #expect(Envelope.wireOverhead(seq: 5, kind: .ack, payloadCount: 0) == 165)
+        #expect(big.wireBytes.count - 1000 == 172)
+        #expect(Envelope.wireOverhead(seq: 1, kind: .application, payloadCount: 10) == 139)
+        #expect(Envelope.wireOverhead(seq: 5, kind: .ack, payloadCount: 0) == 231)
     }
 
     @Test func wireLayout() {
         var a = Sender(seed: 13, groupID: group)
         let first = a.send(.add, payload: [9, 8, 7])
-        let second = a.send(.ack, acked: first.hash, payload: [1])
+        let second = a.send(.ack, acked: first.reference, payload: [1])
         let w = second.wireBytes
-        #expect(w[0] == 1)  // version
+        #expect(w[0] == 2)  // version
         #expect(w[1] == 1)  // suite 1
         #expect(Array(w[2..<34]) == a.id.bytes)
         #expect(w[34] == 2)  // seq varint
-        #expect(Array(w[35..<67]) == first.hash.bytes)
+        #expect(Array(w[35..<67]) == first.hash.bytes)  // prev
         #expect(w[67] == EnvelopeKind.ack.rawValue)
-        #expect(Array(w[68..<100]) == first.hash.bytes)
-        #expect(w[100] == 1 && w[101] == 1)  // payload length, payload
-        #expect(Array(w[102...]) == second.signature.bytes)
+        #expect(Array(w[68..<100]) == a.id.bytes)  // acked: sender, seq, hash
+        #expect(w[100] == 1)
+        #expect(Array(w[101..<133]) == first.hash.bytes)
+        #expect(Array(w[133..<165]) == Suite1().hash([1]).bytes)  // payloadHash
+        #expect(Array(w[165..<229]) == second.signature.bytes)
+        #expect(Array(w[229...]) == [1, 1, 1])  // present, length, payload
         let c = second.canonicalBytes
         #expect(Array(c[0..<2]) + Array(c[34...]) == w)
         #expect(Array(c[2..<34]) == group.bytes)
@@ -88,8 +96,8 @@ import Testing
         let e = a.send(.update, payload: [1, 2, 3])
         var w = e.wireBytes
 
-        var v = w; v[0] = 2
-        #expect(throws: WireError.unsupportedVersion(2)) { try Envelope(wire: v, groupID: group) }
+        var v = w; v[0] = 1
+        #expect(throws: WireError.unsupportedVersion(1)) { try Envelope(wire: v, groupID: group) }
         var s = w; s[1] = 9
         #expect(throws: WireError.unsupportedSuite(9)) { try Envelope(wire: s, groupID: group) }
         var k = w; k[35] = 8  // kind byte (seq 1: no prev)
@@ -105,7 +113,7 @@ import Testing
     @Test func everyTruncationIsATypedError() {
         var a = Sender(seed: 15, groupID: group)
         let first = a.send(.create, payload: [1, 2, 3, 4])
-        let second = a.send(.welcomeAck, acked: first.hash, payload: [5, 6])
+        let second = a.send(.welcomeAck, acked: first.reference, payload: [5, 6])
         for e in [first, second] {
             let w = e.wireBytes, c = e.canonicalBytes
             for n in 0..<w.count {
@@ -120,7 +128,7 @@ import Testing
     @Test func tamperedBytesNeverVerify() throws {
         var a = Sender(seed: 16, groupID: group)
         let first = a.send(.create, payload: [1, 2, 3])
-        let e = a.send(.ack, acked: first.hash, payload: Array("hello".utf8))
+        let e = a.send(.ack, acked: first.reference, payload: Array("hello".utf8))
         let w = e.wireBytes
         for i in w.indices {
             for flip: UInt8 in [0x01, 0x80] {
@@ -140,13 +148,13 @@ import Testing
     @Test func randomBytesGiveTypedErrors() {
         var rng = SeededRandom(seed: 0xDEC0DE)
         var a = Sender(seed: 17, groupID: group)
-        let valid = [a.send(.create, payload: [1]), a.send(.ack, acked: Bytes32.zero), a.send(.application, payload: [2, 3])]
+        let valid = [a.send(.create, payload: [1]), a.send(.ack, acked: .nowhere), a.send(.application, payload: [2, 3])]
         var decoded = 0
         for round in 0..<4000 {
             var bytes: [UInt8]
             if round % 2 == 0 {
                 bytes = rng.bytes(Int(rng.next() % 300))
-                if round % 4 == 0, !bytes.isEmpty { bytes[0] = 1; if bytes.count > 1 { bytes[1] = 1 } }
+                if round % 4 == 0, !bytes.isEmpty { bytes[0] = Envelope.currentVersion; if bytes.count > 1 { bytes[1] = 1 } }
             } else {
                 // Mutations of valid encodings reach deeper into the decoder.
                 bytes = valid[round % valid.count].wireBytes

@@ -17,7 +17,7 @@ struct Sender {
 
     var id: MemberID { key.id }
 
-    mutating func send(_ kind: EnvelopeKind, acked: Bytes32? = nil, payload: [UInt8] = []) -> Envelope {
+    mutating func send(_ kind: EnvelopeKind, acked: EnvelopeReference? = nil, payload: [UInt8] = []) -> Envelope {
         let envelope = make(kind, seq: seq + 1, prev: prev, acked: acked, payload: payload)
         seq += 1
         prev = envelope.hash
@@ -25,10 +25,11 @@ struct Sender {
     }
 
     /// An envelope at an arbitrary position, without advancing the chain (for equivocation).
-    func make(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: Bytes32? = nil, payload: [UInt8] = []) -> Envelope {
+    func make(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: EnvelopeReference? = nil, payload: [UInt8] = []) -> Envelope {
         Envelope.sign(
             identity: key, suite: .suite1, groupID: groupID, seq: seq, prev: prev, kind: kind,
-            acked: kind.isAcknowledgment ? (acked ?? Bytes32.zero) : nil, payload: payload)
+            acked: kind.isAcknowledgment ? (acked ?? .nowhere) : nil,
+            application: kind == .application ? ApplicationFields(epoch: 1, index: seq, hour: 500_000) : nil, payload: payload)
     }
 }
 
@@ -58,4 +59,9 @@ extension RandomNumberGenerator {
         copy.shuffle(using: &self)
         return copy
     }
+}
+
+extension EnvelopeReference {
+    /// An acknowledged envelope nobody has.
+    static let nowhere = EnvelopeReference(sender: MemberID(.zero), seq: 1, hash: .zero)
 }

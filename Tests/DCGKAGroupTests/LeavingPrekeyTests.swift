@@ -26,7 +26,7 @@ import Testing
         let binding = TwoPartyBinding(suite: group.suite, groupID: group.groupID)
         let view = net.ids(["A", "B", "C"])
         func messageToB(_ envelope: Envelope) throws -> TwoPartyMessage {
-            let body = try ControlBody(kind: ControlKind(rawValue: envelope.kind.rawValue)!, payload: envelope.payload)
+            let body = try ControlBody(kind: ControlKind(rawValue: envelope.kind.rawValue)!, payload: try #require(envelope.payload))
             return try #require(DCGKAState.messages(for: b, in: body, senderView: view).first)
         }
         // The attacker holds B's prekey: it opens A's first message and follows the key it hands on.

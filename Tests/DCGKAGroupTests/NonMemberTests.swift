@@ -14,13 +14,14 @@ import Testing
     /// Signs an envelope as `name` would at its next position, whatever its own state allows.
     static func forge(
         _ net: TestNetwork, as name: String, kind: EnvelopeKind, payload: [UInt8], offset: UInt64 = 0,
-        identity: IdentityKey? = nil, position: (seq: UInt64, prev: Bytes32?)? = nil
+        identity: IdentityKey? = nil, position: (seq: UInt64, prev: Bytes32?)? = nil,
+        application: ApplicationFields? = nil
     ) -> Envelope {
         let group = net.group("A")
         let (seq, prev) = position ?? net.group(name).broadcast.nextOwnPosition()
         return Envelope.sign(
             identity: identity ?? net.people[name]!.identity, suite: group.suite, groupID: group.groupID,
-            seq: seq + offset, prev: prev, kind: kind, acked: nil, payload: payload)
+            seq: seq + offset, prev: prev, kind: kind, acked: nil, application: application, payload: payload)
     }
 
     /// Delivers `envelope` to `names`, returning what each of them did in answer.
@@ -55,7 +56,8 @@ import Testing
             ApplicationHeader(version: Envelope.currentVersion, suite: group.suite, groupID: group.groupID, sender: b,
                               seq: update.seq + 1, prev: update.hash, epoch: epoch, index: index)
         }
-        let message = Self.forge(net, as: "B", kind: .application, payload: ciphertext.wireBytes, position: (update.seq + 1, update.hash))
+        let message = Self.forge(net, as: "B", kind: .application, payload: ciphertext.wireBytes, position: (update.seq + 1, update.hash),
+                                 application: ApplicationFields(epoch: ciphertext.epoch, index: ciphertext.index, hour: 0))
         for envelope in [remove, update, message] {
             for (name, answer) in Self.deliver(envelope, to: ["A", "C", "D"], in: &net) {
                 #expect(answer.events == [.fromNonMember(b, seq: envelope.seq)], "\(name): \(answer.events)")
@@ -88,7 +90,8 @@ import Testing
         let removeC = Self.forge(net, as: "X", kind: .remove, payload: ControlBody(fields: .remove(net.id("C")), directMessages: []).payload,
                                  position: (1, nil))
         let garbage = ApplicationCiphertext(epoch: 1, index: 0, ciphertext: [UInt8](repeating: 7, count: 40))
-        let message = Self.forge(net, as: "X", kind: .application, payload: garbage.wireBytes, position: (2, removeC.hash))
+        let message = Self.forge(net, as: "X", kind: .application, payload: garbage.wireBytes, position: (2, removeC.hash),
+                                 application: ApplicationFields(epoch: 1, index: 0, hour: 0))
         for envelope in [removeC, message] {
             for (name, answer) in Self.deliver(envelope, to: ["A", "B", "C"], in: &net) {
                 #expect(answer.events == [.fromNonMember(x, seq: envelope.seq)], "\(name): \(answer.events)")

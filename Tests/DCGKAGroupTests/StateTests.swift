@@ -147,7 +147,7 @@ import Testing
         let removedBefore = removed
         #expect(removed.isMember == false)
         #expect(throws: GroupError.notAMember) { try removed.update(prekeys: net.people["C"]!.prekeys, using: &rng) }
-        #expect(throws: GroupError.notAMember) { try removed.send(text: "hello?") }
+        #expect(throws: GroupError.notAMember) { try removed.send(text: "hello?", now: TestNetwork.now) }
         #expect(throws: GroupError.notAMember) { try removed.remove(net.id("A"), prekeys: net.people["C"]!.prekeys, using: &rng) }
         #expect(throws: GroupError.notAMember) {
             try removed.add(net.people["D"]!.bundle, prekeys: net.people["C"]!.prekeys, now: TestNetwork.now, using: &rng)

@@ -140,7 +140,7 @@ struct TestNetwork {
     mutating func send(by sender: String, _ text: String? = nil) throws -> SentMessage {
         var group = group(sender)
         let text = text ?? "message \(messageByHash.count) from \(sender)"
-        let envelopes = try group.send(text: text, prekeys: people[sender]!.prekeys, using: &rng)
+        let envelopes = try group.send(text: text, prekeys: people[sender]!.prekeys, now: Self.now, using: &rng)
         people[sender]!.group = group
         for refresh in envelopes.dropLast() { broadcast(refresh, from: sender) }
         let envelope = envelopes.last!
@@ -357,7 +357,7 @@ struct TestNetwork {
 
     /// The envelope of `name` that acknowledges `envelope`, if any.
     func acknowledgment(by name: String, of envelope: Envelope) -> Envelope? {
-        relayLog.first { $0.envelope.sender == id(name) && $0.envelope.acked == envelope.hash }?.envelope
+        relayLog.first { $0.envelope.sender == id(name) && $0.envelope.acked?.hash == envelope.hash }?.envelope
     }
 
     // MARK: Checks

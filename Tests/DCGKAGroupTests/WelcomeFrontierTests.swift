@@ -37,7 +37,7 @@ import Testing
             configuration: TestNetwork.configuration, using: &rng)
         #expect(output.envelopes.first?.seq == 1, "the welcome-ack is D's first envelope")
         #expect(joined.broadcast.nextOwnPosition().seq == 2)
-        let message = try joined.send(text: "hello", prekeys: net.people["D"]!.prekeys, using: &rng)
+        let message = try joined.send(text: "hello", prekeys: net.people["D"]!.prekeys, now: TestNetwork.now, using: &rng)
         #expect(message.last?.seq == 2)
     }
 

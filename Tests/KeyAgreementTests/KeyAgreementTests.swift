@@ -28,11 +28,16 @@ struct Member {
 
 @Suite("DCGKA state transitions")
 struct KeyAgreementTests {
-    static func group(_ count: Int, seed: UInt64) -> (members: [Member], directory: [MemberID: KeyBundle], rng: SeededRandom) {
+    static let groupNonce = Bytes32([UInt8](repeating: 0x6e, count: 32))!
+    /// `count` members; member 0's create lists the first `listed` (all by default), which fixes the group ID.
+    static func group(_ count: Int, seed: UInt64, listed: Int? = nil) -> (members: [Member], directory: [MemberID: KeyBundle], rng: SeededRandom) {
         var rng = SeededRandom(seed: seed)
-        let groupID = GroupID(rng.bytes32())
         var members: [Member] = []
-        for i in 0..<count { members.append(Member(seed: UInt64(i), groupID: groupID, rng: &rng)) }
+        for i in 0..<count { members.append(Member(seed: UInt64(i), groupID: GroupID(.zero), rng: &rng)) }
+        // The group ID member 0's create will carry (§6.1).
+        let groupID = KeyDerivations.groupID(
+            creator: members[0].id, nonce: groupNonce, members: members.prefix(listed ?? count).dropFirst().map(\.id), suite: CipherSuiteID.suite1.suite)
+        for i in members.indices { members[i].state = DCGKAState(me: members[i].id, groupID: groupID) }
         var directory: [MemberID: KeyBundle] = [:]
         for member in members { directory[member.id] = member.bundle }
         return (members, directory, rng)
@@ -44,7 +49,7 @@ struct KeyAgreementTests {
         func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
         let createSeq = members[0].nextSeq()
         let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: createSeq, keys: keys(members[0]), using: &rng)
         var secrets: [Int: [String: Bytes32]] = [0: ["0@\(createSeq)": try #require(created.updateSecret)]]
         var acks: [(from: Int, seq: UInt64, body: ControlBody)] = []
         for i in 1..<4 {
@@ -82,7 +87,7 @@ struct KeyAgreementTests {
         func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
         let createSeq = members[0].nextSeq()
         let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: createSeq, keys: keys(members[0]), using: &rng)
         // Corrupt the direct message for member 1: the create applies to history first, then decryption fails.
         var body = created.body
         body.directMessages = body.directMessages.map { dm in
@@ -129,7 +134,7 @@ struct KeyAgreementTests {
         func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
         let createSeq = members[0].nextSeq()
         let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: createSeq, keys: keys(members[0]), using: &rng)
         let createOp = OperationID(sender: members[0].id, seq: createSeq)
         let memberKeys = keys(members[2])
         var state = members[2].state
@@ -166,11 +171,11 @@ struct KeyAgreementTests {
 
     @Test("a malformed welcome is the added member's typed error; the other members never decode it")
     func malformedWelcome() throws {
-        var (members, directory, rng) = Self.group(4, seed: 6)
+        var (members, directory, rng) = Self.group(4, seed: 6, listed: 3)
         func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
         let createSeq = members[0].nextSeq()
         let created = try members[0].state.create(
-            bundles: [members[1].bundle, members[2].bundle], creatorBundle: members[0].bundle, seq: createSeq,
+            bundles: [members[1].bundle, members[2].bundle], creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: createSeq,
             keys: keys(members[0]), using: &rng)
         _ = try members[1].state.process(
             sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: members[1].nextSeq(),
@@ -221,7 +226,7 @@ struct KeyAgreementTests {
     func controlBodyEncoding() throws {
         var (members, directory, rng) = Self.group(3, seed: 3)
         let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: 1,
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: 1,
             keys: KeyMaterial(prekeys: members[0].prekeys, peerBundles: directory), using: &rng)
         let payload = created.body.payload
         #expect(try ControlBody(kind: .create, payload: payload) == created.body)
@@ -240,7 +245,7 @@ struct KeyAgreementTests {
         var (members, directory, rng) = Self.group(3, seed: 4)
         func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
         let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
         #expect(members[0].state.nextSeed == nil)
         let pending = members[0].state.memberSecrets
         #expect(pending.count == 2)
@@ -265,7 +270,7 @@ struct KeyAgreementTests {
         func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
         let createSeq = members[0].nextSeq()
         let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, seq: createSeq, keys: keys(members[0]), using: &rng)
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: KeyAgreementTests.groupNonce, seq: createSeq, keys: keys(members[0]), using: &rng)
         _ = try members[1].state.process(
             sender: members[0].id, seq: createSeq, body: created.body, acked: nil, mySeq: members[1].nextSeq(), keys: keys(members[1]), using: &rng)
         let updateSeq = members[0].nextSeq()

@@ -66,7 +66,7 @@ public struct Fixtures: Sendable {
 
     public func controlBody(of envelope: Envelope) -> ControlBody? {
         guard let kind = ControlKind(rawValue: envelope.kind.rawValue) else { return nil }
-        return try? ControlBody(kind: kind, payload: envelope.payload)
+        return try? ControlBody(kind: kind, payload: envelope.payload ?? [])
     }
 
     init() {

@@ -22,9 +22,9 @@ func seeds() -> [[UInt8]] {
     let messages = Fixtures.shared.applicationMessages
     var out: [[UInt8]] = []
     for (i, envelope) in messages.enumerated() {
-        out.append(selectorSeed(i, envelope.payload))
+        out.append(selectorSeed(i, envelope.payload ?? []))
         // The same ciphertext under another header (authentication must fail).
-        out.append(selectorSeed((i + 1) % messages.count, envelope.payload))
+        out.append(selectorSeed((i + 1) % messages.count, envelope.payload ?? []))
     }
     return out
 }

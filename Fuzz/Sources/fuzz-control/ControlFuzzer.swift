@@ -24,7 +24,7 @@ func seeds() -> [[UInt8]] {
     var out: [[UInt8]] = []
     for envelope in fixtures.allEnvelopes where envelope.kind != .application && out.count < 40 {
         guard let kind = ControlKind(rawValue: envelope.kind.rawValue), let index = kinds.firstIndex(of: kind) else { continue }
-        out.append(selectorSeed(index, envelope.payload))
+        out.append(selectorSeed(index, envelope.payload ?? []))
     }
     // An empty body of every kind without fields.
     for index in 3..<kinds.count { out.append(selectorSeed(index, [0])) }

@@ -62,10 +62,16 @@ func exercise(_ envelope: Envelope) {
     _ = envelope.operationID
     require((envelope.prev != nil) == (envelope.seq > 1), "prev present iff seq > 1 does not hold")
     require((envelope.acked != nil) == envelope.kind.isAcknowledgment, "acked present iff acknowledgment does not hold")
+    require((envelope.application != nil) == (envelope.kind == .application), "application fields iff application does not hold")
+    require(!envelope.isPruned || envelope.kind == .application, "a control envelope decoded without its payload")
+    require(envelope.pruned().hash == envelope.hash, "pruning changed the hash")
+    if let payload = envelope.payload {
+        require(envelope.pruned().withPayload(payload) != nil, "a decoded payload does not match its own payloadHash")
+    }
     if envelope.kind == .application {
-        decodeCanonical(ApplicationCiphertext.self, envelope.payload)
-    } else if let kind = ControlKind(rawValue: envelope.kind.rawValue),
-              let body = try? ControlBody(kind: kind, payload: envelope.payload) {
-        require(body.payload == envelope.payload, "control body re-encodes to other bytes")
+        if let payload = envelope.payload { decodeCanonical(ApplicationCiphertext.self, payload) }
+    } else if let kind = ControlKind(rawValue: envelope.kind.rawValue), let payload = envelope.payload,
+              let body = try? ControlBody(kind: kind, payload: payload) {
+        require(body.payload == payload, "control body re-encodes to other bytes")
     }
 }

@@ -118,9 +118,9 @@ struct Run {
         require(envelope.wireBytes == bytes, "a wire envelope re-encodes to other bytes: \(hexString(bytes))")
         // What the members decode from its payload must be canonical too.
         if envelope.kind == .application {
-            decodeCanonical(ApplicationCiphertext.self, envelope.payload)
+            if let payload = envelope.payload { decodeCanonical(ApplicationCiphertext.self, payload) }
         } else if let body = fixtures.controlBody(of: envelope) {
-            require(body.payload == envelope.payload, "a control body re-encodes to other bytes: \(hexString(envelope.payload))")
+            require(body.payload == envelope.payload, "a control body re-encodes to other bytes: \(hexString(envelope.payload ?? []))")
         }
         receive(envelope, by: m)
     }
@@ -131,7 +131,7 @@ struct Run {
         let people = fixtures.people
         let envelopes: [Envelope]?
         switch action {
-        case 0: envelopes = (try? group.send([UInt8(argument)])).map { [$0] }
+        case 0: envelopes = (try? group.send([UInt8(argument)], now: Fixtures.now)).map { [$0] }
         case 1: envelopes = (try? group.update(prekeys: prekeys[m], now: Fixtures.now, using: &rng)).map { [$0] }
         case 2: envelopes = (try? group.remove(people[argument % 4].identity.id, prekeys: prekeys[m], now: Fixtures.now, using: &rng)).map { [$0] }
         case 3: envelopes = try? group.add(people[argument % 2 == 0 ? 3 : 2].bundle, prekeys: prekeys[m], now: Fixtures.now, using: &rng)
@@ -161,7 +161,7 @@ struct Run {
     mutating func insider(_ i: Int, _ input: inout FuzzInput) {
         let original = envelope(i)
         guard let person = fixtures.person(original.sender) else { return }
-        var payload = original.payload
+        var payload = original.payload ?? []
         let edits = Int(input.byteOrZero() % 4)
         for _ in 0..<edits {
             let position = input.uint16()
@@ -175,10 +175,14 @@ struct Run {
         }
         let kindByte = input.byteOrZero()
         let kind = kindByte < 200 ? original.kind : EnvelopeKind(rawValue: kindByte % 8)!
-        let acked: Bytes32? = kind.isAcknowledgment ? (original.acked ?? envelope(Int(kindByte) % poolCount).hash) : nil
-        let forged = Envelope.sign(
+        let acked: EnvelopeReference? = kind.isAcknowledgment ? (original.acked ?? envelope(Int(kindByte) % poolCount).reference) : nil
+        let application = kind == .application
+            ? (original.application ?? ApplicationFields(epoch: UInt64(kindByte), index: 0, hour: Fixtures.now / 3600)) : nil
+        var forged = Envelope.sign(
             identity: person.identity, suite: original.suite, groupID: original.groupID, seq: original.seq,
-            prev: original.prev, kind: kind, acked: acked, payload: payload)
+            prev: original.prev, kind: kind, acked: acked, application: application, payload: payload)
+        // Pruned, as a holder past its retention would pass it on (§6.1).
+        if kindByte & 1 == 1 { forged = forged.pruned() }
         receive(wire: forged.wireBytes, by: Int(input.byteOrZero()) % 3)
     }
 }

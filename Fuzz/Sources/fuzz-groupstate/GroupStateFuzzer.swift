@@ -72,7 +72,7 @@ func exercise(_ group: Group) {
     _ = group.missing
     let prekeys = fixtures.person(group.me)?.prekeys ?? PrekeyStore()
     var sender = group
-    if (try? sender.send([1, 2, 3])) != nil { checkRoundTrip(sender) }
+    if (try? sender.send([1, 2, 3], now: Fixtures.now)) != nil { checkRoundTrip(sender) }
     var receiver = group
     var rng = SeededRandom(seed: 4)
     for envelope in fixtures.pool.prefix(3) + fixtures.applicationMessages.prefix(1) {
@@ -85,7 +85,7 @@ func exercise(_ state: MessagingState) {
     _ = state.knownMembers
     var copy = state
     for envelope in Fixtures.shared.applicationMessages.prefix(3) {
-        guard let ciphertext = try? ApplicationCiphertext(wireBytes: envelope.payload) else { continue }
+        guard let payload = envelope.payload, let ciphertext = try? ApplicationCiphertext(wireBytes: payload) else { continue }
         let before = copy
         switch copy.decrypt(ciphertext, header: envelope.applicationHeader(epoch: ciphertext.epoch, index: ciphertext.index)) {
         case .success: checkRoundTrip(copy)

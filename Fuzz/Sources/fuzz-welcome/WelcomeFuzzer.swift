@@ -97,7 +97,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// An `EncodedWelcome` holding exactly `bytes`, the way a member gets one: from an add's body.
 func encodedWelcome(_ bytes: [UInt8]) -> EncodedWelcome? {
     let fixtures = Fixtures.shared
-    let payload = replacingWelcome(in: fixtures.add.payload, with: bytes)
+    let payload = replacingWelcome(in: fixtures.add.payload ?? [], with: bytes)
     guard case .add(_, let welcome)? = (try? ControlBody(kind: .add, payload: payload))?.fields else {
         finding("an add body with a welcome of \(bytes.count) bytes does not decode")
     }
@@ -131,7 +131,7 @@ func exercise(_ state: MembershipState) {
 func join(welcome bytes: [UInt8]) {
     let fixtures = Fixtures.shared
     let add = fixtures.add
-    let payload = replacingWelcome(in: add.payload, with: bytes)
+    let payload = replacingWelcome(in: add.payload ?? [], with: bytes)
     let invitation = Envelope.sign(
         identity: fixtures.a.identity, suite: add.suite, groupID: add.groupID, seq: add.seq, prev: add.prev,
         kind: .add, acked: nil, payload: payload)
