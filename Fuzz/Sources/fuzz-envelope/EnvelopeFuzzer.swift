@@ -45,7 +45,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
     if let envelope = try? Envelope(canonical: bytes) {
         require(envelope.canonicalBytes == bytes, "canonical envelope re-encodes to other bytes: \(hexString(bytes))")
-        require(envelope.hash == envelope.suite.suite.hash(bytes), "envelope hash is not the hash of its canonical bytes")
+        // The hash covers header and signature: everything before the payload section (§6.1).
+        let payloadSection = 1 + (envelope.payload.map { varintSize($0.count) + $0.count } ?? 0)
+        require(envelope.hash == envelope.suite.suite.hash(Array(bytes.dropLast(payloadSection))),
+                "envelope hash is not the hash of its canonical header and signature")
         guard let again = try? Envelope(wire: envelope.wireBytes, groupID: envelope.groupID) else {
             finding("the wire form of a canonical envelope does not decode")
         }
@@ -74,4 +77,10 @@ func exercise(_ envelope: Envelope) {
               let body = try? ControlBody(kind: kind, payload: payload) {
         require(body.payload == payload, "control body re-encodes to other bytes")
     }
+}
+
+func varintSize(_ value: Int) -> Int {
+    var v = value, n = 1
+    while v >= 0x80 { v >>= 7; n += 1 }
+    return n
 }
