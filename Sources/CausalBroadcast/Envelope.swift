@@ -11,20 +11,24 @@ public enum EnvelopeKind: UInt8, Sendable, Hashable, CaseIterable {
     case ack = 5
     case addAck = 6
     case welcomeAck = 7
+    /// §5.7 recovery: a member asks the members whose ratchets it lost for their ratchet states.
+    case resync = 8
+    /// §5.7 recovery: the answer to a resync (an acknowledgment of it).
+    case resyncAnswer = 9
 
     /// Ack, add-ack and welcome-ack: they name the acknowledged envelope and are delivered only
     /// after it.
     public var isAcknowledgment: Bool {
         switch self {
-        case .ack, .addAck, .welcomeAck: return true
+        case .ack, .addAck, .welcomeAck, .resyncAnswer: return true
         default: return false
         }
     }
 
-    /// Create, add, remove and update: the only kinds an acknowledgment can reference.
+    /// Create, add, remove, update and resync: the only kinds an acknowledgment can reference.
     public var isAcknowledgeable: Bool {
         switch self {
-        case .create, .add, .remove, .update: return true
+        case .create, .add, .remove, .update, .resync: return true
         default: return false
         }
     }

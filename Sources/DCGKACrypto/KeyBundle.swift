@@ -108,6 +108,16 @@ public struct PrekeyStore: Sendable, Equatable, WireCodable {
         return KeyBundle(signing: secret.publicKey, notAfter: notAfter, with: identity)
     }
 
+    /// Keeps a secret made elsewhere as a prekey (a one-time key of a resync request, §5.7), under
+    /// the same limit and expiry as the others.
+    public mutating func insert(_ secret: PKESecretKey, notAfter: UInt64) {
+        if entries[secret.publicKey] == nil, entries.count >= Self.maximumEntries,
+           let first = entries.min(by: { ($0.value.notAfter, $0.key.raw) < ($1.value.notAfter, $1.key.raw) }) {
+            entries[first.key] = nil
+        }
+        entries[secret.publicKey] = Entry(secret: secret, notAfter: notAfter)
+    }
+
     /// The secret of one of my prekeys, if it is still kept.
     public func secret(for prekey: PKEPublicKey) -> PKESecretKey? { entries[prekey]?.secret }
 

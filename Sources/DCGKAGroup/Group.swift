@@ -291,6 +291,32 @@ extension Group {
         return envelope
     }
 
+    // MARK: Recovery (§5.7)
+
+    /// Whether I lost a member's ratchet that no request of mine still waits for: then
+    /// ``requestResync(prekeys:now:using:)`` asks for it.
+    public var needsResync: Bool {
+        guard isMember else { return false }
+        let awaited = keyAgreement.resync.requests.reduce(into: Set<MemberID>()) { $0.formUnion($1.awaiting) }
+        return !keyAgreement.lostRatchets.intersection(members).subtracting([me]).subtracting(awaited).isEmpty
+    }
+
+    /// Asks the members whose ratchets I lost for their ratchet states (PROTOCOL-NOTES.md,
+    /// "Recovery"). A fresh one-time key for the answers goes into `prekeys`, where it is kept and
+    /// deleted like any prekey (§2.3); persist the store with the group. Changes no membership.
+    public mutating func requestResync<R: RandomNumberGenerator>(
+        prekeys: inout PrekeyStore, now: UInt64, using rng: inout R
+    ) throws(GroupError) -> Envelope {
+        var copy = self
+        let key = PKESecretKey.generate(using: &rng)
+        let envelope = try copy.operate(.resync, prekeys: prekeys, now: now) { (state, seq, _) throws(DCGKAError) in
+            try state.requestResync(seq: seq, key: key.publicKey)
+        }
+        prekeys.insert(key, notAfter: now)
+        self = copy
+        return envelope
+    }
+
     // MARK: Key bundles (§2.3)
 
     /// Takes a bundle of mine made after I rotated my prekey: my next update carries it to the
@@ -564,6 +590,8 @@ extension Group {
             return
         }
         for loss in result.lost { output.events.append(.lostRatchet(of: loss.member, at: loss.operation, reason: loss.reason)) }
+        for member in result.recovered { output.events.append(.recovered(member)) }
+        if case .resync(let generation, _, _) = body.fields { output.events.append(.resyncRequested(by: envelope.sender, generation: generation)) }
         // Bundles are kept only from an envelope that was processed (DCGKA refuses unusable keys),
         // by the newest-valid rule.
         switch body.fields {
@@ -582,6 +610,7 @@ extension Group {
             let ackKind: EnvelopeKind = switch acknowledgment.kind {
             case .addAck: .addAck
             case .welcomeAck: .welcomeAck
+            case .resyncAnswer: .resyncAnswer
             default: .ack
             }
             output.envelopes.append(seal(ackKind, seq: mySeq, prev: myPrev, acked: envelope.reference, body: acknowledgment))

@@ -9,7 +9,7 @@ internal import Membership
 
 extension Group: WireCodable {
     /// Version of the persisted group state, independent of the envelope version.
-    public static let stateVersion: UInt8 = 3
+    public static let stateVersion: UInt8 = 4
 
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(Self.stateVersion)

@@ -34,6 +34,11 @@ public enum GroupEvent: Equatable, Sendable {
     /// could not be decrypted, or was missing): what it sends is unreadable to me until recovery
     /// (§5.7). The envelope's membership effect was applied all the same.
     case lostRatchet(of: MemberID, at: OperationID, reason: DCGKAError)
+    /// A member asked for the ratchet states it lost (§5.7). Show it: a request hands my ratchet
+    /// state to whoever holds the requester's identity key, as a key change would.
+    case resyncRequested(by: MemberID, generation: UInt64)
+    /// I follow `member`'s ratchet again (its answer to my resync arrived).
+    case recovered(MemberID)
 }
 
 /// Why a delivered control envelope had no effect.

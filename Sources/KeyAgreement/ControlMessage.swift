@@ -6,7 +6,7 @@ public import DCGKACrypto
 /// The control message types of §5.3. The acknowledged envelope of an acknowledgment is named by
 /// the broadcast layer (its hash in the envelope); here it is resolved to an ``OperationID``.
 public enum ControlKind: UInt8, Sendable, Hashable {
-    case create = 1, add = 2, remove = 3, update = 4, ack = 5, addAck = 6, welcomeAck = 7
+    case create = 1, add = 2, remove = 3, update = 4, ack = 5, addAck = 6, welcomeAck = 7, resync = 8, resyncAnswer = 9
 }
 
 /// Names the recipient of one direct message inside a control envelope (§6.3).
@@ -129,6 +129,13 @@ public struct ControlBody: Equatable, Sendable {
         case ack(withoutSecret: Bool)
         case addAck
         case welcomeAck
+        /// §5.7 recovery (PROTOCOL-NOTES.md, "Recovery"): I lost the ratchets of `lost`; each of
+        /// them answers once per `generation` with its ratchet state, on a 2SM channel pointed at
+        /// `key`, a one-time X25519 key of mine.
+        case resync(generation: UInt64, key: PKEPublicKey, lost: [MemberID])
+        /// The answer to a resync: the ratchet state travels as the direct message to the requester,
+        /// and the answerer's ratchet then takes the constant step "resync".
+        case resyncAnswer
     }
 
     public var fields: Fields
@@ -173,6 +180,8 @@ public struct ControlBody: Equatable, Sendable {
         case .ack: .ack
         case .addAck: .addAck
         case .welcomeAck: .welcomeAck
+        case .resync: .resync
+        case .resyncAnswer: .resyncAnswer
         }
     }
 
@@ -194,7 +203,11 @@ public struct ControlBody: Equatable, Sendable {
             writer.writeOptional(bundle)
         case .ack(let withoutSecret):
             writer.writeUInt8(withoutSecret ? 1 : 0)
-        case .addAck, .welcomeAck:
+        case .resync(let generation, let key, let lost):
+            writer.writeVarint(generation)
+            writer.write(key)
+            writer.writeArray(lost)
+        case .addAck, .welcomeAck, .resyncAnswer:
             break
         }
         if carriesSeed { writer.write(seedConfirmation ?? .zero) }
@@ -223,6 +236,14 @@ public struct ControlBody: Equatable, Sendable {
             fields = .ack(withoutSecret: flag == 1)
         case .addAck: fields = .addAck
         case .welcomeAck: fields = .welcomeAck
+        case .resync:
+            let generation = try reader.readVarint()
+            guard generation >= 1, generation <= UInt64(Int64.max) else { throw .invalidValue(field: "resync generation") }
+            let key = try reader.read(PKEPublicKey.self)
+            let lost = try reader.readArray(MemberID.self, field: "resync lost", limit: MembershipState.maxMembers)
+            for (a, b) in zip(lost, lost.dropFirst()) where !(a < b) { throw .invalidValue(field: "resync lost order") }
+            fields = .resync(generation: generation, key: key, lost: lost)
+        case .resyncAnswer: fields = .resyncAnswer
         }
         seedConfirmation = kind == .create || kind == .update || kind == .remove ? try reader.read(Bytes32.self) : nil
         epochConfirmation = try reader.readBool(field: "epoch confirmation present")

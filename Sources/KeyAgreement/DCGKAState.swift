@@ -88,6 +88,8 @@ public struct ProcessOutput: Sendable {
     /// Ratchets I can no longer follow because of this envelope (its membership effect applied
     /// all the same): whose, by which operation, and why.
     public var lost: [LostRatchet] = []
+    /// Ratchets I follow again since this envelope (an answer to my resync, §5.7).
+    public var recovered: [MemberID] = []
 }
 
 /// A member's ratchet that I can no longer follow (§5.7): a direct message I needed could not be
@@ -131,8 +133,12 @@ public struct DCGKAState: Sendable {
     /// Operations whose seed I could not obtain: acknowledgments of them that carry a secret
     /// cannot be followed by me either.
     public internal(set) var lostSeeds: Set<OperationID> = []
+    /// My resync requests and the ones I answered (§5.7 recovery).
+    public internal(set) var resync = ResyncState()
     /// Losses found by the current `process` call (transient; never encoded or compared).
     var lossesInCall: [LostRatchet] = []
+    /// Ratchets recovered by the current `process` call (transient; never encoded or compared).
+    var recoveredInCall: [MemberID] = []
     /// Simulator only (`nil` otherwise, never encoded or compared): every secret this state used
     /// up, and so must have deleted (§3.3, §5.2), for the simulator's secret inventory.
     @_spi(Simulation) public internal(set) var retiredSecrets: [Bytes32]?
@@ -358,6 +364,7 @@ struct Journal: Sendable {
     var channelsOnMyPrekey: Set<MemberID>?
     var lostRatchets: Set<MemberID>?
     var lostSeeds: Set<OperationID>?
+    var resync: ResyncState?
     /// Lengths of the simulator's traces when the call began.
     var retiredCount: Int?
     var stepCount: Int?
@@ -370,7 +377,7 @@ extension DCGKAState: Equatable {
             && lhs.nextSeed == rhs.nextSeed && lhs.twoParty == rhs.twoParty && lhs.memberSecrets == rhs.memberSecrets
             && lhs.ratchets == rhs.ratchets && lhs.myRatchetReaders == rhs.myRatchetReaders
             && lhs.channelsOnMyPrekey == rhs.channelsOnMyPrekey && lhs.lostRatchets == rhs.lostRatchets
-            && lhs.lostSeeds == rhs.lostSeeds
+            && lhs.lostSeeds == rhs.lostSeeds && lhs.resync == rhs.resync
     }
 }
 
@@ -406,6 +413,7 @@ extension DCGKAState {
         if let saved = journal.channelsOnMyPrekey { channelsOnMyPrekey = saved }
         if let saved = journal.lostRatchets { lostRatchets = saved }
         if let saved = journal.lostSeeds { lostSeeds = saved }
+        if let saved = journal.resync { resync = saved }
         if let count = journal.retiredCount { retiredSecrets!.removeSubrange(count...) }
         if let count = journal.stepCount { ratchetSteps!.removeSubrange(count...) }
     }

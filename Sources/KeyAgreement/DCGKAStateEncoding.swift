@@ -38,6 +38,19 @@ extension DCGKAState: WireCodable {
         writer.writeArray(channelsOnMyPrekey.sorted())
         writer.writeArray(lostRatchets.sorted())
         writer.writeArray(lostSeeds.sorted())
+        writer.writeVarint(resync.generation)
+        writer.writeVarint(resync.requests.count)
+        for request in resync.requests {
+            writer.writeVarint(request.generation)
+            writer.writeVarint(request.seq)
+            writer.writeArray(request.awaiting.sorted())
+        }
+        let answered = resync.answered.sorted { $0.key < $1.key }
+        writer.writeVarint(answered.count)
+        for (id, generation) in answered {
+            writer.write(id)
+            writer.writeVarint(generation)
+        }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
@@ -88,6 +101,31 @@ extension DCGKAState: WireCodable {
         let seeds = try reader.readArray(OperationID.self, field: "lost seeds", limit: maximumMemberSecrets)
         for (a, b) in zip(seeds, seeds.dropFirst()) where !(a < b) { throw .invalidValue(field: "lost seeds order") }
         state.lostSeeds = Set(seeds)
+        state.resync.generation = try reader.readVarint()
+        let requestCount = try reader.readBoundedVarint(field: "resync requests", limit: ResyncState.maximumRequests)
+        var previous: (generation: UInt64, seq: UInt64)?
+        for _ in 0..<requestCount {
+            let generation = try reader.readVarint()
+            let seq = try reader.readVarint()
+            guard generation >= 1, generation <= state.resync.generation, seq >= 1,
+                  previous.map({ $0.generation < generation && $0.seq < seq }) ?? true
+            else { throw .invalidValue(field: "resync request") }
+            previous = (generation, seq)
+            let awaiting = try reader.readArray(MemberID.self, field: "resync awaiting", limit: maximumPeers)
+            guard !awaiting.isEmpty else { throw .invalidValue(field: "resync awaiting") }
+            for (a, b) in zip(awaiting, awaiting.dropFirst()) where !(a < b) { throw .invalidValue(field: "resync awaiting order") }
+            state.resync.requests.append(ResyncState.Request(generation: generation, seq: seq, awaiting: Set(awaiting)))
+        }
+        let answeredCount = try reader.readBoundedVarint(field: "resync answered", limit: maximumPeers)
+        var lastAnswered: MemberID?
+        for _ in 0..<answeredCount {
+            let id = try reader.read(MemberID.self)
+            if let lastAnswered, !(lastAnswered < id) { throw .invalidValue(field: "resync answered order") }
+            lastAnswered = id
+            let generation = try reader.readVarint()
+            guard generation >= 1 else { throw .invalidValue(field: "resync answered generation") }
+            state.resync.answered[id] = generation
+        }
         return state
     }
 }

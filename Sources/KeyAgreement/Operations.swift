@@ -154,11 +154,14 @@ extension DCGKAState {
         keys: KeyMaterial, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
         lossesInCall = []
+        recoveredInCall = []
         var output = try processContent(sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, using: &rng)
         if !output.fromNonMember { checkEpochConfirmation(of: sender, seq: seq, body: body, output: &output) }
         if let acknowledgment = output.acknowledgment { output.acknowledgment = confirmed(acknowledgment, output.mySecret) }
         output.lost = lossesInCall
+        output.recovered = recoveredInCall.filter { !lostRatchets.contains($0) }
         lossesInCall = []
+        recoveredInCall = []
         var movesChannels = true
         #if DEBUG
         movesChannels = !PlantedDefects.isActive(.stayOnPrekey)
@@ -211,10 +214,10 @@ extension DCGKAState {
         let op = OperationID(sender: sender, seq: seq)
         let isOperation: Bool
         switch body.fields {
-        case .update, .remove: isOperation = true
+        case .update, .remove, .resync: isOperation = true
         // My own welcome is checked once it is merged (a new member has no history to judge by).
         case .add(let bundle, _): isOperation = bundle.identity != me
-        case .create, .ack, .addAck, .welcomeAck: isOperation = false
+        case .create, .ack, .addAck, .welcomeAck, .resyncAnswer: isOperation = false
         }
         if isOperation, !wasMember(sender, before: seq) {
             var ignored = ProcessOutput(acknowledgment: nil, senderSecret: nil, mySecret: nil)
@@ -245,12 +248,15 @@ extension DCGKAState {
                 return try processWelcome(op, welcome: decoded, mySeq: mySeq, keys: keys, using: &rng)
             }
             return try processAdd(op, added: bundle, mySeq: mySeq, keys: keys, using: &rng)
-        case .ack, .addAck, .welcomeAck:
+        case .resync(let generation, let key, let lost):
+            return try processResync(op, generation: generation, key: key, lost: lost, keys: keys, using: &rng)
+        case .ack, .addAck, .welcomeAck, .resyncAnswer:
             guard let acked else { throw .unexpectedMessage("acknowledgment without acknowledged operation") }
             let secret: Bytes32?
             switch body.fields {
             case .ack: secret = try processAck(op, acked: acked, body: body, keys: keys)
             case .addAck: secret = try processAddAck(op, acked: acked, body: body, keys: keys)
+            case .resyncAnswer: secret = try processResyncAnswer(op, acked: acked, body: body, keys: keys)
             default: secret = try processWelcomeAck(op, acked: acked, body: body, keys: keys)
             }
             return ProcessOutput(acknowledgment: nil, senderSecret: secret, mySecret: nil)

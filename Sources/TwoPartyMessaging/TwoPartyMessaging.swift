@@ -153,6 +153,16 @@ public struct TwoPartyState: Sendable, WireCodable {
         otherKeyIndex = 0
     }
 
+    /// Points my next message at a fresh key the peer published for that purpose (a resync
+    /// request, §5.7), as if it were the peer's prekey: the peer may have lost the keys my channel
+    /// would otherwise use. Nothing else changes, so whatever the peer still sends on its old view
+    /// of my keys (in flight, or after) is still read.
+    public mutating func repoint(toPeerKey key: PKEPublicKey) {
+        otherPublicKey = key
+        otherKeyOrigin = .other
+        otherKeyIndex = 0
+    }
+
     /// Send(m) of §3.2.
     public mutating func send<R: RandomNumberGenerator>(
         _ message: [UInt8], from me: MemberID, to peer: MemberID, binding: TwoPartyBinding, using rng: inout R

@@ -33,8 +33,8 @@ import Testing
     }
 
     @Test func kindClassification() {
-        #expect(EnvelopeKind.allCases.filter(\.isAcknowledgment) == [.ack, .addAck, .welcomeAck])
-        #expect(EnvelopeKind.allCases.filter(\.isAcknowledgeable) == [.create, .add, .remove, .update])
+        #expect(EnvelopeKind.allCases.filter(\.isAcknowledgment) == [.ack, .addAck, .welcomeAck, .resyncAnswer])
+        #expect(EnvelopeKind.allCases.filter(\.isAcknowledgeable) == [.create, .add, .remove, .update, .resync])
     }
 
     @Test func exactWireSizes() {
@@ -100,8 +100,8 @@ import Testing
         #expect(throws: WireError.unsupportedVersion(1)) { try Envelope(wire: v, groupID: group) }
         var s = w; s[1] = 9
         #expect(throws: WireError.unsupportedSuite(9)) { try Envelope(wire: s, groupID: group) }
-        var k = w; k[35] = 8  // kind byte (seq 1: no prev)
-        #expect(throws: WireError.unknownTag(field: "envelope.kind", tag: 8)) { try Envelope(wire: k, groupID: group) }
+        var k = w; k[35] = 10  // kind byte (seq 1: no prev)
+        #expect(throws: WireError.unknownTag(field: "envelope.kind", tag: 10)) { try Envelope(wire: k, groupID: group) }
         var z = w; z[34] = 0
         #expect(throws: WireError.invalidValue(field: "envelope.seq")) { try Envelope(wire: z, groupID: group) }
         #expect(throws: WireError.trailingBytes(count: 1)) { try Envelope(wire: w + [0], groupID: group) }

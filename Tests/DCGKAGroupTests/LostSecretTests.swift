@@ -37,7 +37,7 @@ import Testing
         net.settle()
         #expect(net.readers(of: fromD) == ["B", "C"])
         #expect(net.readers(of: fromB).contains("C"))
-        #expect(!net.readers(of: fromB).contains("D"), "D lost B's ratchet and knows it (no recovery yet)")
+        #expect(!net.readers(of: fromB).contains("D"), "D lost B's ratchet and knows it (RecoveryTests: it asks for it)")
     }
 }
 
@@ -67,7 +67,7 @@ import Testing
         try net.expectEveryoneReadsEveryone(["A", "B", "C", "D"])
     }
 
-    @Test("past the 60-day hard limit: the prekey is gone, the membership holds, and the loss is known")
+    @Test("past the 60-day hard limit: the prekey is gone, the membership holds, the loss is known, and recovery repairs it")
     func beyondTheHardLimit() throws {
         var (lost, net) = try Self.comeBack(afterDays: 61, seed: 1)
         #expect(!lost.isEmpty)
@@ -75,5 +75,16 @@ import Testing
         let fromD = try net.send(by: "D", "back")
         net.settle()
         #expect(net.readers(of: fromD) == ["A", "B", "C"], "D's own ratchet stayed in step")
+        // §5.7 recovery, with the clock 61 days on: the one-time key is kept like a new prekey.
+        var group = net.group("D")
+        var prekeys = net.people["D"]!.prekeys
+        let request = try group.requestResync(prekeys: &prekeys, now: net.people["D"]!.bundle.notAfter + 61 * 86_400, using: &net.rng)
+        net.people["D"]!.group = group
+        net.people["D"]!.prekeys = prekeys
+        net.broadcast(request, from: "D")
+        net.settle()
+        #expect(net.group("D").keyAgreement.lostRatchets.isEmpty)
+        net.expectConverged(["A", "B", "C", "D"])
+        try net.expectEveryoneReadsEveryone(["A", "B", "C", "D"])
     }
 }

@@ -17,7 +17,7 @@ public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutableP
     fuzzMain(argc, argv, seeds: seeds) { data, size in fuzz(data ?? emptyInput, size) }
 }
 
-let kinds: [ControlKind] = [.create, .add, .remove, .update, .ack, .addAck, .welcomeAck]
+let kinds: [ControlKind] = [.create, .add, .remove, .update, .ack, .addAck, .welcomeAck, .resync, .resyncAnswer]
 
 func seeds() -> [[UInt8]] {
     let fixtures = Fixtures.shared
@@ -60,7 +60,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     case .remove(let member):
         _ = fixtures.b0.keyAgreement.history.isKnownParticipant(member)
-    case .update, .ack, .addAck, .welcomeAck:
+    case .resync(_, let key, let lost):
+        _ = key.isLowOrder
+        require(lost == lost.sorted() && Set(lost).count == lost.count, "a decoded resync names its lost members unsorted")
+    case .update, .ack, .addAck, .welcomeAck, .resyncAnswer:
         break
     }
     for direct in body.directMessages {

@@ -135,6 +135,11 @@ struct Run {
         case 1: envelopes = (try? group.update(prekeys: prekeys[m], now: Fixtures.now, using: &rng)).map { [$0] }
         case 2: envelopes = (try? group.remove(people[argument % 4].identity.id, prekeys: prekeys[m], now: Fixtures.now, using: &rng)).map { [$0] }
         case 3: envelopes = try? group.add(people[argument % 2 == 0 ? 3 : 2].bundle, prekeys: prekeys[m], now: Fixtures.now, using: &rng)
+        case 4:
+            // §5.7 recovery; refused (typed) unless a ratchet was lost.
+            var store = prekeys[m]
+            envelopes = (try? group.requestResync(prekeys: &store, now: Fixtures.now, using: &rng)).map { [$0] }
+            if envelopes != nil { prekeys[m] = store }
         default: envelopes = try? group.send([UInt8(argument), 1], prekeys: prekeys[m], now: Fixtures.now, using: &rng)
         }
         if let envelopes {
@@ -174,7 +179,7 @@ struct Run {
             }
         }
         let kindByte = input.byteOrZero()
-        let kind = kindByte < 200 ? original.kind : EnvelopeKind(rawValue: kindByte % 8)!
+        let kind = kindByte < 200 ? original.kind : EnvelopeKind(rawValue: kindByte % 10)!
         let acked: EnvelopeReference? = kind.isAcknowledgment ? (original.acked ?? envelope(Int(kindByte) % poolCount).reference) : nil
         let application = kind == .application
             ? (original.application ?? ApplicationFields(epoch: UInt64(kindByte), index: 0, hour: Fixtures.now / 3600)) : nil
@@ -208,7 +213,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             run.receive(wire: bytes, by: m)
         case 4:
             let m = Int(input.byteOrZero()) % 3
-            let action = Int(input.byteOrZero()) % 5
+            let action = Int(input.byteOrZero()) % 6
             run.act(m, action, Int(input.byteOrZero()))
         case 5:
             run.restart(Int(input.byteOrZero()) % 3)

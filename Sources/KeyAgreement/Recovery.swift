@@ -1,0 +1,118 @@
+public import DCGKAEncoding
+public import DCGKACrypto
+internal import TwoPartyMessaging
+internal import Membership
+
+/// My part of §5.7's recovery (PROTOCOL-NOTES.md, "Recovery"): the requests I sent and the ones I
+/// answered. It holds no secret: a request's one-time key lives in the prekey store, under the
+/// retention rules of every prekey (§2.3).
+public struct ResyncState: Sendable, Equatable {
+    /// One request of mine still waiting for answers.
+    public struct Request: Sendable, Equatable {
+        public var generation: UInt64
+        /// The seq of its envelope in my chain (answers acknowledge it).
+        public var seq: UInt64
+        /// Members asked that have not answered yet.
+        public var awaiting: Set<MemberID>
+    }
+
+    /// My newest generation; 0 before my first request.
+    public internal(set) var generation: UInt64 = 0
+    /// My newest requests that still wait for someone, oldest first (at most ``maximumRequests``).
+    public internal(set) var requests: [Request] = []
+    /// Per requester, the highest generation I answered: one answer per generation, and only to a
+    /// newer one, so a request cannot make me step my ratchet twice.
+    public internal(set) var answered: [MemberID: UInt64] = [:]
+
+    /// Answers to older requests than these no longer count (their requester asks again).
+    public static let maximumRequests = 2
+}
+
+extension DCGKAState {
+    /// The constant input of the answerer's ratchet step (§5.7 recovery).
+    static let resyncInput: [UInt8] = Array("resync".utf8)
+
+    /// resync: asks every member whose ratchet I lost (and who is in my view) for its ratchet state,
+    /// each answer travelling on a 2SM channel the answerer points at `key`, a fresh one-time
+    /// X25519 key whose secret the caller keeps in its prekey store. Refused (nothing to ask, or
+    /// only members an earlier request still waits for) with a typed error; it changes no
+    /// membership and no ratchet.
+    public mutating func requestResync(seq: UInt64, key: PKEPublicKey) throws(DCGKAError) -> OperationOutput {
+        let view = history.members()
+        guard view.contains(me) else { throw .invalidOperation("not a member") }
+        let lost = lostRatchets.intersection(view).subtracting([me])
+        guard !lost.isEmpty else { throw .invalidOperation("no lost ratchet to recover") }
+        let awaited = resync.requests.reduce(into: Set<MemberID>()) { $0.formUnion($1.awaiting) }
+        guard !lost.isSubset(of: awaited) else { throw .invalidOperation("an earlier resync still waits for these members") }
+        guard !key.isLowOrder else { throw .invalidOperation("a low-order one-time key") }
+        journalResync()
+        resync.generation += 1
+        resync.requests.append(ResyncState.Request(generation: resync.generation, seq: seq, awaiting: lost))
+        if resync.requests.count > ResyncState.maximumRequests { resync.requests.removeFirst() }
+        let body = ControlBody(fields: .resync(generation: resync.generation, key: key, lost: lost.sorted()), directMessages: [])
+        return OperationOutput(body: body, updateSecret: nil)
+    }
+
+    /// Someone's resync: if it asks me, and is newer than any I answered for its sender, I point my
+    /// channel with the requester at its one-time key, send it my ratchet state there, and step my
+    /// ratchet by the constant "resync", so that the requester follows my next epoch.
+    mutating func processResync<R: RandomNumberGenerator>(
+        _ op: OperationID, generation: UInt64, key: PKEPublicKey, lost: [MemberID], keys: KeyMaterial, using rng: inout R
+    ) throws(DCGKAError) -> ProcessOutput {
+        guard !key.isLowOrder else { throw .twoParty(op.sender, .lowOrderKey) }
+        let view = history.members()
+        let requester = op.sender
+        guard lost.contains(me), view.contains(me), view.contains(requester),
+              generation > resync.answered[requester] ?? 0
+        else { return ProcessOutput(acknowledgment: nil, senderSecret: nil, mySecret: nil) }
+        journalResync()
+        resync.answered[requester] = generation
+        var channel = twoParty[requester] ?? TwoPartyState(peerPrekey: nil)
+        channel.repoint(toPeerKey: key)
+        setChannel(requester, channel)
+        let message = try encrypt(to: requester, (ratchets[me] ?? .zero).bytes, keys: keys, using: &rng)
+        shareMyRatchet(with: [requester])
+        let mySecret = updateRatchet(me, input: Self.resyncInput)
+        let answer = ControlBody(
+            fields: .resyncAnswer,
+            directMessages: [TaggedDirectMessage(tag: RecipientDirectory(view: view).tag(for: requester), message: message)])
+        return ProcessOutput(acknowledgment: answer, senderSecret: nil, mySecret: mySecret)
+    }
+
+    /// An answer to a resync. The requester adopts the answerer's ratchet state; then everyone who
+    /// follows the answerer (the requester too) takes its constant step.
+    mutating func processResyncAnswer(_ answer: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
+        let answerer = answer.sender
+        let view = history.memoizedMembers(asSeenBy: answerer, atSeq: answer.seq)
+        var mine: [[UInt8]] = []
+        var failure: DCGKAError?
+        do { mine = try myDirectMessages(answer, body: body, senderView: view, keys: keys) } catch { failure = error }
+        if acked.sender == me, let index = resync.requests.firstIndex(where: { $0.seq == acked.seq }) {
+            journalResync()
+            resync.requests[index].awaiting.remove(answerer)
+            if resync.requests[index].awaiting.isEmpty { resync.requests.remove(at: index) }
+            do throws(DCGKAError) {
+                if let failure { throw failure }
+                guard let first = mine.first else { throw DCGKAError.missingDirectMessage(answer) }
+                setRatchet(answerer, try decodeSecret(first, from: answerer))
+                recover(answerer)
+            } catch {
+                lose(answerer, at: answer, because: error)
+            }
+        }
+        guard view.contains(me), view.contains(answerer) else { return nil }
+        return updateRatchet(answerer, input: Self.resyncInput)
+    }
+
+    /// I follow `member`'s ratchet again (its epoch confirmation is still checked).
+    mutating func recover(_ member: MemberID) {
+        guard lostRatchets.contains(member) else { return }
+        if journal != nil, journal!.lostRatchets == nil { journal!.lostRatchets = lostRatchets }
+        lostRatchets.remove(member)
+        recoveredInCall.append(member)
+    }
+
+    mutating func journalResync() {
+        if journal != nil, journal!.resync == nil { journal!.resync = resync }
+    }
+}
