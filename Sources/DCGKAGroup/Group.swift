@@ -590,7 +590,7 @@ extension Group {
             return
         }
         for loss in result.lost { output.events.append(.lostRatchet(of: loss.member, at: loss.operation, reason: loss.reason)) }
-        for member in result.recovered { output.events.append(.recovered(member)) }
+        for member in result.recovered { output.events.append(.recovered(member, at: envelope.seq)) }
         if case .resync(let generation, _, _) = body.fields { output.events.append(.resyncRequested(by: envelope.sender, generation: generation)) }
         // Bundles are kept only from an envelope that was processed (DCGKA refuses unusable keys),
         // by the newest-valid rule.

@@ -37,8 +37,8 @@ public enum GroupEvent: Equatable, Sendable {
     /// A member asked for the ratchet states it lost (§5.7). Show it: a request hands my ratchet
     /// state to whoever holds the requester's identity key, as a key change would.
     case resyncRequested(by: MemberID, generation: UInt64)
-    /// I follow `member`'s ratchet again (its answer to my resync arrived).
-    case recovered(MemberID)
+    /// I follow `member`'s ratchet again from its envelope `seq` on (its answer to my resync).
+    case recovered(MemberID, at: UInt64)
 }
 
 /// Why a delivered control envelope had no effect.

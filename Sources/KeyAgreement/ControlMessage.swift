@@ -128,7 +128,9 @@ public struct ControlBody: Equatable, Sendable {
         /// it kept for me from that operation.
         case ack(withoutSecret: Bool)
         case addAck
-        case welcomeAck
+        /// `withoutSecret`: the welcome's ratchet state did not decrypt, so I have no member secret
+        /// of the add (§5.7 rule 1, as for `ack`): nobody steps my ratchet for it.
+        case welcomeAck(withoutSecret: Bool)
         /// §5.7 recovery (PROTOCOL-NOTES.md, "Recovery"): I lost the ratchets of `lost`; each of
         /// them answers once per `generation` with its ratchet state, on a 2SM channel pointed at
         /// `key`, a one-time X25519 key of mine.
@@ -201,13 +203,13 @@ public struct ControlBody: Equatable, Sendable {
             writer.write(removed)
         case .update(let bundle):
             writer.writeOptional(bundle)
-        case .ack(let withoutSecret):
+        case .ack(let withoutSecret), .welcomeAck(let withoutSecret):
             writer.writeUInt8(withoutSecret ? 1 : 0)
         case .resync(let generation, let key, let lost):
             writer.writeVarint(generation)
             writer.write(key)
             writer.writeArray(lost)
-        case .addAck, .welcomeAck, .resyncAnswer:
+        case .addAck, .resyncAnswer:
             break
         }
         if carriesSeed { writer.write(seedConfirmation ?? .zero) }
@@ -235,7 +237,10 @@ public struct ControlBody: Equatable, Sendable {
             guard flag <= 1 else { throw .invalidValue(field: "ack flag") }
             fields = .ack(withoutSecret: flag == 1)
         case .addAck: fields = .addAck
-        case .welcomeAck: fields = .welcomeAck
+        case .welcomeAck:
+            let flag = try reader.readUInt8()
+            guard flag <= 1 else { throw .invalidValue(field: "welcome-ack flag") }
+            fields = .welcomeAck(withoutSecret: flag == 1)
         case .resync:
             let generation = try reader.readVarint()
             guard generation >= 1, generation <= UInt64(Int64.max) else { throw .invalidValue(field: "resync generation") }

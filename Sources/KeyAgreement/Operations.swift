@@ -140,6 +140,10 @@ extension DCGKAState {
 
     mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {
         journalHistory(); do { try history.apply(op) } catch { throw .membership(error) }
+        switch op.kind {
+        case .add(let id), .remove(let id): stopAwaitingResync(touching: id)
+        case .create: break
+        }
     }
 }
 
@@ -387,7 +391,9 @@ extension DCGKAState {
         let added = bundle.identity
         try applyMembership(MembershipOperation(id: op, kind: .add(added)))
         var senderSecret: Bytes32?
-        if history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq).contains(me) {
+        // A ratchet I lost is not stepped (PROTOCOL-NOTES.md, "Recovery"): I cannot compute the
+        // added member's secret either, and lose the added member's ratchet when it acknowledges.
+        if history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq).contains(me), !lostRatchets.contains(op.sender) {
             setMemberSecret(MemberSecretKey(operation: op, member: added), updateRatchet(op.sender, input: Self.welcomeInput))
             senderSecret = updateRatchet(op.sender, input: Self.addInput)
         }
@@ -418,11 +424,16 @@ extension DCGKAState {
         var mine: [[UInt8]] = []
         var failure: DCGKAError?
         do { mine = try myDirectMessages(ack, body: body, senderView: view, keys: keys) } catch { failure = error }
-        if case .add(me)? = history.operation(acked)?.kind, view.contains(me) {
+        // I am the added member when the add is mine, or when the add is already folded here (a
+        // later welcome told me it is settled) and the add-ack still brings me a non-empty direct
+        // message: only the added member gets one (the others get empty ones, if any).
+        let addsMe: Bool = if case .add(me)? = history.operation(acked)?.kind { true } else { false }
+        if view.contains(me), addsMe || (!mine.isEmpty && history.isFoldedOperation(acked)) {
             do throws(DCGKAError) {
                 if let failure { throw failure }
                 guard let first = mine.first else { throw DCGKAError.missingDirectMessage(ack) }
                 setRatchet(ack.sender, try decodeSecret(first, from: ack.sender))
+                recover(ack.sender)  // a re-added member that had lost it has it again
             } catch {
                 lose(ack.sender, at: ack, because: error)  // I was added without its ratchet state
             }
@@ -431,7 +442,7 @@ extension DCGKAState {
         // (process-add-ack(me) asks "me in member-view(me)"), so the others require that too;
         // otherwise a removed member's add-ack would move its ratchet for others but not for
         // itself (PROTOCOL-NOTES.md).
-        guard view.contains(me), view.contains(ack.sender) else { return nil }
+        guard view.contains(me), view.contains(ack.sender), !lostRatchets.contains(ack.sender) else { return nil }
         return updateRatchet(ack.sender, input: Self.addInput)
     }
 
@@ -450,10 +461,20 @@ extension DCGKAState {
         }
         guard history.contains(op) else { throw .unexpectedMessage("welcome without its add") }
         guard wasMember(op.sender, before: op.seq) else { throw .unexpectedMessage("a welcome from a non-member") }
-        setRatchet(op.sender, try decodeSecret(try decrypt(from: op.sender, welcome.ratchetCiphertext, keys: keys), from: op.sender))
-        setMemberSecret(MemberSecretKey(operation: op, member: me), updateRatchet(op.sender, input: Self.welcomeInput))
-        let senderSecret = updateRatchet(op.sender, input: Self.addInput)
+        // The adder's ratchet state. If it does not decrypt (a channel I cannot follow, §5.7), the add
+        // still holds: I lose the adder's ratchet, have no member secret of the add, and say so in
+        // my welcome-ack, so that nobody steps my ratchet for it.
+        var senderSecret: Bytes32?
+        do throws(DCGKAError) {
+            setRatchet(op.sender, try decodeSecret(try decrypt(from: op.sender, welcome.ratchetCiphertext, keys: keys), from: op.sender))
+            recover(op.sender)
+            setMemberSecret(MemberSecretKey(operation: op, member: me), updateRatchet(op.sender, input: Self.welcomeInput))
+            senderSecret = updateRatchet(op.sender, input: Self.addInput)
+        } catch {
+            lose(op.sender, at: op, because: error)
+        }
         journalHistory(); do { try history.recordWelcome(of: me, add: op, atSeq: mySeq) } catch { throw .membership(error) }
+        stopAwaitingResync(touching: me)
         var forwards: [TaggedDirectMessage] = []
         let senderView = history.memoizedMembers(asSeenBy: op.sender, atSeq: op.seq)
         // My member secret comes from the adder's ratchet, which everyone in its view can follow
@@ -466,14 +487,17 @@ extension DCGKAState {
             let ratchetTargets = all.subtracting(oldMembers).subtracting([me]).sorted()
             for id in ratchetTargets {
                 let plaintext = [Self.forwardRatchet] + (ratchets[me] ?? .zero).bytes
-                forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
+                // One I cannot reach lacks my ratchet (and knows it: my welcome-ack brings it nothing).
+                guard let message = try? encrypt(to: id, plaintext, keys: keys, using: &rng) else { continue }
+                forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: message))
             }
             shareMyRatchet(with: ratchetTargets)
             if let secret = memberSecrets[MemberSecretKey(operation: op, member: me)] {
                 let memberTargets = all.subtracting(senderView).subtracting([me]).sorted()
                 for id in memberTargets {
                     let plaintext = [Self.forwardMember] + secret.bytes
-                    forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, plaintext, keys: keys, using: &rng)))
+                    guard let message = try? encrypt(to: id, plaintext, keys: keys, using: &rng) else { continue }
+                    forwards.append(TaggedDirectMessage(tag: directory.tag(for: id), message: message))
                 }
                 secretReaders += memberTargets
             }
@@ -484,7 +508,8 @@ extension DCGKAState {
             mySecret = updateRatchet(me, input: secret.bytes)
         }
         return ProcessOutput(
-            acknowledgment: ControlBody(fields: .welcomeAck, directMessages: forwards), senderSecret: senderSecret, mySecret: mySecret)
+            acknowledgment: ControlBody(fields: .welcomeAck(withoutSecret: mySecret == nil), directMessages: forwards),
+            senderSecret: senderSecret, mySecret: mySecret)
     }
 
     mutating func processWelcomeAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
@@ -494,7 +519,9 @@ extension DCGKAState {
             for plaintext in try myDirectMessages(ack, body: body, keys: keys) {
                 guard plaintext.count == 33, let value = Bytes32(plaintext.dropFirst()) else { throw DCGKAError.malformedSecret(ack.sender) }
                 switch plaintext[0] {
-                case Self.forwardRatchet: setRatchet(ack.sender, value)
+                case Self.forwardRatchet:
+                    setRatchet(ack.sender, value)
+                    recover(ack.sender)
                 case Self.forwardMember: setMemberSecret(MemberSecretKey(operation: acked, member: ack.sender), value)
                 default: throw DCGKAError.malformedSecret(ack.sender)
                 }
@@ -502,6 +529,8 @@ extension DCGKAState {
         } catch {
             lose(ack.sender, at: ack, because: error)  // what it forwarded to me is out of reach
         }
-        return consumeMemberSecret(op: acked, member: ack.sender).map { updateRatchet(ack.sender, input: $0.bytes) }
+        let kept = consumeMemberSecret(op: acked, member: ack.sender)  // deleted in every case
+        if case .welcomeAck(withoutSecret: true) = body.fields { return nil }  // nobody steps for it
+        return kept.map { updateRatchet(ack.sender, input: $0.bytes) }
     }
 }

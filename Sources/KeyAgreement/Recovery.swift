@@ -100,8 +100,23 @@ extension DCGKAState {
                 lose(answerer, at: answer, because: error)
             }
         }
-        guard view.contains(me), view.contains(answerer) else { return nil }
+        // A ratchet I lost is not stepped: its value is of no use, and stepping a state I never
+        // had (ε) by a constant gives a value anyone can compute.
+        guard view.contains(me), view.contains(answerer), !lostRatchets.contains(answerer) else { return nil }
         return updateRatchet(answerer, input: Self.resyncInput)
+    }
+
+    /// An add or remove of `id` (or my own welcome) may come between my request and its answer:
+    /// a member that processed my request while one of us was out of the other's view never
+    /// answers it. So such a change ends the wait for `id` (for everyone, when `id` is me), and
+    /// ``Group/needsResync`` asks again.
+    mutating func stopAwaitingResync(touching id: MemberID) {
+        guard resync.requests.contains(where: { id == me || $0.awaiting.contains(id) }) else { return }
+        journalResync()
+        for index in resync.requests.indices {
+            if id == me { resync.requests[index].awaiting = [] } else { resync.requests[index].awaiting.remove(id) }
+        }
+        resync.requests.removeAll { $0.awaiting.isEmpty }
     }
 
     /// I follow `member`'s ratchet again (its epoch confirmation is still checked).

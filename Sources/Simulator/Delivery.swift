@@ -148,10 +148,24 @@ struct DeviceRun: Sendable {
                 guard let envelope = relay.storeBySender[from]?[seq], let id = relay.messageByHash[envelope.hash] else { continue }
                 device.decrypted.insert(id)
             case .lostRatchet(let member, let operation, let reason):
-                // No honest schedule may cost a member a secret (issue 8: prekeys are kept long enough).
-                failures.append("device \(index) lost the ratchet of \(member) at \(operation): \(reason)")
+                // No honest schedule may cost a member a secret (issue 8: prekeys are kept long
+                // enough), unless its prekeys were wiped on purpose; that loss opens a window.
+                guard device.lostPrekeys else {
+                    let kind = relay.storeBySender[operation.sender]?[operation.seq].map { "\($0.kind)" } ?? "?"
+                    failures.append("device \(index) lost the ratchet of \(member) at \(kind) \(operation): \(reason)")
+                    continue
+                }
+                if device.lossWindows[member]?.last.map({ $0.to != nil }) ?? true {
+                    device.lossWindows[member, default: []].append((operation.seq, nil))
+                    device.ratchetsLost += 1
+                }
+            case .recovered(let member, let seq):
+                if let last = device.lossWindows[member]?.indices.last, device.lossWindows[member]![last].to == nil {
+                    device.lossWindows[member]![last].to = seq
+                }
             case .processingFailed(let sender, let seq, let error):
-                failures.append("device \(index) on \(sender)#\(seq): \(error)")
+                let kind = relay.storeBySender[sender]?[seq].map { "\($0.kind)" } ?? "?"
+                failures.append("device \(index) on \(kind) \(sender)#\(seq): \(error)")
             case .equivocation(let member):
                 if forged { continue }  // a fork the network made is judged by deliverForgery
                 problems.append("equivocation reported for \(member)")

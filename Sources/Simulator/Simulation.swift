@@ -25,11 +25,16 @@ public struct SimulationConfiguration: Sendable {
     /// How many times during the run one member's view is checked against the oracle (besides
     /// every member's at the end and every sender's at every message).
     public var oracleSamples: Int
+    /// How many times during the run the newest member loses its prekeys (its clock passed §2.3's
+    /// hard limit while channels on them were still to come): it loses ratchets, and must recover
+    /// by §5.7's resync, which every device that needs it requests.
+    public var prekeyLosses: Int
 
     public init(
         members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3,
-        threads: Int = 1, forgeryRate: Int = 400, oracleSamples: Int = 20
+        threads: Int = 1, forgeryRate: Int = 400, oracleSamples: Int = 20, prekeyLosses: Int = 0
     ) {
+        self.prekeyLosses = max(0, prekeyLosses)
         self.forgeryRate = adversarial ? max(0, forgeryRate) : 0
         self.oracleSamples = max(0, oracleSamples)
         self.members = members
@@ -75,6 +80,11 @@ public struct SimulationReport: Sendable, Equatable {
     public var envelopesDelivered = 0
     public var duplicatesInjected = 0
     public var partitions = 0
+    /// Prekey stores wiped (``SimulationConfiguration/prekeyLosses``), ratchets lost because of
+    /// them, resync requests sent, and decryptions missed inside a loss window (from the loss to
+    /// the answer of the resync that repaired it): reported, never hidden, and not counted as
+    /// missed. Every loss must be repaired by the end.
+    public var prekeyLosses = 0, ratchetsLost = 0, resyncRequests = 0, lostToRecovery = 0
     /// Threads the devices received on (the outcome does not depend on it).
     public var threads = 1
     public var processingFailures: [String] = []
@@ -120,6 +130,17 @@ public struct Simulation {
         /// Randomness for the forgeries made at this device, apart from the device's own, so that
         /// forgeries change nothing in the honest run.
         var forgeryRNG: SeededRandom
+        /// Whether this device's prekeys were wiped (a loss injected on purpose).
+        var lostPrekeys = false
+        /// Per member, the windows of that member's seqs in which this device could not follow its
+        /// ratchet: from the envelope where it lost it to the answer that repaired it (open: nil).
+        var lossWindows: [MemberID: [(from: UInt64, to: UInt64?)]] = [:]
+        var ratchetsLost = 0
+
+        /// Whether this device could not follow `member`'s epoch `epoch`.
+        func lost(_ member: MemberID, epoch: UInt64) -> Bool {
+            lossWindows[member]?.contains { epoch >= $0.from && $0.to.map { epoch < $0 } ?? true } ?? false
+        }
 
         /// Keeps the update secrets the group derived since the last call.
         mutating func recordOwnSecrets() {
@@ -284,10 +305,17 @@ public struct Simulation {
         let compromiseEvery = max(1, configuration.operations / max(1, configuration.compromises + 1))
         let sampleEvery = max(1, configuration.operations / max(1, configuration.oracleSamples))
         if compromisesLeft == 0 { stopCollectingTraces() }
+        var lossesLeft = configuration.prekeyLosses
+        let lossEvery = max(1, configuration.operations / max(1, configuration.prekeyLosses + 1))
         for step in 0..<configuration.operations {
             time += 1
             if configuration.adversarial { perturbNetwork() }
             deliverDue()
+            if lossesLeft > 0 && step > 0 && step % lossEvery == lossEvery / 2 {
+                lossesLeft -= 1
+                losePrekeys()
+            }
+            requestResyncs()
             if compromisesLeft > 0 && step > 0 && step % compromiseEvery == 0 {
                 compromisesLeft -= 1
                 compromise()
@@ -404,6 +432,33 @@ public struct Simulation {
         }
     }
 
+    // MARK: Losses and recovery (§2.3, §5.7)
+
+    /// The newest member device (not the creator) loses its prekeys, as a member whose clock
+    /// passed §2.3's hard limit does: the channels members still open on them fail.
+    mutating func losePrekeys() {
+        guard let victim = devices.indices.last(where: { $0 > 0 && devices[$0].group?.isMember == true }) else { return }
+        devices[victim].prekeys = PrekeyStore()
+        devices[victim].lostPrekeys = true
+        report.prekeyLosses += 1
+    }
+
+    /// Every reachable device that lost a ratchet no request of its waits for asks for it.
+    mutating func requestResyncs() {
+        for index in devices.indices where devices[index].group?.needsResync == true && canReach(index) {
+            guard var group = devices[index].group else { continue }
+            var prekeys = devices[index].prekeys
+            do {
+                let envelope = try group.requestResync(prekeys: &prekeys, now: Self.now, using: &rng)
+                devices[index].prekeys = prekeys
+                report.resyncRequests += 1
+                finish(index, group, envelope)
+            } catch {
+                report.problems.append("resync by device \(index) failed: \(error)")
+            }
+        }
+    }
+
     /// After the last snapshot nothing more is needed for the inventory or the derivation graph.
     mutating func stopCollectingTraces() {
         collectingTraces = false
@@ -453,7 +508,9 @@ public struct Simulation {
                 if !offered.isEmpty { batches[device] = offered.map(Incoming.honest) }
             }
             let accepted = run(batches).values.reduce(0) { $0 + $1.filter { $0 }.count }
-            if accepted == 0 && queue.isEmpty { break }
+            let requestsBefore = report.resyncRequests
+            requestResyncs()
+            if accepted == 0 && queue.isEmpty && report.resyncRequests == requestsBefore { break }
         }
     }
 
@@ -484,6 +541,21 @@ public struct Simulation {
     mutating func check() {
         let members = devices.indices.filter { devices[$0].group?.isMember == true }
         report.membersFinal = members.count
+        // Every loss must have been repaired: no member ends unable to follow another member.
+        report.ratchetsLost = devices.reduce(0) { $0 + $1.ratchetsLost }
+        for device in members {
+            let group = devices[device].group!
+            let unrecovered = group.keyAgreement.lostRatchets.intersection(group.members).subtracting([group.me])
+            if !unrecovered.isEmpty {
+                report.problems.append("device \(device) ends unable to follow \(unrecovered.compactMap { deviceIndex[$0] }.sorted())")
+                report.problems.append("  its requests: \(group.keyAgreement.resync.requests), windows \(devices[device].lossWindows)")
+                for other in unrecovered {
+                    if let i = deviceIndex[other], let g = devices[i].group {
+                        report.problems.append("  device \(i): member \(g.isMember), answered \(g.keyAgreement.resync.answered[group.me] ?? 0), delivered from \(device): \(g.broadcast.deliveredSeq(of: group.me)) of \(group.broadcast.nextOwnPosition().seq - 1), buffered \(g.broadcast.bufferedCount), missing \(g.missing.prefix(3))")
+                    }
+                }
+            }
+        }
         let views = Set(members.map { devices[$0].group!.members })
         let selfView = Set(members.map { devices[$0].identity.id })
         if members.isEmpty {
@@ -599,7 +671,16 @@ public struct Simulation {
                 }
             }
             for reader in expectedReaders where !devices[reader].decrypted.contains(message.id) {
-                report.missedDecryptions += 1
+                if let epoch = message.envelope.application?.epoch, devices[reader].lost(message.envelope.sender, epoch: epoch) {
+                    report.lostToRecovery += 1
+                } else {
+                    report.missedDecryptions += 1
+                    if report.missedDecryptions <= 5 {
+                        let epoch = message.envelope.application?.epoch ?? 0
+                        report.problems.append(
+                            "device \(reader) missed device \(message.sender)'s #\(message.envelope.seq) (epoch \(epoch)); its loss windows for that sender: \(devices[reader].lossWindows[message.envelope.sender] ?? [])")
+                    }
+                }
             }
         }
         checkCompromises(truth)

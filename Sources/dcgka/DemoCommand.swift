@@ -187,7 +187,7 @@ struct DemoWorld {
                 person.transcript.append("! can no longer read \(self.name(of: who)): \(reason)")
             case .resyncRequested(let who, _):
                 person.transcript.append("! \(self.name(of: who)) asked to resynchronise its keys")
-            case .recovered(let who): person.transcript.append("* can read \(self.name(of: who)) again")
+            case .recovered(let who, _): person.transcript.append("* can read \(self.name(of: who)) again")
             case .processingFailed(let sender, let seq, let error):
                 person.transcript.append("! could not process \(self.name(of: sender))#\(seq): \(error)")
             }

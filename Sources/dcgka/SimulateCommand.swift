@@ -19,6 +19,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Threads on which devices receive side by side (default: one per processor); the outcome is the same for any number.")
     var threads: Int?
     @Option(help: "One delivery in this many also brings a forged or tampered envelope (0: none).") var forgeryRate = 400
+    @Option(help: "Times the newest member loses its prekeys (past §2.3's hard limit) and must recover by §5.7's resync.")
+    var prekeyLosses = 0
     @Flag(help: "Deliver in order with no delay, loss, partitions or forgeries.") var benign = false
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -27,7 +29,7 @@ struct SimulateCommand: ParsableCommand {
         let report = Simulation.run(SimulationConfiguration(
             members: members, operations: operations, seed: seed, adversarial: !benign,
             messageShare: messageShare, compromises: compromises, threads: threads ?? processorCount(),
-            forgeryRate: forgeryRate))
+            forgeryRate: forgeryRate, prekeyLosses: prekeyLosses))
         let wall = monotonicSeconds() - start
         let peak = peakResidentMegabytes()
         if json {
@@ -107,6 +109,8 @@ extension SimulationReport {
             ("updates", "\(updates)"), ("adds", "\(adds)"), ("readds", "\(readds)"), ("removes", "\(removes)"),
             ("envelopes_delivered", "\(envelopesDelivered)"), ("duplicates_injected", "\(duplicatesInjected)"),
             ("partitions", "\(partitions)"), ("threads", "\(threads)"),
+            ("prekey_losses", "\(prekeyLosses)"), ("ratchets_lost", "\(ratchetsLost)"), ("resync_requests", "\(resyncRequests)"),
+            ("lost_to_recovery", "\(lostToRecovery)"),
             ("processing_failures", "[" + processingFailures.prefix(20).map(str).joined(separator: ",") + "]"),
             ("problems", "[" + problems.prefix(20).map(str).joined(separator: ",") + "]"),
             ("wall_seconds", String(format3(wallSeconds))), ("cpu_seconds", String(format3(cpuSeconds()))), ("peak_memory_mb", String(format3(peakMemoryMB))),
@@ -120,6 +124,7 @@ extension SimulationReport {
             "seed \(seed): \(membersInitial) members at creation, \(membersFinal) at the end",
             "operations: \(messagesSent) messages, \(updates) updates, \(adds) adds, \(readds) re-adds, \(removes) removes",
             "network: \(envelopesDelivered) deliveries, \(duplicatesInjected) duplicates injected, \(partitions) partitions",
+            "losses: \(prekeyLosses) prekey stores wiped, \(ratchetsLost) ratchets lost, \(resyncRequests) resync requests, \(lostToRecovery) decryptions missed while a ratchet was lost",
             "views agree: \(viewsAgree); update secrets agree: \(secretsAgree) (\(secretsCompared) compared)",
             "decryptions: \(decryptions) of \(expectedDecryptions) expected; unexpected \(unexpectedDecryptions), missed \(missedDecryptions)",
             "forward secrecy: \(fsViolations) violations in \(fsChecks) checks; PCS: \(pcsViolations) violations in \(pcsChecks) checks",

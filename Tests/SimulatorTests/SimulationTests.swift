@@ -44,15 +44,39 @@ import Testing
         #expect(report.messagesSent > 0)
         #expect(report.envelopesDelivered > 0)
         // The counts add up: every decryption is either expected or unexpected, every expected one
-        // either happened or was missed.
-        #expect(report.decryptions == report.expectedDecryptions - report.missedDecryptions + report.unexpectedDecryptions)
-        if report.ok { #expect(report.decryptions == report.expectedDecryptions) }
+        // either happened, was missed, or fell in a window of a lost ratchet (injected prekey losses).
+        #expect(report.decryptions
+            == report.expectedDecryptions - report.missedDecryptions - report.lostToRecovery + report.unexpectedDecryptions)
+        if report.ok { #expect(report.decryptions == report.expectedDecryptions - report.lostToRecovery) }
+        if configuration.prekeyLosses == 0 { #expect(report.ratchetsLost == 0 && report.resyncRequests == 0) }
     }
 
     @Test("adversarial runs converge and keep FS and PCS", arguments: runs)
     func adversarial(configuration: SimulationConfiguration) {
         let report = Simulation.run(configuration)
         Self.expectConsistent(report, configuration)
+    }
+
+    /// Runs in which the newest member loses its prekeys four times (past §2.3's hard limit):
+    /// members lose ratchets, ask for them with §5.7's resync, and every check still holds.
+    static let lossRuns: [SimulationConfiguration] = (1...12).map { (seed: UInt64) in
+        SimulationConfiguration(members: 6, operations: 120, seed: seed, prekeyLosses: 4)
+    }
+
+    @Test("members that lose ratchets recover them by resync, and every check still holds", arguments: lossRuns)
+    func recovery(configuration: SimulationConfiguration) {
+        let report = Simulation.run(configuration)
+        Self.expectConsistent(report, configuration)
+        #expect(report.prekeyLosses == configuration.prekeyLosses)
+        #expect(report.resyncRequests >= (report.ratchetsLost > 0 ? 1 : 0))
+    }
+
+    @Test("the recovery runs do lose ratchets and recover them")
+    func recoveryCoverage() {
+        let reports = Self.lossRuns.prefix(6).map(Simulation.run)
+        #expect(reports.reduce(0) { $0 + $1.ratchetsLost } > 10)
+        #expect(reports.reduce(0) { $0 + $1.resyncRequests } > 5)
+        #expect(reports.reduce(0) { $0 + $1.lostToRecovery } > 0, "some messages fall in a loss window, and are reported")
     }
 
     @Test("the runs exercise forward secrecy, PCS, membership changes and the network")
