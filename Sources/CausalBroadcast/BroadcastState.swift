@@ -68,7 +68,9 @@ public struct BroadcastState: Sendable, Equatable {
         self.groupID = groupID
         self.suite = suite
         self.me = me
-        self.configuration = configuration
+        // Clamped again: the fields are public, and a value outside the decoder's limits would
+        // make the persisted state unreadable (or trap the encoder, for a negative one).
+        self.configuration = configuration.normalized
     }
 
     // MARK: Receiving
@@ -449,6 +451,18 @@ public struct BroadcastState: Sendable, Equatable {
             senders[sender] = state
             refreshLine(sender)
         }
+    }
+
+    /// Forgets senders that `keep` rejects and that have nothing buffered or in flight (heads a
+    /// welcome named for strangers, say). I am always kept.
+    public mutating func forgetIdleSenders(keep: (MemberID) -> Bool) {
+        var forgotten = Set<MemberID>()
+        for (sender, state) in senders where sender != me && !keep(sender) && state.pending.isEmpty && state.inFlight == nil {
+            senders[sender] = nil
+            nextInLine[sender] = nil
+            forgotten.insert(sender)
+        }
+        if !forgotten.isEmpty { acknowledgeable = acknowledgeable.filter { !forgotten.contains($0.value.sender) } }
     }
 
     /// What I have delivered: per sender the highest seq without gaps and its hash (§6.4).

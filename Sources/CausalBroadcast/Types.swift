@@ -19,6 +19,14 @@ public struct BroadcastConfiguration: Sendable, Equatable, Hashable {
     public static let limit = 1 << 26
     public static let byteLimit = 1 << 40
 
+    /// This configuration with every field clamped to what the state's decoder accepts.
+    public var normalized: BroadcastConfiguration {
+        BroadcastConfiguration(
+            maximumBufferedEnvelopes: maximumBufferedEnvelopes, maximumBufferedPayloadBytes: maximumBufferedPayloadBytes,
+            recentHashesPerSender: recentHashesPerSender, maximumBufferedEnvelopesPerSender: maximumBufferedEnvelopesPerSender,
+            maximumBufferedPayloadBytesPerSender: maximumBufferedPayloadBytesPerSender)
+    }
+
     public init(
         maximumBufferedEnvelopes: Int = 10_000, maximumBufferedPayloadBytes: Int = 256 << 20,
         recentHashesPerSender: Int = 256,

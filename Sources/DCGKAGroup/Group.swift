@@ -204,6 +204,12 @@ extension Group {
         guard group.keyAgreement.history.contains(invitation.operationID) else {
             throw .invalidInvitation("the invitation could not be processed: \(output.events)")
         }
+        // What the welcome named beside its membership is kept only for participants of it: an
+        // adder cannot fill my state with bundles or frontier heads of strangers (which could
+        // pass the decoder's limits, or make every welcome I build too large).
+        let history = group.keyAgreement.history
+        group.bundles = group.bundles.filter { history.isKnownParticipant($0.key) }
+        group.broadcast.forgetIdleSenders { history.isKnownParticipant($0) }
         output.events.insert(.joined(by: invitation.sender), at: 0)
         return (group, output)
     }
@@ -253,6 +259,8 @@ extension Group {
         let context = WelcomeContext(
             frontier: copy.broadcast.frontier,
             bundles: copy.members.compactMap { copy.bundles[$0] }.sorted { $0.identity < $1.identity })
+        let contextSize = context.wireBytes.count
+        guard contextSize <= Welcome.maximumContextLength else { throw .payloadTooLarge(bytes: contextSize) }
         let envelope = try copy.operate(.add, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
             var keys = keys
             keys.alreadyVerified.insert(bundle.identity)  // checked at the top of this call
@@ -336,6 +344,10 @@ extension Group {
     /// Returns whether it was kept.
     @discardableResult
     public mutating func offerBundle(_ bundle: KeyBundle, now: UInt64) throws(GroupError) -> Bool {
+        // Only for participants: the bundle table is bounded by the membership's.
+        guard keyAgreement.history.isKnownParticipant(bundle.identity) else {
+            throw .invalidKeyBundle(bundle.identity, "not a participant of this group")
+        }
         do { try bundle.verify(now: now, expectedSuite: suite) } catch { throw .invalidKeyBundle(bundle.identity, "\(error)") }
         return adopt(bundle)
     }
@@ -462,7 +474,7 @@ extension Group {
         var output = GroupOutput()
         // Asked once, up front: the closure may not read `keyAgreement` while `broadcast` is being
         // mutated, and copying the membership state for it would cost more than the question.
-        let senderKnown = keyAgreement.history.isKnownParticipant(envelope.sender)
+        let senderKnown = keyAgreement.history.maySend(envelope.sender)
         let sender = envelope.sender
         switch broadcast.receive(
             envelope, isKnownSender: { $0 == sender && senderKnown }, verifySignature: verifySignature) {

@@ -224,7 +224,8 @@ public struct ControlBody: Equatable, Sendable {
         groupNonce = nil
         switch kind {
         case .create:
-            fields = .create(try reader.readArray(KeyBundle.self, field: "create members", limit: MembershipOperation.maxCreateMembers))
+            // The creator's own bundle may lead the list, beside up to maxCreateMembers others.
+            fields = .create(try reader.readArray(KeyBundle.self, field: "create members", limit: MembershipOperation.maxCreateMembers + 1))
             groupNonce = try reader.read(Bytes32.self)
         case .add:
             let added = try reader.read(KeyBundle.self)

@@ -133,6 +133,8 @@ public struct DCGKAState: Sendable {
     /// Operations whose seed I could not obtain: acknowledgments of them that carry a secret
     /// cannot be followed by me either.
     public internal(set) var lostSeeds: Set<OperationID> = []
+    /// How many member secrets I hold per member (derived from `memberSecrets`; not encoded).
+    var pendingSecretCount: [MemberID: Int] = [:]
     /// My resync requests and the ones I answered (§5.7 recovery).
     public internal(set) var resync = ResyncState()
     /// Losses found by the current `process` call (transient; never encoded or compared).
@@ -404,6 +406,7 @@ extension DCGKAState {
         guard let journal else { return }
         self.journal = nil
         for (key, value) in journal.memberSecrets { memberSecrets[key] = value }
+        recountMemberSecrets(of: journal.memberSecrets.keys.map(\.member))
         for (id, value) in journal.ratchets { ratchets[id] = value }
         for (id, value) in journal.twoParty { twoParty[id] = value }
         if let saved = journal.history { history = saved }
@@ -422,7 +425,39 @@ extension DCGKAState {
         if journal != nil, journal!.memberSecrets.index(forKey: key) == nil {
             journal!.memberSecrets[key] = .some(memberSecrets[key])
         }
+        let old = memberSecrets[key]
         memberSecrets[key] = value
+        if old == nil, value != nil {
+            let count = pendingSecretCount[key.member, default: 0] + 1
+            pendingSecretCount[key.member] = count
+            if count > Self.maximumMemberSecretsPerMember { evictOldestMemberSecret(of: key.member) }
+        } else if old != nil, value == nil {
+            let count = (pendingSecretCount[key.member] ?? 1) - 1
+            pendingSecretCount[key.member] = count > 0 ? count : nil
+        }
+    }
+
+    /// A member that never acknowledges (a silent newcomer, a lost device) would leave one member
+    /// secret per operation for ever; at most this many are kept per member (PROTOCOL-NOTES.md,
+    /// "Member secrets are bounded per member").
+    public static let maximumMemberSecretsPerMember = 1024
+
+    /// Drops `member`'s member secret of the smallest operation ID. When it acknowledges that
+    /// operation later I cannot take its step: its epoch confirmation tells me, and §5.7's
+    /// resync gets its ratchet back.
+    mutating func evictOldestMemberSecret(of member: MemberID) {
+        guard let oldest = memberSecrets.keys.lazy.filter({ $0.member == member }).min() else { return }
+        retire(memberSecrets[oldest])
+        setMemberSecret(oldest, nil)
+    }
+
+    /// Recounts ``pendingSecretCount`` for `members` from the table (after a rollback).
+    mutating func recountMemberSecrets<S: Sequence<MemberID>>(of members: S) {
+        let wanted = Set(members)
+        guard !wanted.isEmpty else { return }
+        var counts: [MemberID: Int] = [:]
+        for key in memberSecrets.keys where wanted.contains(key.member) { counts[key.member, default: 0] += 1 }
+        for member in wanted { pendingSecretCount[member] = counts[member] }
     }
 
     mutating func removeMemberSecret(_ key: MemberSecretKey) -> Bytes32? {
@@ -489,9 +524,15 @@ extension DCGKAState {
         lossesInCall.append(LostRatchet(member: member, operation: op, reason: reason))
     }
 
+    /// At most this many lost seeds are remembered: an insider can make me lose any number, and
+    /// forgetting one (the smallest operation ID) only means that a later acknowledgment of it is
+    /// found out by its epoch confirmation instead (§5.7 rule 3).
+    public static let maximumLostSeeds = 4096
+
     mutating func loseSeed(of op: OperationID) {
         if journal != nil, journal!.lostSeeds == nil { journal!.lostSeeds = lostSeeds }
         lostSeeds.insert(op)
+        if lostSeeds.count > Self.maximumLostSeeds, let oldest = lostSeeds.min() { lostSeeds.remove(oldest) }
     }
 
     mutating func journalChannelsOnMyPrekey() {

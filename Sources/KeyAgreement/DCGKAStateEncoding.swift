@@ -5,7 +5,8 @@ internal import Membership
 
 extension DCGKAState: WireCodable {
     public static let maximumPeers = MembershipState.maxMembers
-    public static let maximumMemberSecrets = 1 << 22
+    /// Per member at most ``maximumMemberSecretsPerMember``, for at most ``maximumPeers`` members.
+    public static let maximumMemberSecrets = maximumPeers * maximumMemberSecretsPerMember
 
     /// Canonical: maps are written sorted by key, so equal states encode to equal bytes.
     public func encode(to writer: inout WireWriter) {
@@ -72,6 +73,10 @@ extension DCGKAState: WireCodable {
             if let lastKey, !(lastKey < key) { throw .invalidValue(field: "member secret order") }
             lastKey = key
             state.memberSecrets[key] = try reader.read(Bytes32.self)
+            state.pendingSecretCount[key.member, default: 0] += 1
+            guard state.pendingSecretCount[key.member]! <= maximumMemberSecretsPerMember else {
+                throw .invalidValue(field: "member secrets per member")
+            }
         }
         let ratchetCount = try reader.readBoundedVarint(field: "ratchets", limit: maximumPeers)
         var lastRatchet: MemberID?
@@ -98,7 +103,7 @@ extension DCGKAState: WireCodable {
         let lost = try reader.readArray(MemberID.self, field: "lost ratchets", limit: maximumPeers)
         for (a, b) in zip(lost, lost.dropFirst()) where !(a < b) { throw .invalidValue(field: "lost ratchets order") }
         state.lostRatchets = Set(lost)
-        let seeds = try reader.readArray(OperationID.self, field: "lost seeds", limit: maximumMemberSecrets)
+        let seeds = try reader.readArray(OperationID.self, field: "lost seeds", limit: maximumLostSeeds)
         for (a, b) in zip(seeds, seeds.dropFirst()) where !(a < b) { throw .invalidValue(field: "lost seeds order") }
         state.lostSeeds = Set(seeds)
         state.resync.generation = try reader.readVarint()

@@ -127,6 +127,14 @@ public struct MembershipState: Sendable {
 
     public func isKnownParticipant(_ id: MemberID) -> Bool { memberIndex[id] != nil }
 
+    /// Whether `id` may send envelopes in this group at all: it was listed in the create, added,
+    /// or sent an operation (folded ones included). A participant named only as a remove's target
+    /// may not: a member cannot make a stranger a sender by removing it (PROTOCOL-NOTES.md).
+    public func maySend(_ id: MemberID) -> Bool {
+        guard let m = memberIndex[id] else { return false }
+        return mayOperate[Int(m)]
+    }
+
     /// `a ≺ b` (§4.1). False when either is unknown, and never true for `a == b`. A folded
     /// operation precedes every operation held one by one.
     public func precedes(_ a: OperationID, _ b: OperationID) -> Bool {

@@ -132,7 +132,7 @@ struct DeviceRun: Sendable {
     mutating func retryParked() {
         guard !device.parked.isEmpty, let history = device.group?.keyAgreement.history else { return }
         let ready = device.parked.values
-            .filter { history.isKnownParticipant($0.sender) }
+            .filter { history.maySend($0.sender) }
             .sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
         for envelope in ready where device.parked[envelope.hash] != nil {
             device.parked[envelope.hash] = nil
