@@ -36,7 +36,7 @@ build() {
     # toolchain's clang runtime); address adds ASan and LeakSanitizer. -Xcc -O2: BoringSSL, as in
     # the main package's builds.
     nice -n 19 swift build --package-path Fuzz -c release --scratch-path "$SCRATCH" --product "fuzz-$1" \
-        -Xswiftc -sanitize=fuzzer,address -Xcc -O2 >&2
+        -Xswiftc -sanitize=fuzzer,address -Xcc -O2 >&2 || return 1
     echo "$SCRATCH/release/fuzz-$1"
 }
 
@@ -48,7 +48,7 @@ case "$1" in
     --build)
         [[ $# -eq 2 ]] || usage
         known "$2"
-        build "$2"
+        build "$2" || exit 1
         exit 0 ;;
 esac
 [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage
@@ -57,7 +57,9 @@ DURATION=$2
 shift 2
 known "$TARGET"
 
-BIN=$(build "$TARGET")
+# `|| exit`: errexit does not reach into a command substitution, and a failed build must not
+# fuzz the binary an earlier build left behind.
+BIN=$(build "$TARGET") || { echo "fuzz.sh: building $TARGET failed" >&2; exit 1; }
 CORPUS="$SCRATCH/corpus/$TARGET"
 ARTIFACTS="$SCRATCH/artifacts/$TARGET"
 LOG="$SCRATCH/logs/$TARGET.log"
