@@ -302,7 +302,7 @@ extension Group {
     // MARK: Recovery (§5.7)
 
     /// Whether I lost a member's ratchet that no request of mine still waits for: then
-    /// ``requestResync(prekeys:now:using:)`` asks for it.
+    /// ``requestResync(using:)`` asks for it.
     public var needsResync: Bool {
         guard isMember else { return false }
         let awaited = keyAgreement.resync.requests.reduce(into: Set<MemberID>()) { $0.formUnion($1.awaiting) }
@@ -310,17 +310,13 @@ extension Group {
     }
 
     /// Asks the members whose ratchets I lost for their ratchet states (PROTOCOL-NOTES.md,
-    /// "Recovery"). A fresh one-time key for the answers goes into `prekeys`, where it is kept and
-    /// deleted like any prekey (§2.3); persist the store with the group. Changes no membership.
-    public mutating func requestResync<R: RandomNumberGenerator>(
-        prekeys: inout PrekeyStore, now: UInt64, using rng: inout R
-    ) throws(GroupError) -> Envelope {
+    /// "Recovery"). The answers come on a fresh one-time key that this state keeps until the
+    /// request ends. Changes no membership.
+    public mutating func requestResync<R: RandomNumberGenerator>(using rng: inout R) throws(GroupError) -> Envelope {
         var copy = self
-        let key = PKESecretKey.generate(using: &rng)
-        let envelope = try copy.operate(.resync, prekeys: prekeys, now: now) { (state, seq, _) throws(DCGKAError) in
-            try state.requestResync(seq: seq, key: key.publicKey)
+        let envelope = try copy.operate(.resync, prekeys: PrekeyStore(), now: nil) { (state, seq, _) throws(DCGKAError) in
+            try state.requestResync(seq: seq, using: &rng)
         }
-        prekeys.insert(key, notAfter: now)
         self = copy
         return envelope
     }
@@ -483,7 +479,7 @@ extension Group {
             deliverAll(prekeys: prekeys, into: &output, using: &rng)
         case .duplicate:
             // A full copy of an application envelope I delivered pruned (§6.1) is not a duplicate.
-            if envelope.kind == .application, !envelope.isPruned { deliverLatePayload(envelope, into: &output, verifySignature: verifySignature) }
+            if envelope.kind == .application, !envelope.isPruned { deliverLatePayload(envelope, into: &output) }
         case .payloadRestored:
             break
         case .rejected(let error):
@@ -519,7 +515,7 @@ extension Group {
         guard let header = ApplicationHeader(of: envelope) else { return }  // every application envelope has one
         guard let payload = envelope.payload else {
             // Pruned (§6.1): delivered in order as expired; its key waits for a full copy.
-            switch messaging.keepKey(for: header) {
+            switch messaging.keepKey(for: header, envelope: envelope.hash) {
             case .success: output.events.append(.expired(from: envelope.sender, seq: envelope.seq))
             case .failure(let reason): output.events.append(.undecryptable(from: envelope.sender, seq: envelope.seq, reason: reason))
             }
@@ -541,15 +537,12 @@ extension Group {
     }
 
     /// The payload of an application envelope that was delivered pruned: decrypted with the key
-    /// kept for it, once. Anything else that looks like a duplicate (no kept key) is dropped
-    /// silently. The signature is checked first: the broadcast layer may have answered
-    /// "duplicate" from the seq alone, without seeing this header before.
-    mutating func deliverLatePayload(_ envelope: Envelope, into output: inout GroupOutput, verifySignature: (Envelope) -> Bool) {
+    /// kept for exactly that envelope (its hash, which covers header and signature, was recorded
+    /// when the header was delivered), once. Anything else that looks like a duplicate is dropped
+    /// silently; another envelope signed at the same position (a fork) never opens the key.
+    mutating func deliverLatePayload(_ envelope: Envelope, into output: inout GroupOutput) {
         guard let header = ApplicationHeader(of: envelope), let payload = envelope.payload,
-              envelope.seq <= broadcast.deliveredSeq(of: envelope.sender),
-              messaging.holdsSkippedKey(of: envelope.sender, epoch: header.epoch, index: header.index),
-              broadcast.knownHash(of: envelope.sender, at: envelope.seq).map({ $0 == envelope.hash }) ?? verifySignature(envelope),
-              keyAgreement.wasMember(envelope.sender, before: envelope.seq)
+              messaging.keptKeyEnvelope(of: envelope.sender, epoch: header.epoch, index: header.index) == envelope.hash
         else { return }
         decrypt(envelope, payload: payload, header: header, into: &output)
     }
@@ -569,8 +562,13 @@ extension Group {
         var acked: OperationID?
         if let reference = envelope.acked {
             // Delivered without its target only when that position holds another envelope here
-            // (a fork, §6.2): such an acknowledgment has no effect on my state.
+            // (a fork, §6.2): such an acknowledgment has no effect on my state, except that its 2SM
+            // messages to me are read, so that my channel with its sender stays in step.
             guard let id = broadcast.operationID(ofAcknowledgeable: reference.hash), id == reference.operationID else {
+                let keys = keys(prekeys, now: nil)
+                _ = try? keyAgreement.transaction { (state) throws(DCGKAError) in
+                    try state.absorbDirectMessages(sender: envelope.sender, seq: envelope.seq, body: body, keys: keys)
+                }
                 output.events.append(failed(.unknownAcknowledgedEnvelope))
                 return
             }

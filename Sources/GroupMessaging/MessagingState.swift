@@ -10,10 +10,13 @@ struct MessagePosition: Sendable, Hashable, Comparable {
     }
 }
 
-/// A message key derived ahead of use because later messages arrived first.
+/// A message key derived ahead of use because later messages arrived first, or kept for a
+/// message delivered without its payload (then with that envelope's hash, so that only a full copy
+/// of exactly that envelope opens it).
 struct SkippedKey: Sendable, Equatable {
     var position: MessagePosition
     var key: MessageKey
+    var envelope: Bytes32? = nil
 }
 
 /// What I keep about one member's message ratchet (§7). The same record serves my own sending
@@ -75,7 +78,7 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
     }
 
     /// Version byte of the state encoding.
-    public static let encodingVersion: UInt8 = 1
+    public static let encodingVersion: UInt8 = 2
     /// At most this many member records in a decoded state.
     public static let maximumMembers = 1 << 20
 
@@ -217,13 +220,15 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
     /// bounded skipped-key store, so that a full copy arriving later still decrypts (once). A key
     /// already in the store stays. On failure (the same reasons as ``decrypt(_:header:)``, which
     /// cannot be checked by authentication here) nothing changes.
-    public mutating func keepKey(for header: ApplicationHeader) -> Result<Void, UndecryptableReason> {
+    public mutating func keepKey(for header: ApplicationHeader, envelope: Bytes32) -> Result<Void, UndecryptableReason> {
         guard var record = members[header.sender], header.epoch <= record.epoch else { return .failure(.unknownEpoch) }
         let position = MessagePosition(epoch: header.epoch, index: header.index)
         if position.epoch < record.epoch || position.index < record.nextIndex {
-            guard record.skippedSlot(position) != nil else {
+            guard let slot = record.skippedSlot(position) else {
                 return .failure(position.epoch < record.epoch ? .epochExpired : .keyAlreadyUsed)
             }
+            record.skipped[slot].envelope = envelope
+            members[header.sender] = record
             return .success(())
         }
         let skip = position.index - record.nextIndex
@@ -234,7 +239,8 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         var chain = record.chain
         while record.nextIndex <= position.index {
             let (key, next) = MessageRatchet.step(chain, suite: cipherSuite)
-            record.skipped.append(SkippedKey(position: MessagePosition(epoch: record.epoch, index: record.nextIndex), key: key))
+            let here = MessagePosition(epoch: record.epoch, index: record.nextIndex)
+            record.skipped.append(SkippedKey(position: here, key: key, envelope: here == position ? envelope : nil))
             retire(chain)
             chain = next
             record.nextIndex += 1
@@ -246,10 +252,11 @@ public struct MessagingState: Sendable, Equatable, WireCodable {
         return .success(())
     }
 
-    /// Whether the key of `(sender, epoch, index)` waits in the skipped-key store (a message
-    /// delivered pruned, or skipped over, whose payload may still come).
-    public func holdsSkippedKey(of sender: MemberID, epoch: UInt64, index: UInt64) -> Bool {
-        members[sender]?.skippedSlot(MessagePosition(epoch: epoch, index: index)) != nil
+    /// The envelope whose payload the key kept at `(sender, epoch, index)` waits for (a message
+    /// delivered pruned), if any.
+    public func keptKeyEnvelope(of sender: MemberID, epoch: UInt64, index: UInt64) -> Bytes32? {
+        guard let record = members[sender], let slot = record.skippedSlot(MessagePosition(epoch: epoch, index: index)) else { return nil }
+        return record.skipped[slot].envelope
     }
 
     /// The member's current epoch (nil if I hold no ratchet for it).
@@ -292,15 +299,15 @@ extension MemberRatchet {
 // MARK: - Encoding
 
 /// ```
-/// state   = version(u8 = 1) ‖ suite(u8) ‖ maximumSkippedKeysPerSender(varint) ‖ maximumSkipPerMessage(varint)
+/// state   = version(u8 = 2) ‖ suite(u8) ‖ maximumSkippedKeysPerSender(varint) ‖ maximumSkipPerMessage(varint)
 ///           ‖ count(varint) ‖ member*          -- strictly ascending by member ID
 /// member  = id(32) ‖ epoch(varint) ‖ nextIndex(varint) ‖ chain(32)
 ///           ‖ count(varint) ‖ skipped*         -- strictly ascending by (epoch, index), all < (epoch, nextIndex)
-/// skipped = epoch(varint) ‖ index(varint) ‖ key(32) ‖ nonce(12)
+/// skipped = epoch(varint) ‖ index(varint) ‖ key(32) ‖ nonce(12) ‖ u8 0 | u8 1 ‖ envelope hash(32)
 /// ```
 extension MessagingState {
     static let minimumMemberBytes = 32 + 1 + 1 + 32 + 1
-    static let skippedBytesAtLeast = 1 + 1 + 32 + 12
+    static let skippedBytesAtLeast = 1 + 1 + 32 + 12 + 1
 
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(Self.encodingVersion)
@@ -320,6 +327,7 @@ extension MessagingState {
                 writer.writeVarint(entry.position.index)
                 writer.write(entry.key.key)
                 writer.writeFixed(entry.key.nonce)
+                writer.writeOptional(entry.envelope)
             }
         }
     }
@@ -360,7 +368,8 @@ extension MessagingState {
                 }
                 let key = try reader.read(Bytes32.self)
                 let nonce = try reader.readFixed(MessageRatchet.nonceLength)
-                skipped.append(SkippedKey(position: position, key: MessageKey(key: key, nonce: nonce)))
+                let envelope = try reader.readOptional(Bytes32.self, field: "skipped key envelope")
+                skipped.append(SkippedKey(position: position, key: MessageKey(key: key, nonce: nonce), envelope: envelope))
             }
             state.members[id] = MemberRatchet(epoch: epoch, nextIndex: nextIndex, chain: chain, skipped: skipped)
         }

@@ -281,9 +281,16 @@ extension DCGKAState {
 
     mutating func decrypt(from id: MemberID, _ message: TwoPartyMessage, keys: KeyMaterial) throws(DCGKAError) -> [UInt8] {
         var channel = twoParty[id] ?? TwoPartyState(peerPrekey: nil)
+        // An answer to my resync opens on that request's one-time key, which only my state holds.
+        var prekeys = keys.prekeys
+        if message.header.origin == .other, message.header.index == 0, let prekey = message.header.prekey,
+           let oneTime = resyncKey(for: prekey) {
+            prekeys = PrekeyStore()
+            prekeys.insert(oneTime, notAfter: UInt64.max)
+        }
         let plaintext: [UInt8]
         do {
-            plaintext = try channel.receive(message, from: id, to: me, binding: binding, prekeys: keys.prekeys)
+            plaintext = try channel.receive(message, from: id, to: me, binding: binding, prekeys: prekeys)
         } catch {
             throw .twoParty(id, error)
         }

@@ -44,7 +44,9 @@ extension DCGKAState: WireCodable {
         for request in resync.requests {
             writer.writeVarint(request.generation)
             writer.writeVarint(request.seq)
+            writer.writeArray(request.asked.sorted())
             writer.writeArray(request.awaiting.sorted())
+            writer.write(request.key)
         }
         let answered = resync.answered.sorted { $0.key < $1.key }
         writer.writeVarint(answered.count)
@@ -116,10 +118,14 @@ extension DCGKAState: WireCodable {
                   previous.map({ $0.generation < generation && $0.seq < seq }) ?? true
             else { throw .invalidValue(field: "resync request") }
             previous = (generation, seq)
+            let asked = try reader.readArray(MemberID.self, field: "resync asked", limit: maximumPeers)
+            for (a, b) in zip(asked, asked.dropFirst()) where !(a < b) { throw .invalidValue(field: "resync asked order") }
             let awaiting = try reader.readArray(MemberID.self, field: "resync awaiting", limit: maximumPeers)
-            guard !awaiting.isEmpty else { throw .invalidValue(field: "resync awaiting") }
+            guard !awaiting.isEmpty, Set(awaiting).isSubset(of: Set(asked)) else { throw .invalidValue(field: "resync awaiting") }
             for (a, b) in zip(awaiting, awaiting.dropFirst()) where !(a < b) { throw .invalidValue(field: "resync awaiting order") }
-            state.resync.requests.append(ResyncState.Request(generation: generation, seq: seq, awaiting: Set(awaiting)))
+            let key = try reader.read(PKESecretKey.self)
+            state.resync.requests.append(ResyncState.Request(
+                generation: generation, seq: seq, asked: Set(asked), awaiting: Set(awaiting), key: key))
         }
         let answeredCount = try reader.readBoundedVarint(field: "resync answered", limit: maximumPeers)
         var lastAnswered: MemberID?

@@ -447,10 +447,8 @@ public struct Simulation {
     mutating func requestResyncs() {
         for index in devices.indices where devices[index].group?.needsResync == true && canReach(index) {
             guard var group = devices[index].group else { continue }
-            var prekeys = devices[index].prekeys
             do {
-                let envelope = try group.requestResync(prekeys: &prekeys, now: Self.now, using: &rng)
-                devices[index].prekeys = prekeys
+                let envelope = try group.requestResync(using: &rng)
                 report.resyncRequests += 1
                 finish(index, group, envelope)
             } catch {
@@ -677,8 +675,9 @@ public struct Simulation {
                     report.missedDecryptions += 1
                     if report.missedDecryptions <= 5 {
                         let epoch = message.envelope.application?.epoch ?? 0
+                        let start = relay.storeBySender[message.envelope.sender]?[epoch]
                         report.problems.append(
-                            "device \(reader) missed device \(message.sender)'s #\(message.envelope.seq) (epoch \(epoch)); its loss windows for that sender: \(devices[reader].lossWindows[message.envelope.sender] ?? [])")
+                            "device \(reader) missed device \(message.sender)'s #\(message.envelope.seq) (epoch \(epoch), begun by \(start.map { "\($0.kind)" } ?? "?")\(start?.acked.map { " of \($0.sender)#\($0.seq)" } ?? "")); its loss windows for that sender: \(devices[reader].lossWindows[message.envelope.sender] ?? []); its current epoch of that sender: \(devices[reader].group?.messaging.currentEpoch(of: message.envelope.sender) ?? 0)")
                     }
                 }
             }

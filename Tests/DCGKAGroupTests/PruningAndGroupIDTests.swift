@@ -55,6 +55,26 @@ import Testing
         net.expectConverged(["A", "B", "C"])
     }
 
+    @Test("another envelope signed at a pruned position never opens the kept key, even once the position left the window of recent hashes")
+    func forkAtAPrunedPosition() throws {
+        var net = try ConcurrencyScenarioTests.network(seed: 10, names: ["A", "B", "C"], members: ["A", "B", "C"])
+        let m1 = try net.send(by: "A", "the real one")
+        let real = net.envelopesByID[OperationID(sender: net.id("A"), seq: m1.seq)]!
+        net.inFlight.removeAll { $0.to == "B" && $0.envelope.hash == real.hash }
+        #expect(try Self.receive(real.pruned(), by: "B", in: &net) == [.expired(from: net.id("A"), seq: m1.seq)])
+        for i in 0..<300 { _ = try net.send(by: "A", "later \(i)") }
+        net.settle()
+        // A signs a second envelope at m1's position (same epoch and index, other ciphertext).
+        let group = net.group("A")
+        let fields = try #require(real.application)
+        let fork = Envelope.sign(
+            identity: net.people["A"]!.identity, suite: group.suite, groupID: group.groupID, seq: real.seq, prev: real.prev,
+            kind: .application, acked: nil, application: fields,
+            payload: ApplicationCiphertext(epoch: fields.epoch, index: fields.index, ciphertext: [UInt8](repeating: 1, count: 40)).wireBytes)
+        #expect(try Self.receive(fork, by: "B", in: &net) == [])
+        #expect(try Self.receive(real, by: "B", in: &net) == [.message(from: net.id("A"), seq: m1.seq, bytes: Array("the real one".utf8))])
+    }
+
     @Test("a full copy whose header was never delivered here, or whose key was used, is not decrypted again")
     func latePayloadNeedsAKeptKey() throws {
         var net = try ConcurrencyScenarioTests.network(seed: 8, names: ["A", "B", "C"], members: ["A", "B", "C"])

@@ -6,14 +6,12 @@ import KeyAgreement
 import Testing
 
 extension TestNetwork {
-    /// `name` asks for the ratchets it lost (§5.7); the one-time key goes into its prekey store.
+    /// `name` asks for the ratchets it lost (§5.7).
     @discardableResult
     mutating func requestResync(by name: String) throws -> Envelope {
         var group = group(name)
-        var prekeys = people[name]!.prekeys
-        let envelope = try group.requestResync(prekeys: &prekeys, now: Self.now, using: &rng)
+        let envelope = try group.requestResync(using: &rng)
         people[name]!.group = group
-        people[name]!.prekeys = prekeys
         collectSecrets(name)
         broadcast(envelope, from: name)
         return envelope
@@ -90,6 +88,18 @@ extension TestNetwork {
         let output = group.receive(replay, prekeys: net.people["B"]!.prekeys, using: &net.rng)
         #expect(output.envelopes.isEmpty)
         #expect(output.events == [.resyncRequested(by: net.id("D"), generation: 1)])
+        // A newer generation is answered (once), a second copy of it is not.
+        guard case .resync(_, let key, let lost) = body.fields else { Issue.record("not a resync"); return }
+        func resync(_ generation: UInt64, seq: UInt64, prev: Bytes32) -> Envelope {
+            Envelope.sign(
+                identity: net.people["D"]!.identity, suite: request.suite, groupID: request.groupID, seq: seq, prev: prev,
+                kind: .resync, acked: nil,
+                payload: ControlBody(fields: .resync(generation: generation, key: key, lost: lost), directMessages: []).payload)
+        }
+        let second = resync(2, seq: replay.seq + 1, prev: replay.hash)
+        #expect(group.receive(second, prekeys: net.people["B"]!.prekeys, using: &net.rng).envelopes.map(\.kind) == [.resyncAnswer])
+        let third = resync(2, seq: second.seq + 1, prev: second.hash)
+        #expect(group.receive(third, prekeys: net.people["B"]!.prekeys, using: &net.rng).envelopes.isEmpty)
     }
 
     @Test("a remove concurrent with a recovery still removes (recovery is not an add)", arguments: [UInt64(5), 6])

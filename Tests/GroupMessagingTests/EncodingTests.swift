@@ -50,7 +50,7 @@ func expectWireError(_ bytes: [UInt8], _ what: @autoclosure () -> String = "") -
         #expect(decoded.knownMembers == [alice, bob, carol])
 
         let empty = MessagingState(suite: .suite1)
-        #expect(empty.wireBytes == [1, 1, 0xE8, 0x07, 0xE8, 0x07, 0])
+        #expect(empty.wireBytes == [MessagingState.encodingVersion, 1, 0xE8, 0x07, 0xE8, 0x07, 0])
         #expect(try MessagingState(wireBytes: empty.wireBytes) == empty)
     }
 
@@ -86,20 +86,20 @@ func expectWireError(_ bytes: [UInt8], _ what: @autoclosure () -> String = "") -
         #expect(bytes[membersStart - 1] == 3)
 
         #expect(expectWireError(bytes + [0]) == .trailingBytes(count: 1))
-        var wrong = bytes; wrong[0] = 2
-        #expect(expectWireError(wrong) == .unsupportedVersion(2))
+        var wrong = bytes; wrong[0] = 3
+        #expect(expectWireError(wrong) == .unsupportedVersion(3))
         wrong = bytes; wrong[1] = 9
         #expect(expectWireError(wrong) == .unsupportedSuite(9))
         // A limit beyond the hard limit.
         var writer = WireWriter()
-        writer.writeUInt8(1); writer.writeUInt8(1)
+        writer.writeUInt8(MessagingState.encodingVersion); writer.writeUInt8(1)
         writer.writeVarint(UInt64(MessagingConfiguration.hardLimit + 1)); writer.writeVarint(0); writer.writeVarint(0)
         #expect(expectWireError(writer.bytes) == .lengthExceedsLimit(
             field: "maximum skipped keys per sender", limit: MessagingConfiguration.hardLimit,
             actual: UInt64(MessagingConfiguration.hardLimit + 1)))
         // A huge member count on a short input fails before allocating.
         writer = WireWriter()
-        writer.writeUInt8(1); writer.writeUInt8(1); writer.writeVarint(0); writer.writeVarint(0)
+        writer.writeUInt8(MessagingState.encodingVersion); writer.writeUInt8(1); writer.writeVarint(0); writer.writeVarint(0)
         writer.writeVarint(UInt64(MessagingState.maximumMembers))
         #expect(expectWireError(writer.bytes) == .truncated)
 
@@ -109,13 +109,14 @@ func expectWireError(_ bytes: [UInt8], _ what: @autoclosure () -> String = "") -
             skipped: [(UInt64, UInt64)] = [(4, 7), (5, 2)], limit: UInt64 = 50
         ) -> [UInt8] {
             var w = WireWriter()
-            w.writeUInt8(1); w.writeUInt8(1); w.writeVarint(limit); w.writeVarint(UInt64(10))
+            w.writeUInt8(MessagingState.encodingVersion); w.writeUInt8(1); w.writeVarint(limit); w.writeVarint(UInt64(10))
             w.writeVarint(ids.count)
             for id in ids {
                 w.write(id); w.writeVarint(epoch); w.writeVarint(next); w.write(filled(0xEE))
                 w.writeVarint(skipped.count)
                 for (e, i) in skipped {
                     w.writeVarint(e); w.writeVarint(i); w.write(filled(0xDD)); w.writeFixed([UInt8](repeating: 0xCC, count: 12))
+                    w.writeUInt8(0)  // no envelope hash (a key skipped over, not kept for a pruned envelope)
                 }
             }
             return w.bytes
