@@ -137,9 +137,7 @@ struct Run {
         case 3: envelopes = try? group.add(people[argument % 2 == 0 ? 3 : 2].bundle, prekeys: prekeys[m], now: Fixtures.now, using: &rng)
         case 4:
             // §5.7 recovery; refused (typed) unless a ratchet was lost.
-            var store = prekeys[m]
-            envelopes = (try? group.requestResync(prekeys: &store, now: Fixtures.now, using: &rng)).map { [$0] }
-            if envelopes != nil { prekeys[m] = store }
+            envelopes = (try? group.requestResync(using: &rng)).map { [$0] }
         default: envelopes = try? group.send([UInt8(argument), 1], prekeys: prekeys[m], now: Fixtures.now, using: &rng)
         }
         if let envelopes {
