@@ -19,6 +19,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // The device's durable store (NETWORK.md §10): SQLite through GRDB.
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
         // Micro-benchmarks (Benchmarks/DCGKABenchmarks, `swift package benchmark`).
         .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -56,6 +58,25 @@ let package = Package(
                 "Membership", "TwoPartyMessaging",
             ],
             swiftSettings: strict),
+        // NETWORK.md §11: the sync protocol between any two holders (messages, framing, vectors,
+        // what to send), sans-IO.
+        .target(
+            name: "Sync",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", "CausalBroadcast"],
+            path: "Sources/Network/Sync", swiftSettings: strict),
+        // NETWORK.md §10: the device engine (identity, prekeys, contacts, groups, envelope log,
+        // outbox, history) over a storage protocol; message content; sync files (§14.4).
+        .target(
+            name: "Device",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", "CausalBroadcast", "KeyAgreement", "DCGKAGroup", "Sync",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")],
+            path: "Sources/Network/Device", swiftSettings: strict),
+        // The device's SQLite store (GRDB, WAL, migrations, secure_delete).
+        .target(
+            name: "DeviceStorage",
+            dependencies: ["Device", "DCGKAEncoding", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Sources/Network/DeviceStorage", swiftSettings: strict),
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(
             name: "Benchmarking",
@@ -64,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "dcgka",
             dependencies: [
-                "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking",
+                "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking", "Device", "DeviceStorage", "Sync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -82,7 +103,12 @@ let package = Package(
             name: "DCGKAGroupTests",
             dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement", "GroupMessaging", "TwoPartyMessaging"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "DCGKAEncoding"]),
-        .testTarget(name: "CLITests", dependencies: ["dcgka"]),
+        .testTarget(name: "CLITests", dependencies: ["dcgka", "DeviceStorage", "Device", "DCGKAEncoding"]),
+        .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
+        .testTarget(
+            name: "DeviceTests",
+            dependencies: ["Device", "DeviceStorage", "Sync", "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding",
+                           .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "Membership", "DCGKAEncoding"]),
         .testTarget(
             name: "KnownAnswerTests",

@@ -1,0 +1,188 @@
+public import DCGKAEncoding
+
+/// Where a device keeps everything (NETWORK.md §10.1). The engine (``Device``) decides what to
+/// read and write; a store only keeps records, inside transactions it runs as closures:
+/// ``DeviceStore/write(_:)`` is one exclusive write transaction (SQLite `BEGIN IMMEDIATE`), so
+/// two processes on one home never interleave inside it, and either everything the closure
+/// wrote is committed or nothing is.
+public protocol DeviceStore: Sendable {
+    func read<T>(_ body: (any DeviceStoreTransaction) throws -> T) throws -> T
+    func write<T>(_ body: (any DeviceStoreTransaction) throws -> T) throws -> T
+    /// Moves everything committed into the main file and empties the write-ahead log, so that
+    /// secrets the protocol deleted leave the disk (NETWORK.md §10.3). Called after writes.
+    func purgeDeletedData() throws
+}
+
+/// The records of one transaction. Writes are allowed only inside ``DeviceStore/write(_:)``.
+public protocol DeviceStoreTransaction {
+    func profile() throws -> ProfileRecord?
+    func saveProfile(_ profile: ProfileRecord) throws
+
+    func contacts() throws -> [ContactRecord]
+    func saveContact(_ contact: ContactRecord) throws
+
+    func groups() throws -> [GroupRecord]
+    func group(_ id: GroupID) throws -> GroupRecord?
+    func saveGroup(_ group: GroupRecord) throws
+
+    /// Appends to a group's envelope log; returns its position (increasing, in commit order).
+    @discardableResult func appendLog(_ entry: LogRecord) throws -> Int64
+    func logEntry(group: GroupID, hash: Bytes32) throws -> LogRecord?
+    func logEntry(group: GroupID, sender: MemberID, seq: UInt64) throws -> LogRecord?
+    /// A group's log in position order, after `position`, at most `limit` entries.
+    func log(group: GroupID, after position: Int64, limit: Int) throws -> [LogRecord]
+    /// `(sender, seq, hash)` of every logged envelope of a group (for version vectors).
+    func logIndex(group: GroupID) throws -> [(sender: MemberID, seq: UInt64, hash: Bytes32)]
+    func logCount(group: GroupID) throws -> Int
+
+    func addToOutbox(group: GroupID, hash: Bytes32) throws
+    func outboxCount() throws -> Int
+
+    @discardableResult func appendHistory(_ entry: HistoryRecord) throws -> Int64
+    func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord]
+
+    func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws
+    func evidenceCount(group: GroupID) throws -> Int
+
+    /// What a peer's last file or sync showed it holds of a group (its version vector, encoded).
+    func peerVector(peer: MemberID, group: GroupID) throws -> [UInt8]?
+    func savePeerVector(peer: MemberID, group: GroupID, vector: [UInt8]) throws
+}
+
+/// This device's identity (NETWORK.md §10.1). Secrets are in their canonical encodings.
+public struct ProfileRecord: Equatable, Sendable {
+    public var name: String
+    public var identity: [UInt8]
+    /// The encoded ``DCGKACrypto/PrekeyStore``.
+    public var prekeys: [UInt8]
+    /// My newest signed bundle, encoded.
+    public var bundle: [UInt8]
+    public var createdAt: UInt64
+
+    public init(name: String, identity: [UInt8], prekeys: [UInt8], bundle: [UInt8], createdAt: UInt64) {
+        self.name = name
+        self.identity = identity
+        self.prekeys = prekeys
+        self.bundle = bundle
+        self.createdAt = createdAt
+    }
+}
+
+public struct ContactRecord: Equatable, Sendable {
+    public var id: MemberID
+    public var name: String
+    /// Their newest verified bundle, encoded.
+    public var bundle: [UInt8]
+    public var addedAt: UInt64
+
+    public init(id: MemberID, name: String, bundle: [UInt8], addedAt: UInt64) {
+        self.id = id
+        self.name = name
+        self.bundle = bundle
+        self.addedAt = addedAt
+    }
+}
+
+public struct GroupRecord: Equatable, Sendable {
+    public enum Status: Int, Sendable {
+        /// I am in it (or was, and was removed: the state tells).
+        case joined = 0
+        /// Someone who is not a contact invited me; the user decides (`dcgka group accept`).
+        case invited = 1
+    }
+
+    public var id: GroupID
+    public var title: String
+    /// The encoded ``DCGKAGroup/Group``, nil while only invited.
+    public var state: [UInt8]?
+    public var status: Status
+    /// The invitation (create or add of me) while invited: its log hash.
+    public var invitation: Bytes32?
+    public var invitedBy: MemberID?
+    /// The group's suggested relays (NETWORK.md §14.5), newest list.
+    public var relays: [String]
+    /// When the title was set: (sending time, sender), the last-writer-wins order of §14.5.
+    public var titleSetAt: UInt64
+    public var titleSetBy: MemberID?
+    public var relaysSetAt: UInt64
+    public var createdAt: UInt64
+
+    public init(
+        id: GroupID, title: String, state: [UInt8]?, status: Status, invitation: Bytes32? = nil, invitedBy: MemberID? = nil,
+        relays: [String] = [], titleSetAt: UInt64 = 0, titleSetBy: MemberID? = nil, relaysSetAt: UInt64 = 0, createdAt: UInt64
+    ) {
+        self.titleSetBy = titleSetBy
+        self.relaysSetAt = relaysSetAt
+        self.id = id
+        self.title = title
+        self.state = state
+        self.status = status
+        self.invitation = invitation
+        self.invitedBy = invitedBy
+        self.relays = relays
+        self.titleSetAt = titleSetAt
+        self.createdAt = createdAt
+    }
+}
+
+/// One envelope of a group's log, in wire form (NETWORK.md §10.1).
+public struct LogRecord: Equatable, Sendable {
+    public var position: Int64
+    public var group: GroupID
+    public var sender: MemberID
+    public var seq: UInt64
+    public var hash: Bytes32
+    public var kind: UInt8
+    public var wire: [UInt8]
+    public var receivedAt: UInt64
+
+    public init(position: Int64 = 0, group: GroupID, sender: MemberID, seq: UInt64, hash: Bytes32, kind: UInt8, wire: [UInt8], receivedAt: UInt64) {
+        self.position = position
+        self.group = group
+        self.sender = sender
+        self.seq = seq
+        self.hash = hash
+        self.kind = kind
+        self.wire = wire
+        self.receivedAt = receivedAt
+    }
+}
+
+/// One line of what the user sees (NETWORK.md §10.1): a message or an event, in words.
+public struct HistoryRecord: Equatable, Sendable {
+    public enum Kind: Int, Sendable {
+        case message = 0
+        case event = 1
+    }
+
+    public var id: Int64
+    public var group: GroupID
+    public var kind: Kind
+    public var sender: MemberID?
+    public var seq: UInt64?
+    /// The sender's own time for messages (from the content), else when it happened here.
+    public var time: UInt64
+    public var receivedAt: UInt64
+    /// The message text, or the event in words (names resolved when shown).
+    public var text: String
+    /// For events: a short machine name (`joined`, `added`, `removed`, `unreadable`, ...).
+    public var event: String?
+    /// Members an event names (added, removed).
+    public var subjects: [MemberID]
+
+    public init(
+        id: Int64 = 0, group: GroupID, kind: Kind, sender: MemberID?, seq: UInt64?, time: UInt64, receivedAt: UInt64,
+        text: String, event: String? = nil, subjects: [MemberID] = []
+    ) {
+        self.id = id
+        self.group = group
+        self.kind = kind
+        self.sender = sender
+        self.seq = seq
+        self.time = time
+        self.receivedAt = receivedAt
+        self.text = text
+        self.event = event
+        self.subjects = subjects
+    }
+}

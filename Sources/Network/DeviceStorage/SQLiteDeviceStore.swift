@@ -1,0 +1,346 @@
+public import Device
+public import DCGKAEncoding
+internal import Foundation
+internal import GRDB
+
+/// Why the store could not be opened or used. `description` is the CLI's sentence.
+public enum DeviceStoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The home was written by a newer dcgka (its schema has migrations this one does not know).
+    case newerVersion
+    /// Another process held the database past the bounded wait.
+    case locked(seconds: Double)
+    case cannotOpen(String)
+    case sqlite(String)
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .newerVersion: "this home was written by a newer version of dcgka; update dcgka to use it"
+        case .locked(let seconds): "the home's database stayed locked by another dcgka process for \(Int(seconds)) s; try again"
+        case .cannotOpen(let why): "the home's database cannot be opened (\(why))"
+        case .sqlite(let why): "the home's database failed (\(why))"
+        case .corrupt(let why): "the home's database holds a damaged record (\(why))"
+        }
+    }
+}
+
+/// The device's SQLite store (NETWORK.md §10): GRDB over a WAL database, versioned migrations,
+/// `secure_delete` on every connection, and a truncating checkpoint after writes so that what
+/// the protocol deleted leaves both the database file and its write-ahead log (§10.3).
+public final class SQLiteDeviceStore: DeviceStore {
+    let writer: any DatabaseWriter
+    public let path: String?
+    public let busyTimeout: Double
+
+    /// Opens (creating and migrating when needed) the database at `path`; nil for a private
+    /// in-memory database (tests).
+    public init(path: String?, busyTimeout: Double = 10) throws {
+        self.path = path
+        self.busyTimeout = busyTimeout
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        do {
+            if let path {
+                writer = try DatabasePool(path: path, configuration: configuration)
+            } else {
+                writer = try DatabaseQueue(configuration: configuration)
+            }
+        } catch {
+            throw Self.translate(error, timeout: busyTimeout, opening: true)
+        }
+        do {
+            let migrator = Self.migrator
+            let superseded = try writer.read { db in try migrator.hasBeenSuperseded(db) }
+            if superseded { throw DeviceStoreError.newerVersion }
+            try migrator.migrate(writer)
+        } catch let error as DeviceStoreError {
+            throw error
+        } catch {
+            throw Self.translate(error, timeout: busyTimeout, opening: true)
+        }
+    }
+
+    /// The schema, one migration per release from the first on.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE profile (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    name TEXT NOT NULL, identity BLOB NOT NULL, prekeys BLOB NOT NULL, bundle BLOB NOT NULL,
+                    createdAt INTEGER NOT NULL);
+                CREATE TABLE contact (
+                    id BLOB PRIMARY KEY, name TEXT NOT NULL, bundle BLOB NOT NULL, addedAt INTEGER NOT NULL);
+                CREATE TABLE chatGroup (
+                    id BLOB PRIMARY KEY, title TEXT NOT NULL, state BLOB, status INTEGER NOT NULL,
+                    invitation BLOB, invitedBy BLOB, relays TEXT NOT NULL DEFAULT '',
+                    titleSetAt INTEGER NOT NULL DEFAULT 0, titleSetBy BLOB, relaysSetAt INTEGER NOT NULL DEFAULT 0,
+                    createdAt INTEGER NOT NULL);
+                CREATE TABLE envelope (
+                    position INTEGER PRIMARY KEY AUTOINCREMENT,
+                    groupID BLOB NOT NULL, sender BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                    kind INTEGER NOT NULL, wire BLOB NOT NULL, receivedAt INTEGER NOT NULL,
+                    UNIQUE (groupID, hash));
+                CREATE INDEX envelopeBySenderSeq ON envelope (groupID, sender, seq);
+                CREATE TABLE outbox (
+                    groupID BLOB NOT NULL, hash BLOB NOT NULL, transport TEXT NOT NULL DEFAULT '',
+                    PRIMARY KEY (groupID, hash, transport));
+                CREATE TABLE history (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, groupID BLOB NOT NULL, kind INTEGER NOT NULL,
+                    sender BLOB, seq INTEGER, time INTEGER NOT NULL, receivedAt INTEGER NOT NULL,
+                    text TEXT NOT NULL, event TEXT, subjects BLOB NOT NULL);
+                CREATE INDEX historyByGroup ON history (groupID, id);
+                CREATE TABLE evidence (
+                    groupID BLOB NOT NULL, sender BLOB NOT NULL, seq INTEGER NOT NULL,
+                    first BLOB NOT NULL, second BLOB NOT NULL, PRIMARY KEY (groupID, sender, seq));
+                CREATE TABLE peerVector (
+                    peer BLOB NOT NULL, groupID BLOB NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (peer, groupID));
+                """)
+        }
+        return migrator
+    }
+
+    public func read<T>(_ body: (any DeviceStoreTransaction) throws -> T) throws -> T {
+        do {
+            return try writer.read { db in try body(SQLiteTransaction(db: db)) }
+        } catch {
+            throw Self.translate(error, timeout: busyTimeout)
+        }
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: the write lock is taken before anything is read, so
+    /// two processes never both read a group's state and sign at its next seq.
+    public func write<T>(_ body: (any DeviceStoreTransaction) throws -> T) throws -> T {
+        do {
+            return try writer.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(SQLiteTransaction(db: db))
+                    return .commit
+                }
+                guard let result else { throw DeviceStoreError.sqlite("transaction returned nothing") }
+                return result
+            }
+        } catch {
+            throw Self.translate(error, timeout: busyTimeout)
+        }
+    }
+
+    public func purgeDeletedData() throws {
+        guard path != nil else { return }
+        do {
+            try writer.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        } catch {
+            // A reader in another process can hold the log; the next write's checkpoint finishes it.
+            if case let error as DatabaseError = error, error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED { return }
+            throw Self.translate(error, timeout: busyTimeout)
+        }
+    }
+
+    /// The database file's bytes and its WAL's, for tests that look for deleted secrets.
+    public var filePaths: [String] {
+        guard let path else { return [] }
+        return [path, path + "-wal", path + "-shm"]
+    }
+
+    static func translate(_ error: any Error, timeout: Double, opening: Bool = false) -> any Error {
+        if error is DeviceError || error is DeviceStoreError { return error }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_BUSY, .SQLITE_LOCKED: return DeviceStoreError.locked(seconds: timeout)
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB: return DeviceStoreError.cannotOpen("not a dcgka database, or damaged")
+            case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY: return DeviceStoreError.cannotOpen(error.message ?? "\(error.resultCode)")
+            default: return opening ? DeviceStoreError.cannotOpen(error.message ?? "\(error)") : DeviceStoreError.sqlite(error.message ?? "\(error)")
+            }
+        }
+        return error
+    }
+}
+
+/// The records of one GRDB transaction.
+struct SQLiteTransaction: DeviceStoreTransaction {
+    let db: Database
+
+    func profile() throws -> ProfileRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM profile WHERE id = 1") else { return nil }
+        return ProfileRecord(
+            name: row["name"], identity: bytes(row["identity"]), prekeys: bytes(row["prekeys"]), bundle: bytes(row["bundle"]),
+            createdAt: UInt64(row["createdAt"] as Int64))
+    }
+
+    func saveProfile(_ profile: ProfileRecord) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO profile (id, name, identity, prekeys, bundle, createdAt) VALUES (1, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, identity = excluded.identity,
+                    prekeys = excluded.prekeys, bundle = excluded.bundle, createdAt = excluded.createdAt
+                """,
+            arguments: [profile.name, Data(profile.identity), Data(profile.prekeys), Data(profile.bundle), Int64(profile.createdAt)])
+    }
+
+    func contacts() throws -> [ContactRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM contact ORDER BY name").map { row in
+            ContactRecord(id: try memberID(row["id"]), name: row["name"], bundle: bytes(row["bundle"]), addedAt: UInt64(row["addedAt"] as Int64))
+        }
+    }
+
+    func saveContact(_ contact: ContactRecord) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO contact (id, name, bundle, addedAt) VALUES (?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, bundle = excluded.bundle, addedAt = excluded.addedAt
+                """,
+            arguments: [Data(contact.id.bytes), contact.name, Data(contact.bundle), Int64(contact.addedAt)])
+    }
+
+    func groups() throws -> [GroupRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM chatGroup").map(groupRecord)
+    }
+
+    func group(_ id: GroupID) throws -> GroupRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM chatGroup WHERE id = ?", arguments: [Data(id.bytes)]).map(groupRecord)
+    }
+
+    func groupRecord(_ row: Row) throws -> GroupRecord {
+        let relays: String = row["relays"]
+        return GroupRecord(
+            id: GroupID(try bytes32(row["id"])), title: row["title"], state: (row["state"] as Data?).map { Array($0) },
+            status: GroupRecord.Status(rawValue: row["status"]) ?? .invited,
+            invitation: try (row["invitation"] as Data?).map(bytes32), invitedBy: try (row["invitedBy"] as Data?).map(memberID),
+            relays: relays.split(separator: "\n").map(String.init), titleSetAt: UInt64(row["titleSetAt"] as Int64),
+            titleSetBy: try (row["titleSetBy"] as Data?).map(memberID), relaysSetAt: UInt64(row["relaysSetAt"] as Int64),
+            createdAt: UInt64(row["createdAt"] as Int64))
+    }
+
+    func saveGroup(_ group: GroupRecord) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO chatGroup (id, title, state, status, invitation, invitedBy, relays, titleSetAt, titleSetBy, relaysSetAt, createdAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET title = excluded.title, state = excluded.state, status = excluded.status,
+                    invitation = excluded.invitation, invitedBy = excluded.invitedBy, relays = excluded.relays,
+                    titleSetAt = excluded.titleSetAt, titleSetBy = excluded.titleSetBy, relaysSetAt = excluded.relaysSetAt
+                """,
+            arguments: [
+                Data(group.id.bytes), group.title, group.state.map { Data($0) }, group.status.rawValue,
+                group.invitation.map { Data($0.bytes) }, group.invitedBy.map { Data($0.bytes) }, group.relays.joined(separator: "\n"),
+                Int64(group.titleSetAt), group.titleSetBy.map { Data($0.bytes) }, Int64(group.relaysSetAt), Int64(group.createdAt),
+            ])
+    }
+
+    func appendLog(_ entry: LogRecord) throws -> Int64 {
+        try db.execute(
+            sql: "INSERT INTO envelope (groupID, sender, seq, hash, kind, wire, receivedAt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [
+                Data(entry.group.bytes), Data(entry.sender.bytes), Int64(entry.seq), Data(entry.hash.bytes), Int(entry.kind),
+                Data(entry.wire), Int64(entry.receivedAt),
+            ])
+        return db.lastInsertedRowID
+    }
+
+    func logRecord(_ row: Row) throws -> LogRecord {
+        LogRecord(
+            position: row["position"], group: GroupID(try bytes32(row["groupID"])), sender: try memberID(row["sender"]),
+            seq: UInt64(row["seq"] as Int64), hash: try bytes32(row["hash"]), kind: UInt8(truncatingIfNeeded: row["kind"] as Int),
+            wire: bytes(row["wire"]), receivedAt: UInt64(row["receivedAt"] as Int64))
+    }
+
+    func logEntry(group: GroupID, hash: Bytes32) throws -> LogRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM envelope WHERE groupID = ? AND hash = ?", arguments: [Data(group.bytes), Data(hash.bytes)])
+            .map(logRecord)
+    }
+
+    func logEntry(group: GroupID, sender: MemberID, seq: UInt64) throws -> LogRecord? {
+        try Row.fetchOne(
+            db, sql: "SELECT * FROM envelope WHERE groupID = ? AND sender = ? AND seq = ? ORDER BY position LIMIT 1",
+            arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq)]
+        ).map(logRecord)
+    }
+
+    func log(group: GroupID, after position: Int64, limit: Int) throws -> [LogRecord] {
+        try Row.fetchAll(
+            db, sql: "SELECT * FROM envelope WHERE groupID = ? AND position > ? ORDER BY position LIMIT ?",
+            arguments: [Data(group.bytes), position, Int64(min(limit, Int(Int64.max)))]
+        ).map(logRecord)
+    }
+
+    func logIndex(group: GroupID) throws -> [(sender: MemberID, seq: UInt64, hash: Bytes32)] {
+        try Row.fetchAll(db, sql: "SELECT sender, seq, hash FROM envelope WHERE groupID = ?", arguments: [Data(group.bytes)]).map { row in
+            (try memberID(row["sender"]), UInt64(row["seq"] as Int64), try bytes32(row["hash"]))
+        }
+    }
+
+    func logCount(group: GroupID) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope WHERE groupID = ?", arguments: [Data(group.bytes)]) ?? 0
+    }
+
+    func addToOutbox(group: GroupID, hash: Bytes32) throws {
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) VALUES (?, ?, '')", arguments: [Data(group.bytes), Data(hash.bytes)])
+    }
+
+    func outboxCount() throws -> Int { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+
+    func appendHistory(_ entry: HistoryRecord) throws -> Int64 {
+        try db.execute(
+            sql: "INSERT INTO history (groupID, kind, sender, seq, time, receivedAt, text, event, subjects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [
+                Data(entry.group.bytes), entry.kind.rawValue, entry.sender.map { Data($0.bytes) }, entry.seq.map { Int64($0) },
+                Int64(entry.time), Int64(entry.receivedAt), entry.text, entry.event, Data(entry.subjects.flatMap(\.bytes)),
+            ])
+        return db.lastInsertedRowID
+    }
+
+    func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord] {
+        try Row.fetchAll(
+            db, sql: "SELECT * FROM history WHERE groupID = ? AND id > ? ORDER BY id LIMIT ?",
+            arguments: [Data(group.bytes), id, Int64(min(limit, Int(Int64.max)))]
+        ).map { row in
+            let subjects = bytes(row["subjects"])
+            return HistoryRecord(
+                id: row["id"], group: group, kind: HistoryRecord.Kind(rawValue: row["kind"]) ?? .event,
+                sender: try (row["sender"] as Data?).map(memberID), seq: (row["seq"] as Int64?).map { UInt64($0) },
+                time: UInt64(row["time"] as Int64), receivedAt: UInt64(row["receivedAt"] as Int64), text: row["text"],
+                event: row["event"],
+                subjects: stride(from: 0, to: subjects.count - subjects.count % 32, by: 32).compactMap {
+                    MemberID(bytes: Array(subjects[$0..<($0 + 32)]))
+                })
+        }
+    }
+
+    func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws {
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO evidence (groupID, sender, seq, first, second) VALUES (?, ?, ?, ?, ?)",
+            arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq), Data(first), Data(second)])
+    }
+
+    func evidenceCount(group: GroupID) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM evidence WHERE groupID = ?", arguments: [Data(group.bytes)]) ?? 0
+    }
+
+    func peerVector(peer: MemberID, group: GroupID) throws -> [UInt8]? {
+        try (Data.fetchOne(db, sql: "SELECT vector FROM peerVector WHERE peer = ? AND groupID = ?", arguments: [Data(peer.bytes), Data(group.bytes)]))
+            .map { Array($0) }
+    }
+
+    func savePeerVector(peer: MemberID, group: GroupID, vector: [UInt8]) throws {
+        try db.execute(
+            sql: "INSERT INTO peerVector (peer, groupID, vector) VALUES (?, ?, ?) ON CONFLICT (peer, groupID) DO UPDATE SET vector = excluded.vector",
+            arguments: [Data(peer.bytes), Data(group.bytes), Data(vector)])
+    }
+
+    // MARK: Columns
+
+    func bytes(_ data: Data?) -> [UInt8] { data.map { Array($0) } ?? [] }
+
+    func bytes32(_ data: Data) throws -> Bytes32 {
+        guard let value = Bytes32(data) else { throw DeviceStoreError.corrupt("a 32-byte column holds \(data.count) bytes") }
+        return value
+    }
+
+    func memberID(_ data: Data) throws -> MemberID { MemberID(try bytes32(data)) }
+}

@@ -1,0 +1,183 @@
+import ArgumentParser
+import DCGKAEncoding
+import Device
+import DeviceStorage
+import Foundation
+
+/// History lines in words, with names as this device knows them.
+struct HistoryRenderer {
+    let names: [MemberID: String]
+    let me: MemberID
+
+    func name(_ id: MemberID?) -> String {
+        guard let id else { return "someone" }
+        if id == me { return "you" }
+        return names[id] ?? String(id.raw.hex.prefix(12))
+    }
+
+    func list(_ ids: [MemberID]) -> String { ids.map { name($0) }.joined(separator: ", ") }
+
+    func sentence(_ entry: HistoryRecord) -> String {
+        let who = name(entry.sender)
+        let Who = who.prefix(1).uppercased() + who.dropFirst()
+        switch entry.event ?? "" {
+        case "created": return "\(Who) created the group with \(list(entry.subjects))"
+        case "joined": return "\(Who) added you; you are in the group"
+        case "added": return "\(Who) added \(list(entry.subjects))"
+        case "removed": return "\(Who) removed \(list(entry.subjects))"
+        case "removed-me": return "\(Who) removed you from the group; you will not read anything sent after this"
+        case "updated": return "\(Who) refreshed \(entry.sender == me ? "your" : "their") keys"
+        case "title": return "\(Who) named the group \"\(entry.text)\""
+        case "relays": return "\(Who) suggested relays: \(entry.text)"
+        case "unreadable": return "A message from \(who) could not be read: \(entry.text)"
+        case "expired": return "A message from \(who) is gone: \(entry.text)"
+        case "non-member": return "A message from \(who) was ignored: \(entry.text)"
+        case "equivocation":
+            return "\(Who) showed different messages to different members (a sign of a compromised or malicious device); the evidence is kept"
+        default: return "\(Who): \(entry.text)"
+        }
+    }
+
+    func line(_ entry: HistoryRecord) -> String {
+        let time = Self.shortTime(entry.time)
+        switch entry.kind {
+        case .message: return "[\(time)] \(name(entry.sender)): \(entry.text)"
+        case .event: return "[\(time)] * \(sentence(entry))"
+        }
+    }
+
+    func json(_ entry: HistoryRecord) -> [String: Any] {
+        var object: [String: Any] = ["time": Timestamp.iso8601(entry.time), "received": Timestamp.iso8601(entry.receivedAt)]
+        if let sender = entry.sender {
+            object["from"] = sender == me ? (names[me] ?? "me") : (names[sender] ?? sender.raw.hex)
+            object["from_id"] = sender.raw.hex
+            object["mine"] = sender == me
+        }
+        if let seq = entry.seq { object["seq"] = seq }
+        switch entry.kind {
+        case .message:
+            object["text"] = entry.text
+        case .event:
+            object["event"] = entry.event ?? "event"
+            object["text"] = sentence(entry)
+            if !entry.subjects.isEmpty {
+                object["subjects"] = entry.subjects.map { name($0) }
+                object["subject_ids"] = entry.subjects.map { $0.raw.hex }
+            }
+        }
+        return object
+    }
+
+    /// `YYYY-MM-DD HH:MM` in UTC.
+    static func shortTime(_ seconds: UInt64) -> String {
+        let iso = Timestamp.iso8601(seconds)
+        return String(iso.prefix(16)).replacingOccurrences(of: "T", with: " ")
+    }
+}
+
+struct SendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send", abstract: "Send a message to a group (it goes out with the next export or sync).")
+
+    @OptionGroup var home: HomeOptions
+    @Argument(help: "The group: its title or an ID prefix.") var group: String
+    @Argument(help: "The message.") var text: String
+
+    func run() throws {
+        try runReporting {
+            var device = try home.open()
+            let summary = try device.resolveGroup(group)
+            try device.send(text: text, to: summary.id)
+        }
+    }
+}
+
+struct LogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log", abstract: "Show a group's messages and events (--follow: keep showing new ones).")
+
+    @OptionGroup var home: HomeOptions
+    @Argument(help: "The group: its title or an ID prefix.") var group: String
+    @OptionGroup var output: JSONOption
+    @Flag(help: "Keep running and show new lines as they arrive.") var follow = false
+
+    func run() throws {
+        try runReporting {
+            let device = try home.open()
+            let summary = try device.resolveGroup(group)
+            let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
+            let entries = try device.history(of: summary.id)
+            if output.json, !follow {
+                try Output.json(entries.map(renderer.json))
+                return
+            }
+            var last: Int64 = 0
+            for entry in entries {
+                if output.json { try Output.json(renderer.json(entry)) } else { Output.line(renderer.line(entry)) }
+                last = entry.id
+            }
+            guard follow else { return }
+            while true {
+                Thread.sleep(forTimeInterval: 0.3)
+                let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
+                for entry in try device.history(of: summary.id, after: last) {
+                    if output.json { try Output.json(renderer.json(entry)) } else { Output.line(renderer.line(entry)) }
+                    last = entry.id
+                }
+            }
+        }
+    }
+}
+
+struct ChatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat", abstract: "Chat in a group: messages appear as they arrive; type a line and press Enter to send.")
+
+    @OptionGroup var home: HomeOptions
+    @Argument(help: "The group: its title or an ID prefix.") var group: String
+
+    func run() throws {
+        try runReporting {
+            var device = try home.open()
+            let summary = try device.resolveGroup(group)
+            let groupID = summary.id
+            let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
+            var last: Int64 = 0
+            for entry in try device.history(of: groupID) {
+                Output.line(renderer.line(entry))
+                last = entry.id
+            }
+            Output.line("-- \(summary.title): type a message and press Enter; /quit to leave --")
+            // New lines from anyone (this process, a `dcgka import` in another terminal, ...)
+            // are shown by a watcher with its own connection, within a second.
+            let databasePath = home.databasePath
+            let start = last
+            let watcher = Thread {
+                guard let store = try? SQLiteDeviceStore(path: databasePath) else { return }
+                let reader = Device(store: store, clock: { Clock.now() }, random: SystemRandomNumberGenerator())
+                var seen = start
+                while true {
+                    Thread.sleep(forTimeInterval: 0.3)
+                    guard let names = try? reader.names(), let me = try? reader.me().id,
+                          let entries = try? reader.history(of: groupID, after: seen) else { continue }
+                    let renderer = HistoryRenderer(names: names, me: me)
+                    for entry in entries {
+                        Output.line(renderer.line(entry))
+                        seen = entry.id
+                    }
+                }
+            }
+            watcher.start()
+            while let line = readLine() {
+                let text = line.trimmingCharacters(in: .whitespaces)
+                if text.isEmpty { continue }
+                if text == "/quit" { break }
+                do { try device.send(text: text, to: groupID) } catch {
+                    FileHandle.standardError.write(Data("dcgka: \(error)\n".utf8))
+                }
+            }
+            // Let the watcher show what was just sent before leaving.
+            Thread.sleep(forTimeInterval: 0.4)
+        }
+    }
+}
