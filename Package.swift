@@ -104,6 +104,8 @@ let package = Package(
             dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement", "GroupMessaging", "TwoPartyMessaging"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "DCGKAEncoding"]),
         .testTarget(name: "CLITests", dependencies: ["dcgka", "DeviceStorage", "Device", "DCGKAEncoding"]),
+        // End-to-end tests of the messenger CLI: real `dcgka` processes on separate homes.
+        .testTarget(name: "MessengerTests", dependencies: ["dcgka"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(
             name: "DeviceTests",

@@ -92,6 +92,14 @@ public struct Group: Sendable, Equatable {
 
     @_spi(Simulation) public mutating func clearDerivedUpdateSecrets() { derivedUpdateSecrets.removeAll() }
 
+    /// Starts recording what ``takeTraces()`` hands over, on a state that was decoded (tests
+    /// that look for used-up secrets in a device's storage).
+    @_spi(Simulation) public mutating func startTracing() {
+        exposesUpdateSecrets = true
+        keyAgreement.startTracing()
+        messaging.startTracing()
+    }
+
     /// Stops recording for the simulator (the derived update secrets are still kept).
     @_spi(Simulation) public mutating func stopTracing() {
         keyAgreement.stopTracing()

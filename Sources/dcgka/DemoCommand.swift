@@ -1,208 +1,200 @@
 import ArgumentParser
 import DCGKAEncoding
 import DCGKACrypto
-import CausalBroadcast
-import DCGKAGroup
+import Device
+import DeviceStorage
+import Foundation
 
-/// A small group chatting in-process over a network that reorders everything: the README's main job.
+/// The README's main job: four people, each with their own device (a home with its own SQLite
+/// database in a temporary folder), talk with no server at all by passing files, as they would
+/// with USB sticks: imported late, out of order and twice.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Alice, Bob and Carol chat; Dave joins, Bob leaves; every envelope is reordered.")
+        abstract: "Alice, Bob and Carol chat by passing files; Dave joins, Bob leaves; files arrive out of order and twice.")
 
-    @Option(help: "Seed for keys and for the network's reordering.") var seed: UInt64 = 2021
+    @Option(help: "Seed for the order in which files are carried.") var seed: UInt64 = 2021
+    @Option(help: "Keep the homes in this folder (default: a temporary folder, deleted at the end).") var keep: String?
 
     func run() throws {
-        var world = DemoWorld(seed: seed)
-        let names = ["Alice", "Bob", "Carol", "Dave"]
-        for name in names { world.enroll(name) }
+        try runReporting {
+            let root: String
+            if let keep {
+                root = keep
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            } else {
+                root = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-demo-\(UUID().uuidString)").path
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            }
+            defer { if keep == nil { try? FileManager.default.removeItem(atPath: root) } }
+            var world = try FileWorld(root: root, seed: seed, people: ["Alice", "Bob", "Carol", "Dave"])
+            print("Four devices, one home each, in \(root).")
+            print("They exchange contact codes (dcgka whoami / dcgka contact add).")
+            try world.exchangeContacts()
 
-        print("== Alice creates a group with Bob and Carol")
-        try world.create(by: "Alice", with: ["Bob", "Carol"])
-        world.settle()
-        try world.say("Alice", "Hi both, this group has no server that can read it.")
-        try world.say("Bob", "Nice. Even the relay sees only ciphertext?")
-        try world.say("Carol", "And if a relay is blocked we can switch to another one.")
-        world.settle()
+            print("== Alice creates \"Newsroom\" with Bob and Carol, and writes")
+            let group = try world.device("Alice").createGroup(title: "Newsroom", with: [world.id("Bob"), world.id("Carol")])
+            try world.say("Alice", "Hi both, no server can read this group.", in: group)
+            try world.carry(from: "Alice", to: ["Bob", "Carol"])
+            try world.say("Bob", "Nice. And when the internet is cut, we pass files.", in: group)
+            try world.say("Carol", "Files can come late, twice, in any order.", in: group)
+            try world.carry(from: "Bob", to: ["Alice", "Carol"])
+            try world.carry(from: "Carol", to: ["Alice", "Bob"])
 
-        print("== Carol adds Dave")
-        try world.add(by: "Carol", "Dave")
-        try world.say("Bob", "(Bob, sent while Dave's add is still in flight)")
-        world.settle()
-        try world.say("Dave", "Hello! I can read from my add on, not before.")
-        world.settle()
+            print("== Carol adds Dave; Bob writes before he hears of it")
+            try world.device("Carol").add(world.id("Dave"), to: group)
+            try world.say("Bob", "(Bob, sent while Dave's add is still on its way)", in: group)
+            try world.carry(from: "Carol", to: ["Alice", "Bob", "Dave"])
+            try world.carry(from: "Bob", to: ["Alice", "Carol", "Dave"])
+            try world.say("Dave", "Hello! I read from my add on, not before.", in: group)
+            try world.carry(from: "Dave", to: ["Alice", "Bob", "Carol"])
+            try world.carry(from: "Alice", to: ["Bob", "Carol", "Dave"])
 
-        print("== Alice removes Bob, and updates her keys")
-        try world.remove(by: "Alice", "Bob")
-        world.settle()
-        try world.update(by: "Alice")
-        world.settle()
-        try world.say("Alice", "Bob is gone; he cannot read this.")
-        try world.say("Carol", "Confirmed, three of us now.")
-        world.settle()
+            print("== Alice removes Bob, and refreshes her keys")
+            try world.device("Alice").remove(world.id("Bob"), from: group)
+            try world.device("Alice").update(group)
+            try world.say("Alice", "Bob is gone; he cannot read this.", in: group)
+            try world.carry(from: "Alice", to: ["Bob", "Carol", "Dave"])
+            try world.say("Carol", "Confirmed, three of us now.", in: group)
+            try world.carry(from: "Carol", to: ["Alice", "Bob", "Dave"])
+            // A last round so that every acknowledgment reaches everyone.
+            for person in ["Alice", "Carol", "Dave", "Bob"] {
+                try world.carry(from: person, to: ["Alice", "Bob", "Carol", "Dave"].filter { $0 != person })
+            }
 
-        world.printTranscripts()
+            print("")
+            try world.printLogs(group)
+            try world.printMembers(group)
+            print("\(world.filesCarried) files carried, \(world.importsDone) imports (\(world.duplicateImports) of them repeats), no server.")
+        }
     }
 }
 
-struct DemoWorld {
-    struct Person {
-        let name: String
-        let identity: IdentityKey
-        var prekeys: PrekeyStore
-        let bundle: KeyBundle
-        var group: Group?
-        var transcript: [String] = []
-        var unreadable = 0
-    }
-
-    static let now: UInt64 = 1_800_000_000
+/// Devices that talk only by files, in one folder: the demo's world. Every step goes through the
+/// same engine and files as `dcgka export` / `dcgka import`.
+struct FileWorld {
+    let root: String
     var rng: SeededRandom
-    var people: [String: Person] = [:]
-    var order: [String] = []
-    var inFlight: [(to: String, wire: [UInt8])] = []
-    /// What a relay would store: every envelope sent, for members to sync from (§6.4).
-    var relayLog: [Envelope] = []
-    var groupID: GroupID?
+    var devices: [String: Device<SystemRandomNumberGenerator>] = [:]
+    var order: [String]
+    var filesCarried = 0
+    var importsDone = 0
+    var duplicateImports = 0
+    /// Files written but not yet imported by someone, per recipient.
+    var pending: [String: [String]] = [:]
+    var imported: [String: [String]] = [:]
 
-    init(seed: UInt64) { rng = SeededRandom(seed: seed) }
-
-    mutating func enroll(_ name: String) {
-        let identity = IdentityKey.generate(using: &rng)
-        var prekeys = PrekeyStore()
-        let bundle = prekeys.generate(identity: identity, notAfter: Self.now + 86_400, using: &rng)
-        people[name] = Person(name: name, identity: identity, prekeys: prekeys, bundle: bundle)
-        order.append(name)
-    }
-
-    func name(of id: MemberID) -> String { people.values.first { $0.identity.id == id }?.name ?? "\(id)" }
-
-    mutating func create(by creator: String, with others: [String]) throws {
-        let person = people[creator]!
-        let (group, envelope) = try Group.create(
-            identity: person.identity, ownBundle: person.bundle, members: others.map { people[$0]!.bundle }, prekeys: person.prekeys,
-            now: Self.now, using: &rng)
-        groupID = group.groupID
-        people[creator]!.group = group
-        broadcast(envelope, from: creator, alsoTo: others)
-    }
-
-    mutating func add(by adder: String, _ newcomer: String) throws {
-        var group = people[adder]!.group!
-        let envelopes = try group.add(people[newcomer]!.bundle, prekeys: people[adder]!.prekeys, now: Self.now, using: &rng)
-        people[adder]!.group = group
-        for refresh in envelopes.dropLast() { broadcast(refresh, from: adder) }
-        broadcast(envelopes.last!, from: adder, alsoTo: [newcomer])
-    }
-
-    mutating func remove(by remover: String, _ member: String) throws {
-        var group = people[remover]!.group!
-        let envelope = try group.remove(people[member]!.identity.id, prekeys: people[remover]!.prekeys, using: &rng)
-        people[remover]!.group = group
-        broadcast(envelope, from: remover)
-    }
-
-    mutating func update(by member: String) throws {
-        var group = people[member]!.group!
-        let envelope = try group.update(prekeys: people[member]!.prekeys, using: &rng)
-        people[member]!.group = group
-        broadcast(envelope, from: member)
-    }
-
-    mutating func say(_ speaker: String, _ text: String) throws {
-        var group = people[speaker]!.group!
-        let envelopes = try group.send(text: text, prekeys: people[speaker]!.prekeys, now: Self.now, using: &rng)
-        people[speaker]!.group = group
-        people[speaker]!.transcript.append("me: \(text)")
-        for envelope in envelopes { broadcast(envelope, from: speaker) }
-    }
-
-    /// Everyone who holds group state (and any invitee) gets the envelope, later, in random order.
-    mutating func broadcast(_ envelope: Envelope, from sender: String, alsoTo invited: [String] = []) {
-        relayLog.append(envelope)
-        for name in order where name != sender && (people[name]!.group != nil || invited.contains(name)) {
-            inFlight.append((name, envelope.wireBytes))
+    init(root: String, seed: UInt64, people: [String]) throws {
+        self.root = root
+        self.rng = SeededRandom(seed: seed)
+        self.order = people
+        for person in people {
+            let home = (root as NSString).appendingPathComponent(person.lowercased())
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let store = try SQLiteDeviceStore(path: (home as NSString).appendingPathComponent("dcgka.sqlite"))
+            var device = Device(store: store, clock: { Clock.now() }, random: SystemRandomNumberGenerator())
+            _ = try device.initialize(name: person)
+            devices[person] = device
         }
     }
 
-    /// Delivers everything in flight in a shuffled order, then lets every member sync what it
-    /// still lacks from the relay's log (an envelope can arrive before the member could accept
-    /// it, e.g. from someone whose add it has not seen yet), until nothing is left.
-    mutating func settle() {
-        var rounds = 0
-        while rounds < 1_000 {
-            rounds += 1
-            inFlight.shuffle(using: &rng)
-            let batch = inFlight
-            inFlight = []
-            for (to, wire) in batch { deliver(wire, to: to) }
-            if !inFlight.isEmpty { continue }
-            for name in order {
-                guard let group = people[name]!.group else { continue }
-                for envelope in relayLog where envelope.sender != group.me
-                    && envelope.seq > group.broadcast.deliveredSeq(of: envelope.sender)
-                    && !group.broadcast.isBuffered(envelope.hash) {
-                    inFlight.append((name, envelope.wireBytes))
-                }
-            }
-            if inFlight.isEmpty { break }
-        }
-    }
+    func id(_ person: String) throws -> MemberID { try devices[person]!.me().id }
 
-    mutating func deliver(_ wire: [UInt8], to name: String) {
-        guard let groupID, let envelope = try? Envelope(wire: wire, groupID: groupID) else { return }
-        var person = people[name]!
-        let output: GroupOutput
-        if var group = person.group {
-            output = group.receive(envelope, prekeys: person.prekeys, using: &rng)
-            person.group = group
-        } else {
-            guard let (group, joined) = try? Group.join(
-                identity: person.identity, invitation: envelope, prekeys: person.prekeys, using: &rng) else { return }
-            person.group = group
-            output = joined
-        }
-        for event in output.events {
-            switch event {
-            case .joined(let by): person.transcript.append("* \(self.name(of: by)) brought me into the group")
-            case .message(let from, _, let bytes):
-                person.transcript.append("\(self.name(of: from)): \(String(decoding: bytes, as: UTF8.self))")
-            case .expired(let from, _):
-                person.transcript.append("\(self.name(of: from)): [expired before it reached me]")
-            case .undecryptable(let from, _, _):
-                person.unreadable += 1
-                person.transcript.append("\(self.name(of: from)): [cannot decrypt]")
-            case .membersAdded(let ids, let by):
-                person.transcript.append("* \(self.name(of: by)) added \(ids.map { self.name(of: $0) }.joined(separator: ", "))")
-            case .membersRemoved(let ids, let by):
-                person.transcript.append("* \(self.name(of: by)) removed \(ids.map { self.name(of: $0) }.joined(separator: ", "))")
-            case .removedFromGroup(let by): person.transcript.append("* \(self.name(of: by)) removed me")
-            case .updated(let by): person.transcript.append("* \(self.name(of: by)) refreshed their keys")
-            case .equivocation(let who): person.transcript.append("! \(self.name(of: who)) equivocated")
-            case .fromNonMember(let who, _):
-                person.transcript.append("! ignored an envelope of \(self.name(of: who)), who is no longer a member")
-            case .rejected(.unknownSender): break  // from a member whose add has not reached me yet; synced later
-            case .rejected(let error): person.transcript.append("! rejected an envelope: \(error)")
-            case .lostRatchet(let who, _, let reason):
-                person.transcript.append("! can no longer read \(self.name(of: who)): \(reason)")
-            case .resyncRequested(let who, _):
-                person.transcript.append("! \(self.name(of: who)) asked to resynchronise its keys")
-            case .recovered(let who, _): person.transcript.append("* can read \(self.name(of: who)) again")
-            case .processingFailed(let sender, let seq, let error):
-                person.transcript.append("! could not process \(self.name(of: sender))#\(seq): \(error)")
+    /// Mutable access to one person's device.
+    func device(_ person: String) -> DeviceHandle { DeviceHandle(world: self, person: person) }
+
+    mutating func exchangeContacts() throws {
+        for person in order {
+            let code = try devices[person]!.profile().contactCode
+            for other in order where other != person {
+                _ = try devices[other]!.addContact(code: code, name: person)
             }
         }
-        people[name] = person
-        for envelope in output.envelopes { broadcast(envelope, from: name) }
     }
 
-    func printTranscripts() {
-        for name in order {
-            let person = people[name]!
-            let members = person.group.map { $0.members.map { self.name(of: $0) }.sorted().joined(separator: ", ") } ?? "-"
-            print("\n--- \(name) sees (members in \(name)'s view: \(members))")
-            for line in person.transcript { print("  \(line)") }
-            print("  (\(person.unreadable) message(s) \(name) could not read)")
+    mutating func say(_ person: String, _ text: String, in group: GroupID) throws {
+        try devices[person]!.send(text: text, to: group)
+    }
+
+    /// The sender exports a file (encrypted to the group's participants); each recipient gets
+    /// it later: files pile up and are imported in a shuffled order, some twice.
+    mutating func carry(from sender: String, to recipients: [String]) throws {
+        var device = devices[sender]!
+        let (bytes, _) = try device.exportFile(protection: .recipients(try device.participantBundles(of: device.groups().map(\.id))))
+        devices[sender] = device
+        filesCarried += 1
+        let path = (root as NSString).appendingPathComponent("\(sender.lowercased())-\(filesCarried).dcgka")
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        for recipient in recipients { pending[recipient, default: []].append(path) }
+        for recipient in recipients {
+            var files = pending[recipient] ?? []
+            // Deliver a random part of what is waiting, in random order.
+            files.shuffle(using: &rng)
+            let now = files.prefix(Int(rng.next() % UInt64(files.count)) + 1)
+            pending[recipient] = Array(files.dropFirst(now.count))
+            for file in now { try importFile(file, into: recipient) }
+            // Sometimes an old file is imported again.
+            if let old = imported[recipient]?.randomElement(using: &rng), rng.next() % 3 == 0 {
+                try importFile(old, into: recipient)
+                duplicateImports += 1
+            }
         }
+    }
+
+    mutating func importFile(_ path: String, into person: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        var device = devices[person]!
+        _ = try device.importFile(Array(data))
+        devices[person] = device
+        imported[person, default: []].append(path)
+        importsDone += 1
+    }
+
+    func printLogs(_ group: GroupID) throws {
+        for person in order {
+            let device = devices[person]!
+            print("--- what \(person) sees")
+            let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
+            for entry in try device.history(of: group) where entry.event != "updated" {
+                print("  " + renderer.line(entry))
+            }
+        }
+    }
+
+    func printMembers(_ group: GroupID) throws {
+        print("--- members, as each device sees them")
+        for person in order {
+            let device = devices[person]!
+            let names = try device.names()
+            let summary = try device.groups().first { $0.id == group }
+            let members = summary?.members.map { names[$0] ?? "?" }.sorted() ?? []
+            print("  \(person): \(members.joined(separator: ", "))\(summary?.isMember == false ? "  (removed)" : "")")
+        }
+    }
+}
+
+/// Calls on one person's device inside the world (the device is a value; this writes it back).
+struct DeviceHandle {
+    let world: FileWorld
+    let person: String
+
+    func createGroup(title: String, with members: [MemberID]) throws -> GroupID {
+        var device = world.devices[person]!
+        return try device.createGroup(title: title, with: members)
+    }
+
+    func add(_ member: MemberID, to group: GroupID) throws {
+        var device = world.devices[person]!
+        try device.add(member, to: group)
+    }
+
+    func remove(_ member: MemberID, from group: GroupID) throws {
+        var device = world.devices[person]!
+        try device.remove(member, from: group)
+    }
+
+    func update(_ group: GroupID) throws {
+        var device = world.devices[person]!
+        try device.update(group)
     }
 }

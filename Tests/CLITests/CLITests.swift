@@ -109,15 +109,27 @@ import Testing
         #expect(parallel.stdout.contains("\"threads\": 2"))
     }
 
-    @Test("dcgka demo exits 0 and prints the transcripts")
+    @Test("dcgka demo: four homes talking by files converge, and Bob reads nothing after his removal")
     func demo() throws {
-        let result = try Self.run(["demo"])
+        let result = try Self.run(["demo", "--seed", "7"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
-        #expect(result.stdout.contains("Dave"))
-        #expect(result.stdout.contains("cannot"))
-        for name in ["Alice", "Bob", "Carol"] { #expect(result.stdout.contains("--- \(name) sees")) }
-        #expect(!result.stdout.contains("! could not process"), "\(result.stdout)")
-        #expect(!result.stdout.contains("! rejected"), "\(result.stdout)")
+        func section(_ name: String) -> String {
+            guard let start = result.stdout.range(of: "--- what \(name) sees") else { return "" }
+            let rest = result.stdout[start.upperBound...]
+            return String(rest[..<(rest.range(of: "---")?.lowerBound ?? rest.endIndex)])
+        }
+        for name in ["Alice", "Bob", "Carol", "Dave"] { #expect(!section(name).isEmpty, "no section for \(name)") }
+        #expect(!section("Bob").contains("Bob is gone"), "Bob read a message sent after his removal")
+        #expect(section("Bob").contains("removed you"))
+        for name in ["Carol", "Dave"] {
+            #expect(section(name).contains("Alice: Bob is gone; he cannot read this."), "\(name) missed a message")
+        }
+        #expect(section("Alice").contains("Carol: Confirmed, three of us now."))
+        #expect(section("Dave").contains("Hello! I read from my add on"))
+        #expect(!section("Dave").contains("Hi both"), "Dave read a message from before his add")
+        // Every device ends with the same members.
+        let members = result.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("  ") && $0.contains(": Alice, Carol, Dave") }
+        #expect(members.count == 4, "\(result.stdout)")
     }
 
     @Test("dcgka rejects an unknown option")

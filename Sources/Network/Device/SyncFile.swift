@@ -212,14 +212,14 @@ public enum SyncFile {
                     }
                 }
                 guard let fileKey else { throw named ? SyncFileError.keyGone : SyncFileError.notForMe }
-                body = try decrypt(&reader, bytes: bytes, key: SymmetricKey(data: fileKey))
+                body = try decrypt(&reader, bytes: bytes, key: SymmetricKey(data: fileKey), keyIsAuthenticated: true)
             case 2:
                 protectionName = "passphrase"
                 let salt = try reader.readFixed(16)
                 let cost = ScryptCost(logN: try reader.readUInt8(), r: try reader.readUInt8(), p: try reader.readUInt8())
                 guard let passphrase = opener.passphrase else { throw SyncFileError.passphraseRequired }
                 let key = try derive(passphrase, salt: salt, cost: cost)
-                body = try decrypt(&reader, bytes: bytes, key: key)
+                body = try decrypt(&reader, bytes: bytes, key: key, keyIsAuthenticated: false)
             default:
                 throw SyncFileError.malformed("unknown protection \(tag)")
             }
@@ -231,7 +231,10 @@ public enum SyncFile {
         return try parse(body, protection: protectionName)
     }
 
-    static func decrypt(_ reader: inout WireReader, bytes: [UInt8], key: SymmetricKey) throws -> [UInt8] {
+    /// `keyIsAuthenticated`: the key came out of an HPKE box bound to this header, so a chunk that
+    /// fails is tampering; a passphrase's key failing on the first chunk is most likely a wrong
+    /// passphrase.
+    static func decrypt(_ reader: inout WireReader, bytes: [UInt8], key: SymmetricKey, keyIsAuthenticated: Bool) throws -> [UInt8] {
         let aad = Array(bytes[0..<reader.offset])
         var body: [UInt8] = []
         var index: UInt64 = 0
@@ -251,7 +254,7 @@ public enum SyncFile {
                     break
                 }
             }
-            guard let opened else { throw index == 0 ? SyncFileError.wrongKey : SyncFileError.tampered }
+            guard let opened else { throw index == 0 && !keyIsAuthenticated ? SyncFileError.wrongKey : SyncFileError.tampered }
             body += opened
             index += 1
         }

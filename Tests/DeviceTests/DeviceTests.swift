@@ -1,0 +1,342 @@
+import Testing
+import Foundation
+import DCGKAEncoding
+import DCGKACrypto
+import CausalBroadcast
+@_spi(Simulation) import DCGKAGroup
+@testable import Device
+import DeviceStorage
+import Sync
+import GRDB
+
+func rawExecute(_ path: String, _ sql: String) throws {
+    let queue = try DatabaseQueue(path: path)
+    try queue.write { try $0.execute(sql: sql) }
+}
+
+/// A clock tests move by hand.
+final class TestClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: UInt64
+    init(_ start: UInt64 = 1_800_000_000) { value = start }
+    var now: UInt64 { lock.withLock { value } }
+    func advance(_ seconds: UInt64) { lock.withLock { value += seconds } }
+}
+
+/// Devices in one process, each with its own store, that talk by sync files.
+struct Devices {
+    var clock = TestClock()
+    var devices: [String: Device<SeededRandom>] = [:]
+    var folder: URL?
+
+    /// `onDisk`: each device gets a SQLite file in a temporary folder (else an in-memory database).
+    init(_ names: [String], onDisk: Bool = false, seed: UInt64 = 1) throws {
+        if onDisk {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-device-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            self.folder = folder
+        }
+        for (index, name) in names.enumerated() {
+            let store = try SQLiteDeviceStore(path: folder.map { $0.appendingPathComponent("\(name).sqlite").path })
+            let clock = self.clock
+            var device = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: seed &* 1000 &+ UInt64(index)))
+            _ = try device.initialize(name: name)
+            devices[name] = device
+        }
+        for name in names {
+            let code = try devices[name]!.profile().contactCode
+            for other in names where other != name { _ = try devices[other]!.addContact(code: code, name: name) }
+        }
+    }
+
+    func cleanUp() { if let folder { try? FileManager.default.removeItem(at: folder) } }
+
+    func id(_ name: String) throws -> MemberID { try devices[name]!.me().id }
+
+    mutating func file(from name: String) throws -> [UInt8] {
+        try devices[name]!.exportFile(protection: .plain).bytes
+    }
+
+    @discardableResult
+    mutating func carry(_ bytes: [UInt8], to name: String) throws -> ReceiveReport {
+        try devices[name]!.importFile(bytes)
+    }
+
+    /// Everyone exports; everyone imports everyone's file, until nothing new moves.
+    mutating func settle(_ names: [String]) throws {
+        for _ in 0..<6 {
+            var moved = 0
+            let files = try names.map { try file(from: $0) }
+            for (index, bytes) in files.enumerated() {
+                for name in names where name != names[index] { moved += try carry(bytes, to: name).new }
+            }
+            if moved == 0 { return }
+        }
+    }
+
+    func texts(_ name: String, _ group: GroupID) throws -> [String] {
+        try devices[name]!.history(of: group).filter { $0.kind == .message }.map(\.text)
+    }
+
+    func members(_ name: String, _ group: GroupID) throws -> [MemberID] {
+        try devices[name]!.groups().first { $0.id == group }?.members ?? []
+    }
+}
+
+@Suite struct DeviceEngineTests {
+    @Test("create, message, add (title re-sent), remove, update: every device converges, the removed one reads nothing after")
+    func lifecycle() throws {
+        var world = try Devices(["alice", "bob", "carol", "dave"])
+        let group = try world.devices["alice"]!.createGroup(title: "Desk", with: [try world.id("bob"), try world.id("carol")])
+        try world.devices["alice"]!.send(text: "one", to: group)
+        try world.settle(["alice", "bob", "carol"])
+        try world.devices["bob"]!.send(text: "two", to: group)
+        try world.devices["carol"]!.add(try world.id("dave"), to: group)
+        try world.settle(["alice", "bob", "carol", "dave"])
+        #expect(try world.devices["dave"]!.groups().first?.title == "Desk", "the adder re-sends the title")
+        try world.devices["alice"]!.remove(try world.id("bob"), from: group)
+        try world.devices["carol"]!.update(group)
+        try world.settle(["alice", "bob", "carol", "dave"])
+        try world.devices["alice"]!.send(text: "after bob", to: group)
+        try world.settle(["alice", "bob", "carol", "dave"])
+        let expected = [try world.id("alice"), try world.id("carol"), try world.id("dave")].sorted()
+        for name in ["alice", "bob", "carol", "dave"] { #expect(try world.members(name, group) == expected, "\(name)") }
+        for name in ["carol", "dave"] { #expect(try world.texts(name, group).contains("after bob"), "\(name)") }
+        #expect(try !world.texts("bob", group).contains("after bob"))
+        #expect(try world.devices["bob"]!.history(of: group).contains { $0.event == "removed-me" })
+        #expect(try !world.texts("dave", group).contains("one"), "Dave joined after it")
+        // No history line twice.
+        for name in ["alice", "bob", "carol", "dave"] {
+            let lines = try world.devices[name]!.history(of: group).filter { $0.kind == .message }.map { "\($0.sender!)#\($0.seq!)" }
+            #expect(Set(lines).count == lines.count, "\(name)")
+        }
+    }
+
+    @Test("files carried in random orders, some twice, converge", arguments: [UInt64(1), 2, 3, 4, 5])
+    func randomCarrying(seed: UInt64) throws {
+        var world = try Devices(["a", "b", "c"], seed: seed)
+        var rng = SeededRandom(seed: seed)
+        let group = try world.devices["a"]!.createGroup(title: "G", with: [try world.id("b"), try world.id("c")])
+        var files: [(to: String, bytes: [UInt8])] = []
+        var sent: [String] = []
+        for step in 0..<12 {
+            let name = ["a", "b", "c"][Int(rng.next() % 3)]
+            if try world.devices[name]!.groups().first(where: { $0.id == group })?.isMember == true {
+                let text = "\(name)-\(step)"
+                try world.devices[name]!.send(text: text, to: group)
+                sent.append(text)
+            }
+            let bytes = try world.file(from: name)
+            for other in ["a", "b", "c"] where other != name { files.append((other, bytes)) }
+            files.shuffle(using: &rng)
+            for _ in 0..<Int(rng.next() % 4) {
+                guard let next = files.popLast() else { break }
+                try world.carry(next.bytes, to: next.to)
+                if rng.next() % 4 == 0 { #expect(try world.carry(next.bytes, to: next.to).new == 0) }
+            }
+        }
+        for file in files { try world.carry(file.bytes, to: file.to) }
+        try world.settle(["a", "b", "c"])
+        for name in ["a", "b", "c"] {
+            #expect(try Set(world.texts(name, group)) == Set(sent), "\(name)")
+            #expect(try world.members(name, group).count == 3)
+        }
+    }
+
+    @Test("an invitation from someone who is not a contact waits for acceptance; what came meanwhile is read after")
+    func invitationFromStranger() throws {
+        var world = try Devices(["alice", "bob"])
+        // A third person Bob does not know.
+        let store = try SQLiteDeviceStore(path: nil)
+        let clock = world.clock
+        var mallory = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: 99))
+        _ = try mallory.initialize(name: "mallory")
+        _ = try mallory.addContact(code: try world.devices["bob"]!.profile().contactCode, name: "bob")
+        let group = try mallory.createGroup(title: "Unknown", with: [try world.id("bob")])
+        try mallory.send(text: "hello bob", to: group)
+        let report = try world.carry(try mallory.exportFile(protection: .plain).bytes, to: "bob")
+        #expect(report.invitations == [group])
+        #expect(report.joined.isEmpty)
+        #expect(try world.devices["bob"]!.groups().first?.pendingInvitation == true)
+        #expect(try world.texts("bob", group).isEmpty)
+        try world.devices["bob"]!.acceptInvitation(group)
+        #expect(try world.texts("bob", group) == ["hello bob"])
+        #expect(try world.devices["bob"]!.groups().first?.title == "Unknown")
+        // Alice is not invited: the same file is nothing for her to keep.
+        let other = try world.carry(try mallory.exportFile(protection: .plain).bytes, to: "alice")
+        #expect(other.ignored > 0 && other.new == 0)
+        #expect(try world.devices["alice"]!.groups().isEmpty)
+    }
+
+    @Test("a file encrypted to the participants opens for each of them and for nobody else")
+    func encryptedFiles() throws {
+        var world = try Devices(["alice", "bob", "eve"])
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        var alice = world.devices["alice"]!
+        let bundles = try alice.participantBundles(of: [group])
+        #expect(Set(bundles.map(\.identity)) == Set([try world.id("alice"), try world.id("bob")]))
+        let bytes = try alice.exportFile(protection: .recipients(bundles)).bytes
+        #expect(try world.carry(bytes, to: "bob").joined == [group])
+        #expect(throws: SyncFileError.notForMe) { try world.carry(bytes, to: "eve") }
+        var cut = bytes
+        cut.removeLast(20)
+        #expect(throws: (any Error).self) { try world.carry(cut, to: "bob") }
+        var flipped = bytes
+        flipped[flipped.count - 30] ^= 1
+        #expect(throws: SyncFileError.tampered) { try SyncFile.read(flipped, opener: try world.devices["bob"]!.fileOpener()) }
+        let sealed = try alice.exportFile(protection: .passphrase("correct horse", .init(logN: 10, r: 8, p: 1))).bytes
+        #expect(throws: SyncFileError.wrongKey) { try SyncFile.read(sealed, opener: .init(me: nil, prekeys: PrekeyStore(), passphrase: "wrong")) }
+        #expect(try SyncFile.read(sealed, opener: .init(me: nil, prekeys: PrekeyStore(), passphrase: "correct horse")).groups.count == 1)
+    }
+
+    @Test("a file from a contact remembers what it showed, so the next export for that contact carries only the rest")
+    func exportSincePeerVector() throws {
+        var world = try Devices(["alice", "bob"])
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        for n in 0..<5 { try world.devices["alice"]!.send(text: "m\(n)", to: group) }
+        try world.settle(["alice", "bob"])
+        let full = try world.devices["alice"]!.exportParts().first!.envelopes.count
+        try world.devices["alice"]!.send(text: "new", to: group)
+        let since = try world.devices["alice"]!.exportParts(for: try world.id("bob")).first!.envelopes.count
+        #expect(since == 1, "only the new message (of \(full + 1))")
+        let bytes = try world.devices["alice"]!.exportFile(for: [try world.id("bob")], protection: .plain).bytes
+        #expect(try world.carry(bytes, to: "bob").messages == 1)
+    }
+
+    @Test("contact codes: a changed character fails the checksum, an expired bundle is refused in words")
+    func contactCodes() throws {
+        var world = try Devices(["alice"])
+        let code = try world.devices["alice"]!.profile().contactCode
+        var characters = Array(code)
+        let index = characters.count - 10
+        characters[index] = characters[index] == "a" ? "b" : "a"
+        #expect(throws: ContactCodeError.badChecksum) { try ContactCode.decode(String(characters), now: world.clock.now) }
+        #expect(throws: ContactCodeError.notAContactCode) { try ContactCode.decode("hello", now: world.clock.now) }
+        #expect(throws: ContactCodeError.badCharacters) { try ContactCode.decode("dcgka1!!!", now: world.clock.now) }
+        let bundle = try ContactCode.decode(code, now: world.clock.now)
+        #expect(bundle.notAfter >= world.clock.now + ContactCode.minimumValidity)
+        do {
+            _ = try ContactCode.decode(code, now: bundle.notAfter + 1)
+            Issue.record("an expired code was accepted")
+        } catch {
+            #expect("\(error)".contains("dcgka whoami"))
+        }
+    }
+
+    @Test("the engine rotates my bundle before it gets too old, and my groups announce the new one")
+    func bundleRotation() throws {
+        var world = try Devices(["alice", "bob"])
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        try world.settle(["alice", "bob"])
+        let first = try world.devices["alice"]!.profile().bundle
+        world.clock.advance(70 * 86_400)
+        let second = try world.devices["alice"]!.profile().bundle
+        #expect(second.notAfter > first.notAfter)
+        #expect(second.notAfter >= world.clock.now + ContactCode.minimumValidity)
+        try world.devices["alice"]!.send(text: "after rotation", to: group)
+        try world.settle(["alice", "bob"])
+        #expect(try world.texts("bob", group).contains("after rotation"))
+        let bobState = try world.devices["bob"]!.store.read { try $0.group(group) }!.state!
+        #expect(try Group(wireBytes: bobState).bundles[try world.id("alice")] == second, "Bob took the announced bundle")
+    }
+}
+
+/// NETWORK.md §10.3: what the protocol deletes is gone from the database file and its WAL.
+@Suite struct SecretDeletionTests {
+    static func fileBytes(_ store: SQLiteDeviceStore) -> [UInt8] {
+        store.filePaths.flatMap { path in FileManager.default.contents(atPath: path).map { Array($0) } ?? [] }
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= haystack.count, let first = needle.first else { return false }
+        var index = 0
+        while index <= haystack.count - needle.count {
+            if haystack[index] == first, Array(haystack[index..<(index + needle.count)]) == needle { return true }
+            index += 1
+        }
+        return false
+    }
+
+    @Test("secrets a received message and acknowledgments use up are not in the SQLite file or its WAL")
+    func usedUpSecrets() throws {
+        var world = try Devices(["alice", "bob"], onDisk: true)
+        defer { world.cleanUp() }
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        try world.settle(["alice", "bob"])
+        for n in 0..<3 { try world.devices["alice"]!.send(text: "secret \(n)", to: group) }
+        try world.devices["alice"]!.update(group)
+        try world.devices["alice"]!.send(text: "after update", to: group)
+        let file = try world.file(from: "alice")
+
+        // Bob's state before, replayed with tracing on to learn what the import will use up.
+        let bob = world.devices["bob"]!
+        let before = try bob.store.read { try $0.group(group) }!.state!
+        let profile = try bob.store.read { try $0.profile() }!
+        let prekeys = try PrekeyStore(wireBytes: profile.prekeys)
+        var replay = try Group(wireBytes: before)
+        replay.startTracing()
+        var rng = SeededRandom(seed: 5)
+        let contents = try SyncFile.read(file, opener: .init(me: nil, prekeys: PrekeyStore()))
+        for part in contents.groups {
+            for wire in part.envelopes { _ = replay.receive(try Envelope(wire: wire, groupID: part.group), prekeys: prekeys, using: &rng) }
+        }
+        let retired = replay.takeTraces().retired
+        #expect(retired.count >= 4, "the replay must use up secrets, or this test proves nothing")
+
+        let report = try world.carry(file, to: "bob")
+        #expect(report.messages == 4)
+        let store = bob.store as! SQLiteDeviceStore
+        let bytes = Self.fileBytes(store)
+        #expect(bytes.count > 4096)
+        // Positive control: a secret Bob still holds is found by the same scan.
+        #expect(Self.contains(bytes, Array(profile.identity.prefix(32))), "the scan must find a live secret")
+        for secret in retired {
+            #expect(!Self.contains(bytes, secret.bytes), "a used-up secret is still in the database file")
+        }
+    }
+
+    @Test("expired prekeys are deleted past their grace period and leave the file")
+    func expiredPrekeys() throws {
+        var world = try Devices(["alice"], onDisk: true)
+        defer { world.cleanUp() }
+        let store = world.devices["alice"]!.store as! SQLiteDeviceStore
+        let profile = try store.read { try $0.profile() }!
+        let old = try PrekeyStore(wireBytes: profile.prekeys).entries.values.map { $0.secret.secretBytes32.bytes }
+        #expect(old.count == 1)
+        #expect(Self.contains(Self.fileBytes(store), old[0]))
+        // Past expiry (90 days) and the 60-day grace.
+        world.clock.advance(151 * 86_400)
+        _ = try world.devices["alice"]!.profile()
+        let now = try PrekeyStore(wireBytes: try store.read { try $0.profile() }!.prekeys)
+        #expect(!now.entries.values.contains { $0.secret.secretBytes32.bytes == old[0] })
+        #expect(!Self.contains(Self.fileBytes(store), old[0]), "a deleted prekey is still in the database file")
+    }
+}
+
+/// The store's own errors.
+@Suite struct StoreTests {
+    @Test("a home written by a newer version is refused in words")
+    func newerVersion() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("dcgka.sqlite").path
+        _ = try SQLiteDeviceStore(path: path)
+        // A later release's migration, recorded the way GRDB records them.
+        try rawExecute(path, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')")
+        #expect(throws: DeviceStoreError.newerVersion) { try SQLiteDeviceStore(path: path) }
+    }
+
+    @Test("a file that is not a database is refused in words")
+    func notADatabase() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-garbage-\(UUID().uuidString)").path
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x42, count: 8192))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try SQLiteDeviceStore(path: path)
+            Issue.record("garbage opened as a database")
+        } catch let error as DeviceStoreError {
+            #expect("\(error)".contains("cannot be opened"))
+        }
+    }
+}
