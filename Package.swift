@@ -75,7 +75,8 @@ let package = Package(
         // The device's SQLite store (GRDB, WAL, migrations, secure_delete).
         .target(
             name: "DeviceStorage",
-            dependencies: ["Device", "DCGKAEncoding", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Device", "DCGKAEncoding", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
             path: "Sources/Network/DeviceStorage", swiftSettings: strict),
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(

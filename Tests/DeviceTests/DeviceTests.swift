@@ -340,3 +340,55 @@ struct Devices {
         }
     }
 }
+
+/// NETWORK.md §10.3: a home locked with a passphrase, and disappearing messages.
+@Suite struct AtRestTests {
+    @Test("a locked home keeps names, titles, states and history only sealed; it opens with its passphrase only")
+    func lockedHome() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-lock-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("a.sqlite").path
+        let clock = TestClock()
+        let store = try SQLiteDeviceStore(path: path, lockWith: "correct horse")
+        #expect(store.isLocked)
+        var alice = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: 1))
+        _ = try alice.initialize(name: "Alice")
+        var bob = Device(store: try SQLiteDeviceStore(path: nil), clock: { clock.now }, random: SeededRandom(seed: 2))
+        _ = try bob.initialize(name: "Bob")
+        _ = try alice.addContact(code: try bob.profile().contactCode, name: "Source Zebra")
+        let group = try alice.createGroup(title: "Leak Investigation", with: [try bob.me().id])
+        try alice.send(text: "meet at the quarry", to: group)
+        let identity = try PrekeyStore(wireBytes: try store.read { try $0.profile() }!.prekeys).entries.values.first!.secret.secretBytes32.bytes
+        let bytes = SecretDeletionTests.fileBytes(store)
+        for secret in ["Source Zebra", "Leak Investigation", "meet at the quarry"] {
+            #expect(!SecretDeletionTests.contains(bytes, Array(secret.utf8)), "\(secret) is in the file in clear")
+        }
+        #expect(!SecretDeletionTests.contains(bytes, identity), "a prekey secret is in the file in clear")
+        #expect(throws: DeviceStoreError.passphraseRequired) { try SQLiteDeviceStore(path: path) }
+        #expect(throws: DeviceStoreError.wrongPassphrase) { try SQLiteDeviceStore(path: path, passphrase: "wrong") }
+        let reopened = Device(store: try SQLiteDeviceStore(path: path, passphrase: "correct horse"), clock: { clock.now }, random: SeededRandom(seed: 3))
+        #expect(try reopened.history(of: group).contains { $0.text == "meet at the quarry" })
+        #expect(try reopened.contacts().map(\.name) == ["Source Zebra"])
+        #expect(try reopened.groups().first?.title == "Leak Investigation")
+    }
+
+    @Test("a group's disappearing-messages timer deletes its history on this device")
+    func disappearingMessages() throws {
+        var world = try Devices(["alice", "bob"], onDisk: true)
+        defer { world.cleanUp() }
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        try world.devices["alice"]!.send(text: "gone soon", to: group)
+        try world.settle(["alice", "bob"])
+        try world.devices["bob"]!.setDisappearingTimer(3600, for: group)
+        #expect(try world.texts("bob", group) == ["gone soon"])
+        world.clock.advance(3601)
+        #expect(try world.texts("bob", group).isEmpty, "past the timer nothing is shown")
+        try world.devices["alice"]!.send(text: "new", to: group)
+        try world.settle(["alice", "bob"])
+        #expect(try world.texts("bob", group) == ["new"])
+        let store = world.devices["bob"]!.store as! SQLiteDeviceStore
+        #expect(!SecretDeletionTests.contains(SecretDeletionTests.fileBytes(store), Array("gone soon".utf8)), "deleted text left in the file")
+        #expect(try world.texts("alice", group).contains("gone soon"), "the timer is Bob's, on his device")
+    }
+}

@@ -142,9 +142,9 @@ final class Spawned: @unchecked Sendable {
         outURL = base.appendingPathExtension("out")
         errURL = base.appendingPathExtension("err")
         inURL = input == nil ? nil : base.appendingPathExtension("in")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        if let inURL, let input { FileManager.default.createFile(atPath: inURL.path, contents: input) }
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        if let inURL, let input { _ = FileManager.default.createFile(atPath: inURL.path, contents: input) }
         process.executableURL = try CLI.binary()
         process.arguments = arguments
         process.environment = CLI.environment(environment)
@@ -287,7 +287,7 @@ struct LogLine: Equatable, CustomStringConvertible {
 /// One home, driven only through the binary.
 struct Home: CustomStringConvertible {
     let name: String
-    let path: String
+    var path: String
     var id = ""
     var code = ""
 

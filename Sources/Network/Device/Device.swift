@@ -173,6 +173,7 @@ extension Device {
         public var pendingInvitation: Bool
         public var invitedBy: MemberID?
         public var relays: [String]
+        public var disappearAfter: UInt64
     }
 
     public func groups() throws -> [GroupSummary] {
@@ -182,7 +183,7 @@ extension Device {
                 return GroupSummary(
                     id: record.id, title: record.title, members: group.map { $0.members.sorted() } ?? [],
                     isMember: group?.isMember ?? false, pendingInvitation: record.status == .invited,
-                    invitedBy: record.invitedBy, relays: record.relays)
+                    invitedBy: record.invitedBy, relays: record.relays, disappearAfter: record.disappearAfter)
             }
         }.sorted { ($0.title, $0.id) < ($1.title, $1.id) }
     }
@@ -367,6 +368,10 @@ extension Device {
             }
             let result = try body(tx, &keys, &random)
             if keys.changed { try tx.saveProfile(keys.record) }
+            // Disappearing messages: what is past a group's timer goes, in this transaction.
+            for record in try tx.groups() where record.disappearAfter > 0 && now > record.disappearAfter {
+                try tx.deleteHistory(group: record.id, receivedBefore: now - record.disappearAfter)
+            }
             return result
         }
         try store.purgeDeletedData()
@@ -385,8 +390,25 @@ extension Device {
         }
     }
 
+    /// A group's history lines (those past its disappearing-messages timer are never shown,
+    /// and are deleted by the next write).
     public func history(of groupID: GroupID, after id: Int64 = 0, limit: Int = Int.max) throws -> [HistoryRecord] {
-        try store.read { tx in try tx.history(group: groupID, after: id, limit: limit) }
+        let now = clock()
+        return try store.read { tx in
+            let timer = try tx.group(groupID)?.disappearAfter ?? 0
+            let lines = try tx.history(group: groupID, after: id, limit: limit)
+            guard timer > 0 else { return lines }
+            return lines.filter { $0.receivedAt + timer >= now }
+        }
+    }
+
+    /// Sets a group's disappearing-messages timer on this device (0: off), and applies it at once.
+    public mutating func setDisappearingTimer(_ seconds: UInt64, for groupID: GroupID) throws {
+        try write { tx, _, _ in
+            guard var record = try tx.group(groupID) else { throw DeviceError.unknownGroup(groupID.raw.hex, candidates: []) }
+            record.disappearAfter = seconds
+            try tx.saveGroup(record)
+        }
     }
 
     /// A display name: mine is "me", a contact's its name, anyone else the start of their ID.

@@ -40,6 +40,8 @@ public protocol DeviceStoreTransaction {
 
     @discardableResult func appendHistory(_ entry: HistoryRecord) throws -> Int64
     func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord]
+    /// Deletes a group's history lines received before `time` (the disappearing-messages timer).
+    @discardableResult func deleteHistory(group: GroupID, receivedBefore time: UInt64) throws -> Int
 
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws
     func evidenceCount(group: GroupID) throws -> Int
@@ -105,6 +107,9 @@ public struct GroupRecord: Equatable, Sendable {
     public var titleSetAt: UInt64
     public var titleSetBy: MemberID?
     public var relaysSetAt: UInt64
+    /// Disappearing messages (NETWORK.md §10.3): history lines older than this many seconds are
+    /// deleted on this device; 0 keeps them.
+    public var disappearAfter: UInt64 = 0
     public var createdAt: UInt64
 
     public init(

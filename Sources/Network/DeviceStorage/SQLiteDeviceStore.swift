@@ -2,6 +2,8 @@ public import Device
 public import DCGKAEncoding
 internal import Foundation
 internal import GRDB
+internal import Crypto
+internal import _CryptoExtras
 
 /// Why the store could not be opened or used. `description` is the CLI's sentence.
 public enum DeviceStoreError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -12,6 +14,9 @@ public enum DeviceStoreError: Error, Equatable, Sendable, CustomStringConvertibl
     case cannotOpen(String)
     case sqlite(String)
     case corrupt(String)
+    /// The home is locked with a passphrase and none was given.
+    case passphraseRequired
+    case wrongPassphrase
 
     public var description: String {
         switch self {
@@ -20,6 +25,8 @@ public enum DeviceStoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case .cannotOpen(let why): "the home's database cannot be opened (\(why))"
         case .sqlite(let why): "the home's database failed (\(why))"
         case .corrupt(let why): "the home's database holds a damaged record (\(why))"
+        case .passphraseRequired: "this home is locked with a passphrase; set DCGKA_PASSPHRASE or run on a terminal to be asked"
+        case .wrongPassphrase: "wrong passphrase for this home"
         }
     }
 }
@@ -31,10 +38,16 @@ public final class SQLiteDeviceStore: DeviceStore {
     let writer: any DatabaseWriter
     public let path: String?
     public let busyTimeout: Double
+    /// Seals the secret columns when the home is locked (NETWORK.md §10.3).
+    let sealer: ColumnSealer?
+
+    /// Whether the home is locked with a passphrase.
+    public var isLocked: Bool { sealer != nil }
 
     /// Opens (creating and migrating when needed) the database at `path`; nil for a private
-    /// in-memory database (tests).
-    public init(path: String?, busyTimeout: Double = 10) throws {
+    /// in-memory database (tests). A locked home needs its `passphrase`; `lockWith` locks a
+    /// home that has no identity yet (`dcgka init --passphrase`).
+    public init(path: String?, busyTimeout: Double = 10, passphrase: String? = nil, lockWith: String? = nil) throws {
         self.path = path
         self.busyTimeout = busyTimeout
         var configuration = Configuration()
@@ -57,10 +70,44 @@ public final class SQLiteDeviceStore: DeviceStore {
             let superseded = try writer.read { db in try migrator.hasBeenSuperseded(db) }
             if superseded { throw DeviceStoreError.newerVersion }
             try migrator.migrate(writer)
+            sealer = try Self.unlock(writer, passphrase: passphrase, lockWith: lockWith)
         } catch let error as DeviceStoreError {
             throw error
         } catch {
             throw Self.translate(error, timeout: busyTimeout, opening: true)
+        }
+    }
+
+    /// The lock: a random 32-byte data key, sealed under scrypt(passphrase) (N = 2^15, r = 8,
+    /// p = 1), seals the identity, the prekeys, every group state and every history text.
+    static func unlock(_ writer: any DatabaseWriter, passphrase: String?, lockWith: String?) throws -> ColumnSealer? {
+        try writer.writeWithoutTransaction { db in
+            var result: ColumnSealer?
+            try db.inTransaction(.immediate) {
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM lock WHERE id = 1") {
+                    guard let passphrase = passphrase ?? lockWith else { throw DeviceStoreError.passphraseRequired }
+                    let kek = try ColumnSealer.derive(
+                        passphrase, salt: Array(row["salt"] as Data), logN: row["logN"], r: row["r"], p: row["p"])
+                    guard let key = try? kek.open(Array(row["sealedKey"] as Data), context: "lock") else {
+                        throw DeviceStoreError.wrongPassphrase
+                    }
+                    result = ColumnSealer(key: key)
+                } else if let lockWith {
+                    guard try Row.fetchOne(db, sql: "SELECT id FROM profile") == nil else {
+                        throw DeviceStoreError.cannotOpen("an existing home cannot be locked after the fact")
+                    }
+                    var generator = SystemRandomNumberGenerator()
+                    let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    let kek = try ColumnSealer.derive(lockWith, salt: salt, logN: 15, r: 8, p: 1)
+                    try db.execute(
+                        sql: "INSERT INTO lock (id, salt, logN, r, p, sealedKey) VALUES (1, ?, 15, 8, 1, ?)",
+                        arguments: [Data(salt), Data(kek.seal(key, context: "lock"))])
+                    result = ColumnSealer(key: key)
+                }
+                return .commit
+            }
+            return result
         }
     }
 
@@ -79,7 +126,7 @@ public final class SQLiteDeviceStore: DeviceStore {
                     id BLOB PRIMARY KEY, title TEXT NOT NULL, state BLOB, status INTEGER NOT NULL,
                     invitation BLOB, invitedBy BLOB, relays TEXT NOT NULL DEFAULT '',
                     titleSetAt INTEGER NOT NULL DEFAULT 0, titleSetBy BLOB, relaysSetAt INTEGER NOT NULL DEFAULT 0,
-                    createdAt INTEGER NOT NULL);
+                    disappearAfter INTEGER NOT NULL DEFAULT 0, createdAt INTEGER NOT NULL);
                 CREATE TABLE envelope (
                     position INTEGER PRIMARY KEY AUTOINCREMENT,
                     groupID BLOB NOT NULL, sender BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
@@ -97,6 +144,9 @@ public final class SQLiteDeviceStore: DeviceStore {
                 CREATE TABLE evidence (
                     groupID BLOB NOT NULL, sender BLOB NOT NULL, seq INTEGER NOT NULL,
                     first BLOB NOT NULL, second BLOB NOT NULL, PRIMARY KEY (groupID, sender, seq));
+                CREATE TABLE lock (
+                    id INTEGER PRIMARY KEY CHECK (id = 1), salt BLOB NOT NULL, logN INTEGER NOT NULL,
+                    r INTEGER NOT NULL, p INTEGER NOT NULL, sealedKey BLOB NOT NULL);
                 CREATE TABLE peerVector (
                     peer BLOB NOT NULL, groupID BLOB NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (peer, groupID));
                 """)
@@ -106,7 +156,7 @@ public final class SQLiteDeviceStore: DeviceStore {
 
     public func read<T>(_ body: (any DeviceStoreTransaction) throws -> T) throws -> T {
         do {
-            return try writer.read { db in try body(SQLiteTransaction(db: db)) }
+            return try writer.read { db in try body(SQLiteTransaction(db: db, sealer: sealer)) }
         } catch {
             throw Self.translate(error, timeout: busyTimeout)
         }
@@ -119,7 +169,7 @@ public final class SQLiteDeviceStore: DeviceStore {
             return try writer.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction(.immediate) {
-                    result = try body(SQLiteTransaction(db: db))
+                    result = try body(SQLiteTransaction(db: db, sealer: sealer))
                     return .commit
                 }
                 guard let result else { throw DeviceStoreError.sqlite("transaction returned nothing") }
@@ -164,11 +214,37 @@ public final class SQLiteDeviceStore: DeviceStore {
 /// The records of one GRDB transaction.
 struct SQLiteTransaction: DeviceStoreTransaction {
     let db: Database
+    let sealer: ColumnSealer?
+
+    /// A secret column's value as stored: sealed when the home is locked.
+    func seal(_ bytes: [UInt8], _ context: String) -> Data {
+        guard let sealer else { return Data(bytes) }
+        return Data(sealer.seal(bytes, context: context))
+    }
+
+    /// A text column: plain, or sealed (as a BLOB) when the home is locked.
+    func sealText(_ text: String, _ context: String) -> DatabaseValue {
+        sealer == nil ? text.databaseValue : seal(Array(text.utf8), context).databaseValue
+    }
+
+    func openText(_ row: Row, _ column: String, _ context: String) throws -> String {
+        guard sealer != nil else { return row[column] }
+        return String(decoding: try open(row[column], context), as: UTF8.self)
+    }
+
+    func open(_ data: Data?, _ context: String) throws -> [UInt8] {
+        guard let data else { return [] }
+        guard let sealer else { return Array(data) }
+        do { return try sealer.open(Array(data), context: context) } catch {
+            throw DeviceStoreError.corrupt("a sealed \(context) does not open")
+        }
+    }
 
     func profile() throws -> ProfileRecord? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM profile WHERE id = 1") else { return nil }
         return ProfileRecord(
-            name: row["name"], identity: bytes(row["identity"]), prekeys: bytes(row["prekeys"]), bundle: bytes(row["bundle"]),
+            name: row["name"], identity: try open(row["identity"], "identity"), prekeys: try open(row["prekeys"], "prekeys"),
+            bundle: bytes(row["bundle"]),
             createdAt: UInt64(row["createdAt"] as Int64))
     }
 
@@ -179,12 +255,15 @@ struct SQLiteTransaction: DeviceStoreTransaction {
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, identity = excluded.identity,
                     prekeys = excluded.prekeys, bundle = excluded.bundle, createdAt = excluded.createdAt
                 """,
-            arguments: [profile.name, Data(profile.identity), Data(profile.prekeys), Data(profile.bundle), Int64(profile.createdAt)])
+            arguments: [
+                profile.name, seal(profile.identity, "identity"), seal(profile.prekeys, "prekeys"), Data(profile.bundle),
+                Int64(profile.createdAt),
+            ])
     }
 
     func contacts() throws -> [ContactRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM contact ORDER BY name").map { row in
-            ContactRecord(id: try memberID(row["id"]), name: row["name"], bundle: bytes(row["bundle"]), addedAt: UInt64(row["addedAt"] as Int64))
+        try Row.fetchAll(db, sql: "SELECT * FROM contact").map { row in
+            ContactRecord(id: try memberID(row["id"]), name: try openText(row, "name", "contact name"), bundle: bytes(row["bundle"]), addedAt: UInt64(row["addedAt"] as Int64))
         }
     }
 
@@ -194,7 +273,7 @@ struct SQLiteTransaction: DeviceStoreTransaction {
                 INSERT INTO contact (id, name, bundle, addedAt) VALUES (?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, bundle = excluded.bundle, addedAt = excluded.addedAt
                 """,
-            arguments: [Data(contact.id.bytes), contact.name, Data(contact.bundle), Int64(contact.addedAt)])
+            arguments: [Data(contact.id.bytes), sealText(contact.name, "contact name"), Data(contact.bundle), Int64(contact.addedAt)])
     }
 
     func groups() throws -> [GroupRecord] {
@@ -206,29 +285,35 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func groupRecord(_ row: Row) throws -> GroupRecord {
-        let relays: String = row["relays"]
-        return GroupRecord(
-            id: GroupID(try bytes32(row["id"])), title: row["title"], state: (row["state"] as Data?).map { Array($0) },
+        let relays = try openText(row, "relays", "group relays")
+        var record = GroupRecord(
+            id: GroupID(try bytes32(row["id"])), title: try openText(row, "title", "group title"),
+            state: try (row["state"] as Data?).map { try open($0, "group state") },
             status: GroupRecord.Status(rawValue: row["status"]) ?? .invited,
             invitation: try (row["invitation"] as Data?).map(bytes32), invitedBy: try (row["invitedBy"] as Data?).map(memberID),
-            relays: relays.split(separator: "\n").map(String.init), titleSetAt: UInt64(row["titleSetAt"] as Int64),
+            relays: relays.split(separator: "\n").map(String.init).filter { !$0.isEmpty }, titleSetAt: UInt64(row["titleSetAt"] as Int64),
             titleSetBy: try (row["titleSetBy"] as Data?).map(memberID), relaysSetAt: UInt64(row["relaysSetAt"] as Int64),
             createdAt: UInt64(row["createdAt"] as Int64))
+        record.disappearAfter = UInt64(row["disappearAfter"] as Int64)
+        return record
     }
 
     func saveGroup(_ group: GroupRecord) throws {
         try db.execute(
             sql: """
-                INSERT INTO chatGroup (id, title, state, status, invitation, invitedBy, relays, titleSetAt, titleSetBy, relaysSetAt, createdAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO chatGroup (id, title, state, status, invitation, invitedBy, relays, titleSetAt, titleSetBy, relaysSetAt,
+                    disappearAfter, createdAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, state = excluded.state, status = excluded.status,
                     invitation = excluded.invitation, invitedBy = excluded.invitedBy, relays = excluded.relays,
-                    titleSetAt = excluded.titleSetAt, titleSetBy = excluded.titleSetBy, relaysSetAt = excluded.relaysSetAt
+                    titleSetAt = excluded.titleSetAt, titleSetBy = excluded.titleSetBy, relaysSetAt = excluded.relaysSetAt,
+                    disappearAfter = excluded.disappearAfter
                 """,
             arguments: [
-                Data(group.id.bytes), group.title, group.state.map { Data($0) }, group.status.rawValue,
-                group.invitation.map { Data($0.bytes) }, group.invitedBy.map { Data($0.bytes) }, group.relays.joined(separator: "\n"),
-                Int64(group.titleSetAt), group.titleSetBy.map { Data($0.bytes) }, Int64(group.relaysSetAt), Int64(group.createdAt),
+                Data(group.id.bytes), sealText(group.title, "group title"), group.state.map { seal($0, "group state") }, group.status.rawValue,
+                group.invitation.map { Data($0.bytes) }, group.invitedBy.map { Data($0.bytes) }, sealText(group.relays.joined(separator: "\n"), "group relays"),
+                Int64(group.titleSetAt), group.titleSetBy.map { Data($0.bytes) }, Int64(group.relaysSetAt),
+                Int64(group.disappearAfter), Int64(group.createdAt),
             ])
     }
 
@@ -290,7 +375,8 @@ struct SQLiteTransaction: DeviceStoreTransaction {
             sql: "INSERT INTO history (groupID, kind, sender, seq, time, receivedAt, text, event, subjects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             arguments: [
                 Data(entry.group.bytes), entry.kind.rawValue, entry.sender.map { Data($0.bytes) }, entry.seq.map { Int64($0) },
-                Int64(entry.time), Int64(entry.receivedAt), entry.text, entry.event, Data(entry.subjects.flatMap(\.bytes)),
+                Int64(entry.time), Int64(entry.receivedAt), sealText(entry.text, "history"),
+                entry.event, Data(entry.subjects.flatMap(\.bytes)),
             ])
         return db.lastInsertedRowID
     }
@@ -304,12 +390,19 @@ struct SQLiteTransaction: DeviceStoreTransaction {
             return HistoryRecord(
                 id: row["id"], group: group, kind: HistoryRecord.Kind(rawValue: row["kind"]) ?? .event,
                 sender: try (row["sender"] as Data?).map(memberID), seq: (row["seq"] as Int64?).map { UInt64($0) },
-                time: UInt64(row["time"] as Int64), receivedAt: UInt64(row["receivedAt"] as Int64), text: row["text"],
+                time: UInt64(row["time"] as Int64), receivedAt: UInt64(row["receivedAt"] as Int64),
+                text: try openText(row, "text", "history"),
                 event: row["event"],
                 subjects: stride(from: 0, to: subjects.count - subjects.count % 32, by: 32).compactMap {
                     MemberID(bytes: Array(subjects[$0..<($0 + 32)]))
                 })
         }
+    }
+
+    func deleteHistory(group: GroupID, receivedBefore time: UInt64) throws -> Int {
+        try db.execute(
+            sql: "DELETE FROM history WHERE groupID = ? AND receivedAt < ?", arguments: [Data(group.bytes), Int64(min(time, UInt64(Int64.max)))])
+        return db.changesCount
     }
 
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws {
@@ -343,4 +436,34 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func memberID(_ data: Data) throws -> MemberID { MemberID(try bytes32(data)) }
+}
+
+/// ChaCha20-Poly1305 for the secret columns of a locked home: `nonce (12) ‖ ciphertext ‖ tag`,
+/// a fresh random nonce per write, the column's name as associated data (a value cannot be
+/// moved to another column).
+struct ColumnSealer: Sendable {
+    let key: SymmetricKey
+
+    init(key: [UInt8]) { self.key = SymmetricKey(data: key) }
+    init(symmetric: SymmetricKey) { self.key = symmetric }
+
+    static func derive(_ passphrase: String, salt: [UInt8], logN: Int, r: Int, p: Int) throws -> ColumnSealer {
+        guard logN >= 10, logN <= 20, r >= 1, r <= 16, p >= 1, p <= 4, 128 * r << logN <= 256 << 20 else {
+            throw DeviceStoreError.corrupt("the lock's scrypt cost is out of bounds")
+        }
+        let key = try KDF.Scrypt.deriveKey(
+            from: Array(passphrase.utf8), salt: salt, outputByteCount: 32, rounds: 1 << logN, blockSize: r, parallelism: p)
+        return ColumnSealer(symmetric: key)
+    }
+
+    func seal(_ bytes: [UInt8], context: String) -> [UInt8] {
+        // Sealing with a 32-byte key and a fresh nonce cannot fail.
+        guard let box = try? ChaChaPoly.seal(bytes, using: key, authenticating: Array(context.utf8)) else { return [] }
+        return Array(box.combined)
+    }
+
+    func open(_ bytes: [UInt8], context: String) throws -> [UInt8] {
+        let box = try ChaChaPoly.SealedBox(combined: bytes)
+        return Array(try ChaChaPoly.open(box, using: key, authenticating: Array(context.utf8)))
+    }
 }

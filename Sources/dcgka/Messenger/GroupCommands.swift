@@ -6,7 +6,7 @@ import Foundation
 struct GroupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group", abstract: "Create groups, see them, add and remove members.",
-        subcommands: [Create.self, List.self, Members.self, Add.self, Remove.self, Update.self, Accept.self])
+        subcommands: [Create.self, List.self, Members.self, Add.self, Remove.self, Update.self, Accept.self, Timer.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a group with some of your contacts.")
@@ -150,6 +150,33 @@ struct GroupCommand: ParsableCommand {
                 try device.update(summary.id)
                 Output.line("Refreshed your keys in \"\(summary.title)\".")
             }
+        }
+    }
+
+    struct Timer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Disappearing messages on this device: delete a group's history older than DURATION (e.g. 30m, 12h, 7d; off).")
+        @OptionGroup var home: HomeOptions
+        @Argument(help: "The group.") var group: String
+        @Argument(help: "How long lines stay: a number with s, m, h, d or w, or off.") var duration: String
+
+        func run() throws {
+            try runReporting {
+                let seconds = try Self.parse(duration)
+                var device = try home.open()
+                let summary = try device.resolveGroup(group)
+                try device.setDisappearingTimer(seconds, for: summary.id)
+                Output.line(seconds == 0 ? "Messages in \"\(summary.title)\" stay." : "Messages in \"\(summary.title)\" disappear from this device after \(duration).")
+            }
+        }
+
+        static func parse(_ text: String) throws -> UInt64 {
+            if text == "off" || text == "0" { return 0 }
+            let units: [Character: UInt64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+            guard let unit = text.last.flatMap({ units[$0] }), let value = UInt64(text.dropLast()), value > 0, value < 1 << 32 else {
+                throw CLIError("\"\(text)\" is not a duration: use e.g. 30m, 12h, 7d, 2w or off")
+            }
+            return value * unit
         }
     }
 

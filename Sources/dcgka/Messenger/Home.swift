@@ -22,8 +22,10 @@ struct HomeOptions: ParsableArguments {
 
     var databasePath: String { (path as NSString).appendingPathComponent("dcgka.sqlite") }
 
-    /// Opens the home's device; `create` makes the folder (mode 0700) when it is missing.
-    func open(create: Bool = false) throws -> Device<SystemRandomNumberGenerator> {
+    /// Opens the home's device; `create` makes the folder (mode 0700) when it is missing. A locked
+    /// home asks for its passphrase (`DCGKA_PASSPHRASE`, else the terminal); `lockWith` locks a
+    /// new one.
+    func open(create: Bool = false, lockWith: String? = nil) throws -> Device<SystemRandomNumberGenerator> {
         let manager = FileManager.default
         if !manager.fileExists(atPath: path) {
             guard create else { throw CLIError("no dcgka home at \(path); run `dcgka init --name NAME` first (or give --home)") }
@@ -31,7 +33,12 @@ struct HomeOptions: ParsableArguments {
         } else if !create, !manager.fileExists(atPath: databasePath) {
             throw CLIError("no dcgka home at \(path); run `dcgka init --name NAME` first (or give --home)")
         }
-        let store = try SQLiteDeviceStore(path: databasePath)
+        let store: SQLiteDeviceStore
+        do {
+            store = try SQLiteDeviceStore(path: databasePath, lockWith: lockWith)
+        } catch DeviceStoreError.passphraseRequired {
+            store = try SQLiteDeviceStore(path: databasePath, passphrase: try readPassphrase("Passphrase of \(path): "))
+        }
         return Device(store: store, clock: { Clock.now() }, random: SystemRandomNumberGenerator())
     }
 }

@@ -10,11 +10,18 @@ struct InitCommand: ParsableCommand {
 
     @OptionGroup var home: HomeOptions
     @Option(help: "Your name, as your contacts will see it until they name you themselves.") var name: String
+    @Flag(help: "Lock the home with a passphrase (from DCGKA_PASSPHRASE, else asked): identity, keys, groups and history are encrypted at rest.")
+    var passphrase = false
     @OptionGroup var output: JSONOption
 
     func run() throws {
         try runReporting {
-            var device = try home.open(create: true)
+            if FileManager.default.fileExists(atPath: home.databasePath) {
+                // Refuse before asking for anything (a locked home would ask for its passphrase).
+                if let existing = try? home.open().me() { throw DeviceError.alreadyInitialized(name: existing.name) }
+            }
+            let secret = passphrase ? try readPassphrase("New passphrase for this home: ") : nil
+            var device = try home.open(create: true, lockWith: secret)
             let id = try device.initialize(name: name)
             let profile = try device.profile()
             if output.json {
