@@ -81,7 +81,7 @@ let package = Package(
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(
             name: "Benchmarking",
-            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "Membership"],
+            dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "Membership", "Device", "DeviceStorage"],
             swiftSettings: strict),
         .executableTarget(
             name: "dcgka",

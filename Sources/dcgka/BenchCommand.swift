@@ -17,7 +17,8 @@ struct BenchCommand: ParsableCommand {
             (its set-up is the "create" sample), lets the creator perform the operation and delivers \
             everything it causes. Runs are shuffled after a warm-up. The CSV starts with the columns of \
             ../shared/reference/*.csv (the Java prototype's conventions), followed by ours.
-            """)
+            """,
+        subcommands: [DeviceBenchCommand.self])
 
     @Option(help: "Group sizes, comma-separated.")
     var sizes: String = BenchConfiguration.paperSizes.map(String.init).joined(separator: ",")
