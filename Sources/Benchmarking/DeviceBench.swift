@@ -119,13 +119,17 @@ public struct DeviceBench: Sendable {
         let identity = try IdentityKey(wireBytes: profile.identity)
         let prekeys = try PrekeyStore(wireBytes: profile.prekeys)
 
-        // The in-memory core: join by the create, then every envelope, signatures checked.
+        // The in-memory core: the same wire bytes decoded, the group joined by the create, then
+        // every envelope received (signatures checked), nothing stored.
         progress("in-memory core")
+        let wires = log.map(\.wireBytes)
         var rng = SeededRandom(seed: seed ^ 0xC0DE)
         let coreStart = DispatchTime.now()
-        var (group, _) = try Group.join(identity: identity, invitation: creator, prekeys: prekeys, using: &rng)
+        var (group, _) = try Group.join(
+            identity: identity, invitation: try Envelope(wire: wires[0], groupID: creator.groupID), prekeys: prekeys, using: &rng)
         var coreMessages = 0
-        for envelope in log.dropFirst() {
+        for wire in wires.dropFirst() {
+            let envelope = try Envelope(wire: wire, groupID: creator.groupID)
             for event in group.receive(envelope, prekeys: prekeys, using: &rng).events {
                 if case .message(_, _, let bytes) = event, case .text = try? MessageContent(bytes: bytes).kind { coreMessages += 1 }
             }
@@ -135,7 +139,7 @@ public struct DeviceBench: Sendable {
         // The device: the same envelopes through `receive` (the path `dcgka import` takes), batched commits.
         progress("device (SQLite, batches of \(importBatch))")
         _ = try device.addContact(code: ContactCode.encode(creatorBundle), name: "creator")
-        let items = log.map { ReceivedEnvelope(group: creator.groupID, wire: $0.wireBytes) }
+        let items = wires.map { ReceivedEnvelope(group: creator.groupID, wire: $0) }
         let deviceStart = DispatchTime.now()
         let report = try device.receive(items)
         let deviceSeconds = Double(DispatchTime.now().uptimeNanoseconds - deviceStart.uptimeNanoseconds) / 1e9

@@ -95,7 +95,7 @@ struct ConcurrentSendTests {
         for line in mine { #expect(peerSeqs[line.text] == line.seq, "\"\(line.text)\": seq \(String(describing: line.seq)) here, \(String(describing: peerSeqs[line.text])) at \(peer.name)") }
     }
 
-    @Test("two `dcgka send` loops on one home: each message once, at its own seq", .timeLimit(.minutes(4)))
+    @Test("two `dcgka send` loops on one home: each message once, at its own seq", .timeLimit(.minutes(10)))
     func twoSendLoops() throws {
         let scratch = try Scratch("concurrent-send")
         defer { scratch.remove() }
@@ -124,7 +124,7 @@ struct ConcurrentSendTests {
         try Self.checkSent(texts, from: alice, peer: bob, group: group, scratch: scratch)
     }
 
-    @Test("two `dcgka chat` processes on one home, each sending many lines", .timeLimit(.minutes(4)))
+    @Test("two `dcgka chat` processes on one home, each sending many lines", .timeLimit(.minutes(10)))
     func twoChats() throws {
         let scratch = try Scratch("concurrent-chat")
         defer { scratch.remove() }
@@ -155,7 +155,7 @@ struct ConcurrentSendTests {
         try Self.checkSent(texts, from: alice, peer: bob, group: group, scratch: scratch)
     }
 
-    @Test("a send loop and an import loop on one home at the same time", .timeLimit(.minutes(4)))
+    @Test("a send loop and an import loop on one home at the same time", .timeLimit(.minutes(10)))
     func sendWhileImporting() throws {
         let scratch = try Scratch("send-while-importing")
         defer { scratch.remove() }

@@ -141,7 +141,7 @@ struct ThreeHomesTests {
     }
 
     @Test("create, talk, add, update, remove, talk: every member reads exactly what its sender's view allowed",
-          .timeLimit(.minutes(6)))
+          .timeLimit(.minutes(10)))
     func scenario() throws {
         let world = try World(seed: scenarioSeed(20_250_612))
         defer { world.scratch.remove() }
@@ -259,7 +259,7 @@ struct ThreeHomesTests {
 
     /// The smallest case of the repeated-import check above: the file that carries Dave's
     /// invitation also carries the group's earlier envelopes, in the exporter's log order.
-    @Test("the file that carries an invitation is taken whole on its first import", .timeLimit(.minutes(2)))
+    @Test("the file that carries an invitation is taken whole on its first import", .timeLimit(.minutes(10)))
     func invitationFileTakenWhole() throws {
         let scratch = try Scratch("invitation-file")
         defer { scratch.remove() }

@@ -21,11 +21,12 @@ public enum ContactCode {
     public static func decode(_ code: String, now: UInt64) throws(ContactCodeError) -> KeyBundle {
         let trimmed = code.trimmingWhitespace().lowercased()
         guard trimmed.hasPrefix(prefix) else { throw .notAContactCode }
-        guard let raw = Base32.decode(String(trimmed.dropFirst(prefix.count))), raw.count > 4 else {
+        guard let (raw, canonical) = Base32.decode(String(trimmed.dropFirst(prefix.count))), raw.count > 4 else {
             throw .badCharacters
         }
         let body = Array(raw.dropLast(4))
-        guard checksum(body) == Array(raw.suffix(4)) else { throw .badChecksum }
+        // Non-zero padding bits in the last character: a changed character, as a checksum would say.
+        guard canonical, checksum(body) == Array(raw.suffix(4)) else { throw .badChecksum }
         let bundle: KeyBundle
         do { bundle = try KeyBundle(wireBytes: body) } catch { throw .malformed }
         do { try bundle.verify(now: now) } catch {
@@ -83,7 +84,9 @@ enum Base32 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func decode(_ text: String) -> [UInt8]? {
+    /// The bytes, and whether the text is their canonical form (the last character's unused bits
+    /// are zero); nil when a character is outside the alphabet.
+    static func decode(_ text: String) -> (bytes: [UInt8], canonical: Bool)? {
         var out: [UInt8] = []
         var buffer: UInt32 = 0
         var bits = 0
@@ -102,9 +105,7 @@ enum Base32 {
             }
             buffer &= (1 << UInt32(bits)) - 1
         }
-        // Leftover bits must be zero padding (canonical form only).
-        guard bits < 5, buffer == 0 else { return nil }
-        return out
+        return (out, bits < 5 && buffer == 0)
     }
 }
 

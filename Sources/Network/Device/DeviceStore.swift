@@ -27,6 +27,9 @@ public protocol DeviceStoreTransaction {
 
     /// Appends to a group's envelope log; returns its position (increasing, in commit order).
     @discardableResult func appendLog(_ entry: LogRecord) throws -> Int64
+    func logContains(group: GroupID, hash: Bytes32) throws -> Bool
+    /// The hash of the envelope logged at a sender's seq, if any (fork detection).
+    func logHash(group: GroupID, sender: MemberID, seq: UInt64) throws -> Bytes32?
     func logEntry(group: GroupID, hash: Bytes32) throws -> LogRecord?
     func logEntry(group: GroupID, sender: MemberID, seq: UInt64) throws -> LogRecord?
     /// A group's log in position order, after `position`, at most `limit` entries.

@@ -63,6 +63,7 @@ extension Device {
     /// ``DeviceConfiguration/importBatch``, one write transaction per batch. `progress` is told
     /// how many were processed after each committed batch.
     public mutating func receive(_ items: [ReceivedEnvelope], progress: ((Int) -> Void)? = nil) throws -> ReceiveReport {
+        let items = try invitationsFirst(items)
         var report = ReceiveReport()
         var start = 0
         while start < items.count {
@@ -80,6 +81,29 @@ extension Device {
             progress?(start)
         }
         return report
+    }
+}
+
+extension Device {
+    /// The same envelopes with invitations of me to groups this device does not know yet moved to
+    /// the front: the rest of such a group's envelopes in the same delivery can then be taken
+    /// (those before my add are skipped by the welcome's frontier, later ones processed).
+    func invitationsFirst(_ items: [ReceivedEnvelope]) throws -> [ReceivedEnvelope] {
+        let (me, known) = try store.read { tx in
+            (try tx.profile().map { try Keys($0).me }, Set(try tx.groups().map(\.id)))
+        }
+        guard let me else { throw DeviceError.notInitialized }
+        var invitations: [ReceivedEnvelope] = []
+        var rest: [ReceivedEnvelope] = []
+        for item in items {
+            if !known.contains(item.group), let envelope = try? Envelope(wire: item.wire, groupID: item.group),
+               ReceiveSession.invites(me, envelope) {
+                invitations.append(item)
+            } else {
+                rest.append(item)
+            }
+        }
+        return invitations + rest
     }
 }
 
@@ -109,7 +133,10 @@ struct ReceiveSession {
             report.reject("undecodable envelope: \(error)")
             return
         }
-        if try tx.logEntry(group: item.group, hash: envelope.hash) != nil {
+        // One look-up answers both questions: the same hash at its (sender, seq) is a duplicate
+        // (the hash covers sender and seq), another hash there is a fork.
+        let held = try tx.logHash(group: item.group, sender: envelope.sender, seq: envelope.seq)
+        if held == envelope.hash {
             report.duplicate += 1
             return
         }
@@ -117,7 +144,7 @@ struct ReceiveSession {
             report.reject("bad signature from \(envelope.sender)")
             return
         }
-        if let other = try tx.logEntry(group: item.group, sender: envelope.sender, seq: envelope.seq) {
+        if held != nil, let other = try tx.logEntry(group: item.group, sender: envelope.sender, seq: envelope.seq) {
             // Same sender and seq, another hash: a fork (PROTOCOL.md §6.2). Kept as evidence only.
             try tx.saveEvidence(group: item.group, sender: envelope.sender, seq: envelope.seq, first: other.wire, second: item.wire)
             report.equivocations += 1
@@ -133,7 +160,7 @@ struct ReceiveSession {
         }
         guard record.status == .joined, var group = groups[item.group] else {
             // Invited only: kept until the user accepts, then processed.
-            try append(envelope, tx: tx)
+            try append(envelope, wire: item.wire, tx: tx)
             return
         }
         let output = group.receive(envelope, prekeys: keys.prekeys, using: &rng, verifySignature: { $0.hash == envelope.hash })
@@ -150,7 +177,7 @@ struct ReceiveSession {
                 report.reject("refused by the group: \(output.events)")
             }
         } else {
-            try append(envelope, tx: tx)
+            try append(envelope, wire: item.wire, tx: tx)
         }
         apply(output, group: &group, record: &record)
         groups[item.group] = group
@@ -170,10 +197,11 @@ struct ReceiveSession {
         return true
     }
 
-    mutating func append(_ envelope: Envelope, tx: any DeviceStoreTransaction) throws {
+    /// `wire`: the bytes as received (they decoded to `envelope`), so nothing is encoded again.
+    mutating func append(_ envelope: Envelope, wire: [UInt8]? = nil, tx: any DeviceStoreTransaction) throws {
         try tx.appendLog(LogRecord(
             group: envelope.groupID, sender: envelope.sender, seq: envelope.seq, hash: envelope.hash, kind: envelope.kind.rawValue,
-            wire: envelope.wireBytes, receivedAt: now))
+            wire: wire ?? envelope.wireBytes, receivedAt: now))
         report.new += 1
     }
 

@@ -241,7 +241,7 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func profile() throws -> ProfileRecord? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM profile WHERE id = 1") else { return nil }
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM profile WHERE id = 1")) else { return nil }
         return ProfileRecord(
             name: row["name"], identity: try open(row["identity"], "identity"), prekeys: try open(row["prekeys"], "prekeys"),
             bundle: bytes(row["bundle"]),
@@ -249,39 +249,35 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func saveProfile(_ profile: ProfileRecord) throws {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO profile (id, name, identity, prekeys, bundle, createdAt) VALUES (1, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, identity = excluded.identity,
                     prekeys = excluded.prekeys, bundle = excluded.bundle, createdAt = excluded.createdAt
-                """,
-            arguments: [
+                """).execute(arguments: [
                 profile.name, seal(profile.identity, "identity"), seal(profile.prekeys, "prekeys"), Data(profile.bundle),
                 Int64(profile.createdAt),
             ])
     }
 
     func contacts() throws -> [ContactRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM contact").map { row in
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM contact")).map { row in
             ContactRecord(id: try memberID(row["id"]), name: try openText(row, "name", "contact name"), bundle: bytes(row["bundle"]), addedAt: UInt64(row["addedAt"] as Int64))
         }
     }
 
     func saveContact(_ contact: ContactRecord) throws {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO contact (id, name, bundle, addedAt) VALUES (?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, bundle = excluded.bundle, addedAt = excluded.addedAt
-                """,
-            arguments: [Data(contact.id.bytes), sealText(contact.name, "contact name"), Data(contact.bundle), Int64(contact.addedAt)])
+                """).execute(arguments: [Data(contact.id.bytes), sealText(contact.name, "contact name"), Data(contact.bundle), Int64(contact.addedAt)])
     }
 
     func groups() throws -> [GroupRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM chatGroup").map(groupRecord)
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM chatGroup")).map(groupRecord)
     }
 
     func group(_ id: GroupID) throws -> GroupRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM chatGroup WHERE id = ?", arguments: [Data(id.bytes)]).map(groupRecord)
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM chatGroup WHERE id = ?"), arguments: [Data(id.bytes)]).map(groupRecord)
     }
 
     func groupRecord(_ row: Row) throws -> GroupRecord {
@@ -299,8 +295,7 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func saveGroup(_ group: GroupRecord) throws {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO chatGroup (id, title, state, status, invitation, invitedBy, relays, titleSetAt, titleSetBy, relaysSetAt,
                     disappearAfter, createdAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -308,8 +303,7 @@ struct SQLiteTransaction: DeviceStoreTransaction {
                     invitation = excluded.invitation, invitedBy = excluded.invitedBy, relays = excluded.relays,
                     titleSetAt = excluded.titleSetAt, titleSetBy = excluded.titleSetBy, relaysSetAt = excluded.relaysSetAt,
                     disappearAfter = excluded.disappearAfter
-                """,
-            arguments: [
+                """).execute(arguments: [
                 Data(group.id.bytes), sealText(group.title, "group title"), group.state.map { seal($0, "group state") }, group.status.rawValue,
                 group.invitation.map { Data($0.bytes) }, group.invitedBy.map { Data($0.bytes) }, sealText(group.relays.joined(separator: "\n"), "group relays"),
                 Int64(group.titleSetAt), group.titleSetBy.map { Data($0.bytes) }, Int64(group.relaysSetAt),
@@ -318,9 +312,7 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func appendLog(_ entry: LogRecord) throws -> Int64 {
-        try db.execute(
-            sql: "INSERT INTO envelope (groupID, sender, seq, hash, kind, wire, receivedAt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            arguments: [
+        try db.cachedStatement(sql: "INSERT INTO envelope (groupID, sender, seq, hash, kind, wire, receivedAt) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
                 Data(entry.group.bytes), Data(entry.sender.bytes), Int64(entry.seq), Data(entry.hash.bytes), Int(entry.kind),
                 Data(entry.wire), Int64(entry.receivedAt),
             ])
@@ -335,45 +327,52 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func logEntry(group: GroupID, hash: Bytes32) throws -> LogRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM envelope WHERE groupID = ? AND hash = ?", arguments: [Data(group.bytes), Data(hash.bytes)])
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM envelope WHERE groupID = ? AND hash = ?"), arguments: [Data(group.bytes), Data(hash.bytes)])
             .map(logRecord)
     }
 
+    func logContains(group: GroupID, hash: Bytes32) throws -> Bool {
+        try Int.fetchOne(
+            try db.cachedStatement(sql: "SELECT 1 FROM envelope WHERE groupID = ? AND hash = ?"), arguments: [Data(group.bytes), Data(hash.bytes)]
+        ) != nil
+    }
+
+    func logHash(group: GroupID, sender: MemberID, seq: UInt64) throws -> Bytes32? {
+        try (Data.fetchOne(
+            try db.cachedStatement(sql: "SELECT hash FROM envelope WHERE groupID = ? AND sender = ? AND seq = ? ORDER BY position LIMIT 1"),
+            arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq)])).map(bytes32)
+    }
+
     func logEntry(group: GroupID, sender: MemberID, seq: UInt64) throws -> LogRecord? {
-        try Row.fetchOne(
-            db, sql: "SELECT * FROM envelope WHERE groupID = ? AND sender = ? AND seq = ? ORDER BY position LIMIT 1",
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM envelope WHERE groupID = ? AND sender = ? AND seq = ? ORDER BY position LIMIT 1"),
             arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq)]
         ).map(logRecord)
     }
 
     func log(group: GroupID, after position: Int64, limit: Int) throws -> [LogRecord] {
-        try Row.fetchAll(
-            db, sql: "SELECT * FROM envelope WHERE groupID = ? AND position > ? ORDER BY position LIMIT ?",
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM envelope WHERE groupID = ? AND position > ? ORDER BY position LIMIT ?"),
             arguments: [Data(group.bytes), position, Int64(min(limit, Int(Int64.max)))]
         ).map(logRecord)
     }
 
     func logIndex(group: GroupID) throws -> [(sender: MemberID, seq: UInt64, hash: Bytes32)] {
-        try Row.fetchAll(db, sql: "SELECT sender, seq, hash FROM envelope WHERE groupID = ?", arguments: [Data(group.bytes)]).map { row in
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT sender, seq, hash FROM envelope WHERE groupID = ?"), arguments: [Data(group.bytes)]).map { row in
             (try memberID(row["sender"]), UInt64(row["seq"] as Int64), try bytes32(row["hash"]))
         }
     }
 
     func logCount(group: GroupID) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope WHERE groupID = ?", arguments: [Data(group.bytes)]) ?? 0
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM envelope WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
     }
 
     func addToOutbox(group: GroupID, hash: Bytes32) throws {
-        try db.execute(
-            sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) VALUES (?, ?, '')", arguments: [Data(group.bytes), Data(hash.bytes)])
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) VALUES (?, ?, '')").execute(arguments: [Data(group.bytes), Data(hash.bytes)])
     }
 
-    func outboxCount() throws -> Int { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+    func outboxCount() throws -> Int { try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM outbox")) ?? 0 }
 
     func appendHistory(_ entry: HistoryRecord) throws -> Int64 {
-        try db.execute(
-            sql: "INSERT INTO history (groupID, kind, sender, seq, time, receivedAt, text, event, subjects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [
+        try db.cachedStatement(sql: "INSERT INTO history (groupID, kind, sender, seq, time, receivedAt, text, event, subjects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
                 Data(entry.group.bytes), entry.kind.rawValue, entry.sender.map { Data($0.bytes) }, entry.seq.map { Int64($0) },
                 Int64(entry.time), Int64(entry.receivedAt), sealText(entry.text, "history"),
                 entry.event, Data(entry.subjects.flatMap(\.bytes)),
@@ -382,8 +381,7 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord] {
-        try Row.fetchAll(
-            db, sql: "SELECT * FROM history WHERE groupID = ? AND id > ? ORDER BY id LIMIT ?",
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM history WHERE groupID = ? AND id > ? ORDER BY id LIMIT ?"),
             arguments: [Data(group.bytes), id, Int64(min(limit, Int(Int64.max)))]
         ).map { row in
             let subjects = bytes(row["subjects"])
@@ -400,30 +398,25 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func deleteHistory(group: GroupID, receivedBefore time: UInt64) throws -> Int {
-        try db.execute(
-            sql: "DELETE FROM history WHERE groupID = ? AND receivedAt < ?", arguments: [Data(group.bytes), Int64(min(time, UInt64(Int64.max)))])
+        try db.cachedStatement(sql: "DELETE FROM history WHERE groupID = ? AND receivedAt < ?").execute(arguments: [Data(group.bytes), Int64(min(time, UInt64(Int64.max)))])
         return db.changesCount
     }
 
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws {
-        try db.execute(
-            sql: "INSERT OR IGNORE INTO evidence (groupID, sender, seq, first, second) VALUES (?, ?, ?, ?, ?)",
-            arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq), Data(first), Data(second)])
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence (groupID, sender, seq, first, second) VALUES (?, ?, ?, ?, ?)").execute(arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq), Data(first), Data(second)])
     }
 
     func evidenceCount(group: GroupID) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM evidence WHERE groupID = ?", arguments: [Data(group.bytes)]) ?? 0
+        try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM evidence WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
     }
 
     func peerVector(peer: MemberID, group: GroupID) throws -> [UInt8]? {
-        try (Data.fetchOne(db, sql: "SELECT vector FROM peerVector WHERE peer = ? AND groupID = ?", arguments: [Data(peer.bytes), Data(group.bytes)]))
+        try (Data.fetchOne(try db.cachedStatement(sql: "SELECT vector FROM peerVector WHERE peer = ? AND groupID = ?"), arguments: [Data(peer.bytes), Data(group.bytes)]))
             .map { Array($0) }
     }
 
     func savePeerVector(peer: MemberID, group: GroupID, vector: [UInt8]) throws {
-        try db.execute(
-            sql: "INSERT INTO peerVector (peer, groupID, vector) VALUES (?, ?, ?) ON CONFLICT (peer, groupID) DO UPDATE SET vector = excluded.vector",
-            arguments: [Data(peer.bytes), Data(group.bytes), Data(vector)])
+        try db.cachedStatement(sql: "INSERT INTO peerVector (peer, groupID, vector) VALUES (?, ?, ?) ON CONFLICT (peer, groupID) DO UPDATE SET vector = excluded.vector").execute(arguments: [Data(peer.bytes), Data(group.bytes), Data(vector)])
     }
 
     // MARK: Columns

@@ -13,7 +13,7 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .long, help: "Only this group (a title or an ID prefix).") var group: String?
     @Option(name: .customLong("for"), parsing: .upToNextOption, help: "Only for these contacts: encrypted to them, with only what their last file did not show they have.")
     var recipients: [String] = []
-    @Flag(help: "Encrypt with a passphrase instead (from DCGKA_PASSPHRASE, else asked).") var passphrase = false
+    @Flag(help: "Encrypt with a passphrase instead (from DCGKA_FILE_PASSPHRASE or DCGKA_PASSPHRASE, else asked).") var passphrase = false
     @Flag(help: "Do not encrypt (anyone who finds the file sees who talks in which group, not what they say).") var plain = false
     @OptionGroup var json: JSONOption
 
@@ -27,7 +27,7 @@ struct ExportCommand: ParsableCommand {
             if plain {
                 protection = .plain
             } else if passphrase {
-                protection = .passphrase(try readPassphrase("Passphrase for the file: "))
+                protection = .passphrase(try readPassphrase("Passphrase for the file: ", forFile: true))
             } else if !peers.isEmpty {
                 protection = .recipients(try device.contactBundles(peers))
             } else {
@@ -56,14 +56,14 @@ struct ImportCommand: ParsableCommand {
 
     @OptionGroup var home: HomeOptions
     @Argument(help: "The file.") var file: String
-    @Flag(help: "The file is protected by a passphrase (from DCGKA_PASSPHRASE, else asked).") var passphrase = false
+    @Flag(help: "The file is protected by a passphrase (from DCGKA_FILE_PASSPHRASE or DCGKA_PASSPHRASE, else asked).") var passphrase = false
     @OptionGroup var json: JSONOption
 
     func run() throws {
         try runReporting {
             var device = try home.open()
             guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
-            let secret = passphrase ? try readPassphrase("Passphrase of the file: ") : nil
+            let secret = passphrase ? try readPassphrase("Passphrase of the file: ", forFile: true) : nil
             let showProgress = Output.isTerminal && !json.json
             let report = try device.importFile(Array(data), passphrase: secret) { done, total in
                 guard showProgress, total >= 1000 else { return }

@@ -102,9 +102,12 @@ enum Output {
     static var isTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 }
 
-/// A passphrase from `DCGKA_PASSPHRASE`, else asked on the terminal without echo.
-func readPassphrase(_ prompt: String) throws -> String {
-    if let env = ProcessInfo.processInfo.environment["DCGKA_PASSPHRASE"], !env.isEmpty { return env }
+/// A passphrase from the environment (`DCGKA_PASSPHRASE` for the home; for files
+/// `DCGKA_FILE_PASSPHRASE`, else `DCGKA_PASSPHRASE`), else asked on the terminal without echo.
+func readPassphrase(_ prompt: String, forFile: Bool = false) throws -> String {
+    let environment = ProcessInfo.processInfo.environment
+    let names = forFile ? ["DCGKA_FILE_PASSPHRASE", "DCGKA_PASSPHRASE"] : ["DCGKA_PASSPHRASE"]
+    for name in names { if let env = environment[name], !env.isEmpty { return env } }
     guard isatty(STDIN_FILENO) != 0, let raw = getpass(prompt) else {
         throw CLIError("a passphrase is needed: set DCGKA_PASSPHRASE or run on a terminal")
     }

@@ -17,8 +17,16 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             if FileManager.default.fileExists(atPath: home.databasePath) {
-                // Refuse before asking for anything (a locked home would ask for its passphrase).
-                if let existing = try? home.open().me() { throw DeviceError.alreadyInitialized(name: existing.name) }
+                // Refuse before asking for anything: a locked home has an identity (the lock is
+                // made with it), and its name is sealed.
+                do {
+                    let store = try SQLiteDeviceStore(path: home.databasePath)
+                    if let existing = try? Device(store: store, clock: { Clock.now() }, random: SystemRandomNumberGenerator()).me() {
+                        throw DeviceError.alreadyInitialized(name: existing.name)
+                    }
+                } catch DeviceStoreError.passphraseRequired {
+                    throw DeviceError.alreadyInitialized(name: "locked with a passphrase")
+                }
             }
             let secret = passphrase ? try readPassphrase("New passphrase for this home: ") : nil
             var device = try home.open(create: true, lockWith: secret)
