@@ -104,9 +104,9 @@ let package = Package(
             name: "DCGKAGroupTests",
             dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Membership", "CausalBroadcast", "KeyAgreement", "GroupMessaging", "TwoPartyMessaging"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "DCGKAEncoding"]),
-        .testTarget(name: "CLITests", dependencies: ["dcgka", "DeviceStorage", "Device", "DCGKAEncoding"]),
+        .testTarget(name: "CLITests", dependencies: ["dcgka", "DCGKATestSupport"]),
         // End-to-end tests of the messenger CLI: real `dcgka` processes on separate homes.
-        .testTarget(name: "MessengerTests", dependencies: ["dcgka"]),
+        .testTarget(name: "MessengerTests", dependencies: ["dcgka", "DCGKATestSupport", "DCGKACrypto"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(
             name: "DeviceTests",

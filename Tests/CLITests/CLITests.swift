@@ -1,45 +1,10 @@
 import Foundation
 import Testing
+import DCGKATestSupport
 
 /// Runs the built `dcgka` executable as a subprocess.
 @Suite struct CLITests {
-    /// The `dcgka` binary in the products directory of this test run: next to the test bundle
-    /// (Linux: the `.xctest` executable; macOS: the parent of the `.xctest` bundle), or under the
-    /// package's build directories.
-    static func binary() throws -> URL {
-        let fileManager = FileManager.default
-        var candidates: [URL] = []
-        for path in [CommandLine.arguments.first, Bundle.main.executablePath].compactMap({ $0 }) {
-            var url = URL(fileURLWithPath: path).deletingLastPathComponent()
-            for _ in 0..<4 {
-                candidates.append(url.appendingPathComponent("dcgka"))
-                url = url.deletingLastPathComponent()
-            }
-        }
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("dcgka"))
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        if let entries = try? fileManager.contentsOfDirectory(atPath: root.path) {
-            for entry in entries.sorted() where entry.hasPrefix(".build") {
-                candidates.append(root.appendingPathComponent(entry).appendingPathComponent("debug/dcgka"))
-                candidates.append(root.appendingPathComponent(entry).appendingPathComponent("release/dcgka"))
-            }
-        }
-        for candidate in candidates {
-            var isDirectory: ObjCBool = false
-            if fileManager.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               fileManager.isExecutableFile(atPath: candidate.path) {
-                return candidate
-            }
-        }
-        throw BinaryNotFound(searched: candidates.map(\.path))
-    }
-
-    struct BinaryNotFound: Error, CustomStringConvertible {
-        let searched: [String]
-        var description: String { "dcgka not found; searched \(searched)" }
-    }
+    static func binary() throws -> URL { try TestExecutables.dcgka() }
 
     struct Result {
         let status: Int32
@@ -51,6 +16,7 @@ import Testing
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -130,6 +96,23 @@ import Testing
         // Every device ends with the same members.
         let members = result.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("  ") && $0.contains(": Alice, Carol, Dave") }
         #expect(members.count == 4, "\(result.stdout)")
+    }
+
+    @Test("dcgka wipe refuses without --yes off a terminal, and with it leaves no trace of the home")
+    func wipe() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-wipe-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        #expect(try Self.run(["init", "--home", home, "--name", "Alice"]).status == 0)
+        let refused = try Self.run(["wipe", "--home", home])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("--yes"))
+        #expect(FileManager.default.fileExists(atPath: home + "/dcgka.sqlite"))
+        let wiped = try Self.run(["wipe", "--home", home, "--yes"])
+        #expect(wiped.status == 0, "\(wiped.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: home))
+        let after = try Self.run(["whoami", "--home", home])
+        #expect(after.status == 1)
+        #expect(after.stderr.hasPrefix("dcgka: no dcgka home"))
     }
 
     @Test("dcgka rejects an unknown option")

@@ -78,12 +78,17 @@ import Testing
         let binary = try CLITests.binary().path
         // Foundation's Process learns that a child ended when a descriptor it shares with the child
         // closes; the tmux server would inherit it and keep it open, so a shell closes every
-        // descriptor above 2 before starting tmux.
+        // descriptor above 2 before starting tmux (bash: dash cannot name descriptors past 9).
         let start = "for fd in /proc/$$/fd/*; do n=${fd##*/}; [ \"$n\" -gt 2 ] && eval \"exec $n>&-\" 2>/dev/null; done; "
-            + "exec \(tmux) -L \(socket) new-session -d -s chat -x 160 -y 40 '\(binary) chat --home \(alice) Newsroom'"
-        try Self.sh("/bin/sh", ["-c", start], capture: false)
+            + "exec \(tmux) -L \(socket) new-session -d -s chat -x 160 -y 40 '\(binary) chat --home \(alice) Newsroom 2>\(root)/chat.err' 2>\(root)/tmux.err"
+        let started = try Self.sh("/bin/bash", ["-c", start], capture: false)
+        func diagnostics() -> String {
+            let tmuxErr = (try? String(contentsOfFile: root + "/tmux.err", encoding: .utf8)) ?? ""
+            let chatErr = (try? String(contentsOfFile: root + "/chat.err", encoding: .utf8)) ?? ""
+            return "tmux exit \(started.status), tmux: \(tmuxErr), chat: \(chatErr)"
+        }
         func screen() throws -> String { try Self.sh(tmux, ["-L", socket, "capture-pane", "-p", "-t", "chat"]).stdout }
-        #expect(try Self.eventually(20) { try screen().contains("before the chat") }, "history not shown: \((try? screen()) ?? "")")
+        #expect(try Self.eventually(20) { try screen().contains("before the chat") }, "history not shown: \((try? screen()) ?? ""); \(diagnostics())")
         #expect(try Self.eventually(5) { try screen().contains("type a message") })
 
         // Typed in the chat: sent, and shown.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKACrypto
 
 /// Damaged, foreign and mistyped input: each is refused with exit status 1 and one line on
 /// standard error, and changes nothing.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKACrypto
 
 /// SIGKILL at seeded random points: a home importing a long file (Bob, and copies of his home)
 /// and a home sending in a loop (Carol) are killed again and again, restarted, and finish. Nothing committed may be lost,

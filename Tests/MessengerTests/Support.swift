@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import DCGKATestSupport
+import DCGKACrypto
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -12,43 +14,7 @@ import Darwin
 /// Finding and running the `dcgka` executable (after CLITests' helpers, with time limits, an
 /// environment and standard input added).
 enum CLI {
-    /// The `dcgka` binary in the products directory of this test run: next to the test bundle
-    /// (Linux: the `.xctest` executable; macOS: the parent of the `.xctest` bundle), or under the
-    /// package's build directories.
-    static func binary() throws -> URL {
-        let fileManager = FileManager.default
-        var candidates: [URL] = []
-        for path in [CommandLine.arguments.first, Bundle.main.executablePath].compactMap({ $0 }) {
-            var url = URL(fileURLWithPath: path).deletingLastPathComponent()
-            for _ in 0..<4 {
-                candidates.append(url.appendingPathComponent("dcgka"))
-                url = url.deletingLastPathComponent()
-            }
-        }
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("dcgka"))
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        if let entries = try? fileManager.contentsOfDirectory(atPath: root.path) {
-            for entry in entries.sorted() where entry.hasPrefix(".build") {
-                candidates.append(root.appendingPathComponent(entry).appendingPathComponent("debug/dcgka"))
-                candidates.append(root.appendingPathComponent(entry).appendingPathComponent("release/dcgka"))
-            }
-        }
-        for candidate in candidates {
-            var isDirectory: ObjCBool = false
-            if fileManager.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               fileManager.isExecutableFile(atPath: candidate.path) {
-                return candidate
-            }
-        }
-        throw BinaryNotFound(searched: candidates.map(\.path))
-    }
-
-    struct BinaryNotFound: Error, CustomStringConvertible {
-        let searched: [String]
-        var description: String { "dcgka not found; searched \(searched)" }
-    }
+    static func binary() throws -> URL { try TestExecutables.dcgka() }
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -238,19 +204,7 @@ struct Scratch {
     func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
-/// SplitMix64: a small seeded generator, so each scenario replays exactly for its seed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SeededRandom {
     mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKACrypto
 
 /// Alice, Bob and Carol (and Dave, whom Carol adds) on four homes, driven only through the
 /// `dcgka` binary. Every envelope travels in `export`/`import` files, delivered to each home in a

@@ -26,6 +26,7 @@ import CausalBroadcast
         .pruned(group(2), [SeqRange(sender: id(3), from: 1, through: 1)]),
         .evidence(group(2), [1], [2]),
         .error(.rateLimited, "slow down"),
+        .grant(Grant(group: group(2), holder: id(7), notAfter: 99, granter: IdentityKey(seed: Bytes32(Array(repeating: 3, count: 32))!))),
     ]
 
     @Test("every message round-trips through its canonical encoding and a frame")
@@ -236,5 +237,223 @@ import CausalBroadcast
             SeqRange(sender: sender, from: 3, through: 4), SeqRange(sender: sender, from: 6, through: 8),
         ])
         #expect(holdings.vector().heads[sender]?.seq == 2)
+    }
+}
+
+/// Grants (§11.2): a participant lets a relay or carrier have a group's envelopes.
+@Suite struct GrantTests {
+    @Test("a grant verifies for a participant granter until it expires; anything else is refused")
+    func grants() throws {
+        var rng = SeededRandom(seed: 4)
+        let alice = IdentityKey.generate(using: &rng)
+        let mallory = IdentityKey.generate(using: &rng)
+        let relay = IdentityKey.generate(using: &rng).id
+        let group = SyncMessageTests.group(9)
+        let grant = Grant(group: group, holder: relay, notAfter: 1000, granter: alice)
+        let participants: Set = [alice.id]
+        try grant.verify(now: 1000, isParticipant: participants.contains)
+        #expect(throws: GrantError.expired(notAfter: 1000)) { try grant.verify(now: 1001, isParticipant: participants.contains) }
+        let stranger = Grant(group: group, holder: relay, notAfter: 1000, granter: mallory)
+        #expect(throws: GrantError.granterNotParticipant) { try stranger.verify(now: 0, isParticipant: participants.contains) }
+        // Another holder, group or expiry under Alice's signature does not verify.
+        var bytes = grant.wireBytes
+        bytes[40] ^= 1  // inside the holder
+        let forged = try Grant(wireBytes: bytes)
+        #expect(throws: GrantError.badSignature) { try forged.verify(now: 0, isParticipant: participants.contains) }
+        #expect(try Grant(wireBytes: grant.wireBytes) == grant)
+    }
+}
+
+/// A holder of fake envelopes for session tests: a wire is `sender ‖ seq (8) ‖ hash`.
+final class MemoryHolder: SyncHolder {
+    let me: MemberID
+    var holdings = Holdings()
+    var participants: [GroupID: Set<MemberID>] = [:]
+    let group: GroupID
+    var forks: [[UInt8]] = []
+
+    init(me: MemberID, group: GroupID, holdings: Holdings, participants: Set<MemberID>) {
+        self.me = me
+        self.group = group
+        self.holdings = holdings
+        self.participants[group] = participants
+    }
+
+    static func wire(_ sender: MemberID, _ seq: UInt64, _ hash: Bytes32) -> [UInt8] {
+        var writer = WireWriter()
+        writer.write(sender)
+        writer.writeUInt64(seq)
+        writer.write(hash)
+        return writer.bytes
+    }
+
+    func groups(sharedWith peer: MemberID) throws -> [GroupID] {
+        participants.filter { $0.value.contains(peer) }.map(\.key)
+    }
+
+    func holdings(of group: GroupID) throws -> Holdings { holdings }
+
+    func wires(of group: GroupID, _ references: [EnvelopeReference]) throws -> [[UInt8]] {
+        references.filter { holdings.chains[$0.sender]?[$0.seq] == $0.hash }.map { Self.wire($0.sender, $0.seq, $0.hash) }
+    }
+
+    func wire(of group: GroupID, sender: MemberID, seq: UInt64) throws -> [UInt8]? {
+        holdings.chains[sender]?[seq].map { Self.wire(sender, seq, $0) }
+    }
+
+    /// Stores what arrived; a different hash at a held position is a fork, kept apart.
+    func store(_ wires: [[UInt8]]) throws -> [Bytes32] {
+        var stored: [Bytes32] = []
+        for wire in wires {
+            var reader = WireReader(wire)
+            let sender = try reader.read(MemberID.self)
+            let seq = try reader.readUInt64()
+            let hash = try reader.read(Bytes32.self)
+            if let held = holdings.chains[sender]?[seq] {
+                if held != hash { forks.append(wire) }
+                continue
+            }
+            holdings.insert(sender: sender, seq: seq, hash: hash)
+            stored.append(hash)
+        }
+        return stored
+    }
+}
+
+/// Two sessions talking over in-memory queues until neither has anything to say.
+func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedByB: [GroupID]) throws -> (messages: Int, acks: Int, invited: [GroupID]) {
+    var sessionA = SyncSession(me: a.me, wanted: wantedByA)
+    var sessionB = SyncSession(me: b.me, wanted: wantedByB)
+    var toB: [SyncMessage] = []
+    var toA: [SyncMessage] = []
+    var messages = 0, acks = 0
+    var invited: [GroupID] = []
+    func handle(_ outputs: [SyncSession.Output], holder: MemoryHolder, session: inout SyncSession, outbox: inout [SyncMessage]) throws {
+        var pending = outputs
+        while !pending.isEmpty {
+            let output = pending.removeFirst()
+            switch output {
+            case .send(let message):
+                // Every message goes through its frame, as on a real link.
+                var reader = SyncFrameReader()
+                reader.append(SyncFraming.frame(message))
+                outbox.append(try #require(try reader.next()))
+            case .deliver(let group, let wires):
+                let stored = try holder.store(wires)
+                pending += try session.committed(group, hashes: stored, holder: holder)
+            case .acknowledged:
+                acks += 1
+            case .invited(let groups):
+                invited += groups
+            case .prunedAtPeer, .closed:
+                break
+            }
+        }
+    }
+    try handle(sessionA.start(), holder: a, session: &sessionA, outbox: &toB)
+    try handle(sessionB.start(), holder: b, session: &sessionB, outbox: &toA)
+    var rounds = 0
+    while !toA.isEmpty || !toB.isEmpty {
+        rounds += 1
+        #expect(rounds < 1000, "the link does not quiesce")
+        if rounds >= 1000 { break }
+        let forB = toB
+        toB = []
+        for message in forB {
+            messages += 1
+            try handle(try sessionB.receive(message, holder: b), holder: b, session: &sessionB, outbox: &toA)
+        }
+        let forA = toA
+        toA = []
+        for message in forA {
+            messages += 1
+            try handle(try sessionA.receive(message, holder: a), holder: a, session: &sessionA, outbox: &toB)
+        }
+    }
+    return (messages, acks, invited)
+}
+
+@Suite struct SyncSessionTests {
+    static let group = SyncMessageTests.group(5)
+
+    @Test("two holders with random logs (gaps, duplicates) converge over one link, every delivery acknowledged", arguments: 0..<25)
+    func twoHolders(seed: UInt64) throws {
+        var rng = SeededRandom(seed: 500 + seed)
+        let truth = SyncPlannerTests.randomTruth(&rng, senders: Int(rng.next() % 4) + 1)
+        let a = MemoryHolder(me: SyncMessageTests.id(201), group: Self.group, holdings: SyncPlannerTests.randomHolder(truth, &rng), participants: [])
+        let b = MemoryHolder(me: SyncMessageTests.id(202), group: Self.group, holdings: SyncPlannerTests.randomHolder(truth, &rng), participants: [])
+        a.participants[Self.group] = [a.me, b.me]
+        b.participants[Self.group] = [a.me, b.me]
+        let expected = SyncPlannerTests.union([a.holdings, b.holdings])
+        let result = try runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
+        #expect(a.holdings.chains == expected)
+        #expect(b.holdings.chains == expected)
+        #expect(a.forks.isEmpty && b.forks.isEmpty)
+        // Running the link again moves no envelope that is new to anyone.
+        let before = (a.holdings, b.holdings)
+        _ = try runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
+        #expect(a.holdings == before.0 && b.holdings == before.1)
+        _ = result
+    }
+
+    @Test("three holders in a line converge through the middle one, which forwards what it got (the mesh rule)", arguments: 0..<15)
+    func threeHolders(seed: UInt64) throws {
+        var rng = SeededRandom(seed: 900 + seed)
+        let truth = SyncPlannerTests.randomTruth(&rng, senders: 3)
+        let ids = [SyncMessageTests.id(211), SyncMessageTests.id(212), SyncMessageTests.id(213)]
+        let holders = ids.map { MemoryHolder(me: $0, group: Self.group, holdings: SyncPlannerTests.randomHolder(truth, &rng), participants: Set(ids)) }
+        let expected = SyncPlannerTests.union(holders.map(\.holdings))
+        _ = try runLink(holders[0], holders[1], wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try runLink(holders[1], holders[2], wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try runLink(holders[0], holders[1], wantedByA: [Self.group], wantedByB: [Self.group])
+        for holder in holders { #expect(holder.holdings.chains == expected) }
+    }
+
+    @Test("a holder that may not have a group gets nothing, not even its existence; a participant that did not ask is told it is invited")
+    func authorization() throws {
+        var rng = SeededRandom(seed: 31)
+        let truth = SyncPlannerTests.randomTruth(&rng, senders: 2)
+        var full = Holdings()
+        for (sender, chain) in truth.chains {
+            for (index, hash) in chain.enumerated() { full.insert(sender: sender, seq: UInt64(index + 1), hash: hash) }
+        }
+        let member = SyncMessageTests.id(221), stranger = SyncMessageTests.id(222), invitee = SyncMessageTests.id(223)
+        let a = MemoryHolder(me: member, group: Self.group, holdings: full, participants: [member, invitee])
+        let outsider = MemoryHolder(me: stranger, group: SyncMessageTests.group(6), holdings: Holdings(), participants: [])
+        let result = try runLink(a, outsider, wantedByA: [Self.group], wantedByB: [Self.group])
+        #expect(outsider.holdings.chains.isEmpty)
+        #expect(result.invited.isEmpty)
+        let newcomer = MemoryHolder(me: invitee, group: SyncMessageTests.group(7), holdings: Holdings(), participants: [])
+        let joined = try runLink(a, newcomer, wantedByA: [], wantedByB: [])
+        #expect(joined.invited == [Self.group])
+    }
+
+    @Test("a fork at the peer's head is answered with my envelope at that seq, so the peer holds the evidence")
+    func forkEvidence() throws {
+        let sender = SyncMessageTests.id(1)
+        var mine = Holdings(), theirs = Holdings()
+        for seq: UInt64 in 1...3 {
+            mine.insert(sender: sender, seq: seq, hash: SyncMessageTests.hash(seq))
+            theirs.insert(sender: sender, seq: seq, hash: SyncMessageTests.hash(seq))
+        }
+        mine.insert(sender: sender, seq: 4, hash: SyncMessageTests.hash(4))
+        theirs.insert(sender: sender, seq: 4, hash: SyncMessageTests.hash(44))
+        let ids: Set = [SyncMessageTests.id(231), SyncMessageTests.id(232)]
+        let a = MemoryHolder(me: SyncMessageTests.id(231), group: Self.group, holdings: mine, participants: ids)
+        let b = MemoryHolder(me: SyncMessageTests.id(232), group: Self.group, holdings: theirs, participants: ids)
+        _ = try runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
+        #expect(b.forks == [MemoryHolder.wire(sender, 4, SyncMessageTests.hash(4))])
+        #expect(a.forks == [MemoryHolder.wire(sender, 4, SyncMessageTests.hash(44))])
+    }
+
+    @Test("the first message must be hello; a wrong version ends the link with a typed error")
+    func handshake() throws {
+        let holder = MemoryHolder(me: SyncMessageTests.id(1), group: Self.group, holdings: Holdings(), participants: [])
+        var session = SyncSession(me: holder.me, wanted: [])
+        #expect(try session.receive(.ack(Self.group, []), holder: holder) == [.send(.error(.malformed, "the first message must be hello"))])
+        #expect(session.isClosed)
+        var other = SyncSession(me: holder.me, wanted: [])
+        let outputs = try other.receive(.hello(Hello(version: 9, holder: SyncMessageTests.id(2), groups: [])), holder: holder)
+        #expect(outputs == [.send(.error(.unsupportedVersion, "version 9"))])
     }
 }

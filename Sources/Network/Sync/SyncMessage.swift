@@ -72,6 +72,8 @@ public enum SyncMessage: Hashable, Sendable {
     case pruned(GroupID, [SeqRange])
     case evidence(GroupID, [UInt8], [UInt8])
     case error(SyncErrorCode, String)
+    /// A holder that is not a participant shows the grant that lets it have a group (§11.2).
+    case grant(Grant)
 
     public static let protocolVersion: UInt8 = 1
     /// Items (groups, ranges, hashes, envelopes) one message may list.
@@ -92,6 +94,7 @@ public enum SyncMessage: Hashable, Sendable {
         case .pruned: 10
         case .evidence: 11
         case .error: 12
+        case .grant: 13
         }
     }
 }
@@ -137,6 +140,8 @@ extension SyncMessage: WireCodable {
         case .error(let code, let text):
             writer.writeUInt16(code.rawValue)
             writer.writeLengthPrefixed(Array(text.utf8.prefix(Self.maximumErrorText)))
+        case .grant(let grant):
+            writer.write(grant)
         }
     }
 
@@ -186,6 +191,8 @@ extension SyncMessage: WireCodable {
             guard let code = SyncErrorCode(rawValue: raw) else { throw .invalidValue(field: "error.code") }
             let text = try reader.readLengthPrefixed(field: "error.text", limit: maximumErrorText)
             return .error(code, String(decoding: text, as: UTF8.self))
+        case 13:
+            return .grant(try reader.read(Grant.self))
         default:
             throw .unknownTag(field: "sync message", tag: tag)
         }
