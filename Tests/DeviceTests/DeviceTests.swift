@@ -392,3 +392,85 @@ struct Devices {
         #expect(try world.texts("alice", group).contains("gone soon"), "the timer is Bob's, on his device")
     }
 }
+
+/// Devices over the sync engine itself (NETWORK.md §11): the session the relay and direct links
+/// will run, here over in-memory queues.
+@Suite struct DeviceSyncTests {
+    /// Runs one link between two devices until it is quiet; returns the messages exchanged.
+    @discardableResult
+    static func link(_ world: inout Devices, _ a: String, _ b: String) throws -> Int {
+        var sessions = [
+            a: SyncSession(me: try world.id(a), wanted: try world.devices[a]!.groups().map(\.id)),
+            b: SyncSession(me: try world.id(b), wanted: try world.devices[b]!.groups().map(\.id)),
+        ]
+        var queues: [String: [SyncMessage]] = [a: [], b: []]
+        var count = 0
+        func handle(_ outputs: [SyncSession.Output], at name: String, peer: String) throws {
+            var pending = outputs
+            while !pending.isEmpty {
+                switch pending.removeFirst() {
+                case .send(let message):
+                    var reader = SyncFrameReader()
+                    reader.append(SyncFraming.frame(message))
+                    queues[peer, default: []].append(try #require(try reader.next()))
+                case .deliver(let group, let wires):
+                    let before = Set(try world.devices[name]!.holdings(of: group).chains.flatMap { $0.value.values })
+                    _ = try world.devices[name]!.receive(wires.map { ReceivedEnvelope(group: group, wire: $0) })
+                    let after = try world.devices[name]!.holdings(of: group).chains.flatMap { $0.value.values }
+                    pending += try sessions[name]!.committed(group, hashes: after.filter { !before.contains($0) }, holder: world.devices[name]!)
+                default:
+                    break
+                }
+            }
+        }
+        try handle(sessions[a]!.start(), at: a, peer: b)
+        try handle(sessions[b]!.start(), at: b, peer: a)
+        var rounds = 0
+        while queues.values.contains(where: { !$0.isEmpty }) {
+            rounds += 1
+            guard rounds < 200 else { Issue.record("the link does not quiesce"); break }
+            for (name, peer) in [(a, b), (b, a)] {
+                let inbox = queues[name] ?? []
+                queues[name] = []
+                for message in inbox {
+                    count += 1
+                    try handle(try sessions[name]!.receive(message, holder: world.devices[name]!), at: name, peer: peer)
+                }
+            }
+        }
+        return count
+    }
+
+    @Test("three devices in a chain A–B–C reach the same state over sync sessions; a second pass moves nothing new")
+    func chain() throws {
+        var world = try Devices(["a", "b", "c"])
+        let group = try world.devices["a"]!.createGroup(title: "Chain", with: [try world.id("b"), try world.id("c")])
+        // Everyone learns of the group by a file first (a link needs the group on both sides).
+        let first = try world.file(from: "a")
+        try world.carry(first, to: "b")
+        try world.carry(first, to: "c")
+        try world.devices["a"]!.send(text: "from a", to: group)
+        try world.devices["c"]!.send(text: "from c", to: group)
+        try world.devices["b"]!.update(group)
+        func total() throws -> Int {
+            try ["a", "b", "c"].reduce(0) { sum, name in sum + (try world.devices[name]!.store.read { try $0.logCount(group: group) }) }
+        }
+        var quiet = false
+        for _ in 0..<8 {
+            let before = try total()
+            try Self.link(&world, "a", "b")
+            try Self.link(&world, "b", "c")
+            if try total() == before { quiet = true; break }
+        }
+        #expect(quiet, "the chain keeps producing envelopes")
+        for name in ["a", "b", "c"] {
+            #expect(Set(try world.texts(name, group)) == ["from a", "from c"], "\(name)")
+            #expect(try world.members(name, group).count == 3)
+        }
+        let holdings = try ["a", "b", "c"].map { try world.devices[$0]!.holdings(of: group).chains }
+        #expect(holdings[0] == holdings[1] && holdings[1] == holdings[2])
+        let before = try world.devices["a"]!.store.read { try $0.logCount(group: group) }
+        try Self.link(&world, "a", "b")
+        #expect(try world.devices["a"]!.store.read { try $0.logCount(group: group) } == before)
+    }
+}
