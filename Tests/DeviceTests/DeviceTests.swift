@@ -474,3 +474,35 @@ struct Devices {
         #expect(try world.devices["a"]!.store.read { try $0.logCount(group: group) } == before)
     }
 }
+
+/// NETWORK.md §10.4 and PROTOCOL.md §6.1: payloads past retention are pruned, chains continue.
+@Suite struct RetentionTests {
+    @Test("past 30 days payloads are pruned and files say so; the chain continues; a full copy from another holder restores them")
+    func pruning() throws {
+        var world = try Devices(["alice", "bob", "carol"])
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
+        for n in 1...3 { try world.devices["alice"]!.send(text: "old \(n)", to: group) }
+        let early = try world.file(from: "alice")
+        try world.carry(early, to: "carol")  // Carol keeps full copies; Bob is away.
+        world.clock.advance(31 * 86_400)
+        try world.devices["alice"]!.send(text: "new", to: group)  // this write prunes the old payloads
+        let parts = try world.devices["alice"]!.exportParts()
+        let pruned = try #require(parts.first).pruned
+        #expect(pruned == [SeqRange(sender: try world.id("alice"), from: 2, through: 5)], "title and three messages: \(pruned)")
+        let late = try world.file(from: "alice")
+        let report = try world.carry(late, to: "bob")
+        #expect(report.joined == [group])
+        #expect(try world.texts("bob", group) == ["new"], "later messages still decrypt")
+        #expect(try world.devices["bob"]!.history(of: group).filter { $0.event == "expired" }.count == 4)
+        let held = try world.devices["bob"]!.store.read { try $0.logEntry(group: group, sender: try world.id("alice"), seq: 3) }
+        #expect(held?.isPruned == true)
+        let carolHeld = try world.devices["carol"]!.store.read { try $0.logEntry(group: group, sender: try world.id("alice"), seq: 3) }
+        #expect(carolHeld?.isPruned == false)
+        // Carol has not written since; her file still carries the payloads.
+        let full = try world.devices["carol"]!.exportFile(protection: .plain).bytes
+        let restored = try world.carry(full, to: "bob")
+        #expect(restored.new >= 4, "\(restored)")
+        #expect(Set(try world.texts("bob", group)) == ["old 1", "old 2", "old 3", "new"])
+        #expect(try world.devices["bob"]!.groups().first?.title == "G")
+    }
+}

@@ -14,6 +14,9 @@ public struct DeviceConfiguration: Sendable {
     public var bundleRefreshMargin: UInt64 = ContactCode.minimumValidity
     /// Envelopes processed per write transaction when importing (NETWORK.md §10.2).
     public var importBatch: Int = 512
+    /// How long application payloads are kept to serve others (NETWORK.md §10.4, 30 days);
+    /// headers and signatures are kept for ever, so every chain continues.
+    public var payloadRetention: UInt64 = 30 * 86_400
     public var group = GroupConfiguration()
 
     public init() {}
@@ -368,6 +371,13 @@ extension Device {
             }
             let result = try body(tx, &keys, &random)
             if keys.changed { try tx.saveProfile(keys.record) }
+            // Retention (§10.4): application payloads past it are pruned, a bounded number per write.
+            if now > configuration.payloadRetention {
+                for entry in try tx.unprunedApplicationEntries(receivedBefore: now - configuration.payloadRetention, limit: 4096) {
+                    guard let envelope = try? Envelope(wire: entry.wire, groupID: entry.group) else { continue }
+                    try tx.replaceWire(position: entry.position, wire: envelope.pruned().wireBytes, pruned: true)
+                }
+            }
             // Disappearing messages: what is past a group's timer goes, in this transaction.
             for record in try tx.groups() where record.disappearAfter > 0 && now > record.disappearAfter {
                 try tx.deleteHistory(group: record.id, receivedBefore: now - record.disappearAfter)

@@ -29,7 +29,11 @@ public protocol DeviceStoreTransaction {
     @discardableResult func appendLog(_ entry: LogRecord) throws -> Int64
     func logContains(group: GroupID, hash: Bytes32) throws -> Bool
     /// The hash of the envelope logged at a sender's seq, if any (fork detection).
-    func logHash(group: GroupID, sender: MemberID, seq: UInt64) throws -> Bytes32?
+    func logHash(group: GroupID, sender: MemberID, seq: UInt64) throws -> (hash: Bytes32, pruned: Bool)?
+    /// Application envelopes received before `time` whose payloads are still held (§10.4).
+    func unprunedApplicationEntries(receivedBefore time: UInt64, limit: Int) throws -> [LogRecord]
+    /// Replaces a logged envelope's bytes: its pruned form, or its full form back.
+    func replaceWire(position: Int64, wire: [UInt8], pruned: Bool) throws
     func logEntry(group: GroupID, hash: Bytes32) throws -> LogRecord?
     func logEntry(group: GroupID, sender: MemberID, seq: UInt64) throws -> LogRecord?
     /// A group's log in position order, after `position`, at most `limit` entries.
@@ -143,8 +147,14 @@ public struct LogRecord: Equatable, Sendable {
     public var kind: UInt8
     public var wire: [UInt8]
     public var receivedAt: UInt64
+    /// Its payload is gone (past retention, or it arrived so); header and signature remain.
+    public var isPruned: Bool
 
-    public init(position: Int64 = 0, group: GroupID, sender: MemberID, seq: UInt64, hash: Bytes32, kind: UInt8, wire: [UInt8], receivedAt: UInt64) {
+    public init(
+        position: Int64 = 0, group: GroupID, sender: MemberID, seq: UInt64, hash: Bytes32, kind: UInt8, wire: [UInt8], receivedAt: UInt64,
+        isPruned: Bool = false
+    ) {
+        self.isPruned = isPruned
         self.position = position
         self.group = group
         self.sender = sender

@@ -31,17 +31,37 @@ extension Device {
                     wanted = Set(SyncPlanner.plan(holdings, peer: vector).send.map(\.hash))
                 }
                 var wires: [[UInt8]] = []
+                var prunedSeqs: [MemberID: [UInt64]] = [:]
                 var after: Int64 = 0
                 while true {
                     let page = try tx.log(group: record.id, after: after, limit: 4096)
                     guard let last = page.last else { break }
-                    for entry in page where wanted?.contains(entry.hash) ?? true { wires.append(entry.wire) }
+                    for entry in page where wanted?.contains(entry.hash) ?? true {
+                        wires.append(entry.wire)
+                        if entry.isPruned { prunedSeqs[entry.sender, default: []].append(entry.seq) }
+                    }
                     after = last.position
                 }
-                parts.append(SyncFile.GroupPart(group: record.id, vector: holdings.vector(), envelopes: wires))
+                parts.append(SyncFile.GroupPart(
+                    group: record.id, vector: holdings.vector(), envelopes: wires, pruned: Self.ranges(prunedSeqs)))
             }
             return parts
         }
+    }
+
+    /// Consecutive seqs per sender as ranges.
+    static func ranges(_ seqs: [MemberID: [UInt64]]) -> [SeqRange] {
+        var ranges: [SeqRange] = []
+        for sender in seqs.keys.sorted() {
+            for seq in (seqs[sender] ?? []).sorted() {
+                if let last = ranges.last, last.sender == sender, last.through + 1 == seq {
+                    ranges[ranges.count - 1].through = seq
+                } else {
+                    ranges.append(SeqRange(sender: sender, from: seq, through: seq))
+                }
+            }
+        }
+        return ranges
     }
 
     /// Everyone a file of these groups is for by default (NETWORK.md §14.4): every participant

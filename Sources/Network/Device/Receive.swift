@@ -136,7 +136,21 @@ struct ReceiveSession {
         // One look-up answers both questions: the same hash at its (sender, seq) is a duplicate
         // (the hash covers sender and seq), another hash there is a fork.
         let held = try tx.logHash(group: item.group, sender: envelope.sender, seq: envelope.seq)
-        if held == envelope.hash {
+        if let held, held.hash == envelope.hash {
+            // A full copy of an envelope I hold pruned gives its payload back (§6.1): to the log,
+            // and to the group, which shows the message if its key is still waiting.
+            if held.pruned, !envelope.isPruned, envelope.hasValidSignature(),
+               let entry = try tx.logEntry(group: item.group, sender: envelope.sender, seq: envelope.seq) {
+                try tx.replaceWire(position: entry.position, wire: item.wire, pruned: false)
+                if try open(item.group, tx: tx), var group = groups[item.group], var record = records[item.group] {
+                    let output = group.receive(envelope, prekeys: keys.prekeys, using: &rng, verifySignature: { $0.hash == envelope.hash })
+                    apply(output, group: &group, record: &record)
+                    groups[item.group] = group
+                    records[item.group] = record
+                }
+                report.new += 1
+                return
+            }
             report.duplicate += 1
             return
         }
@@ -201,7 +215,7 @@ struct ReceiveSession {
     mutating func append(_ envelope: Envelope, wire: [UInt8]? = nil, tx: any DeviceStoreTransaction) throws {
         try tx.appendLog(LogRecord(
             group: envelope.groupID, sender: envelope.sender, seq: envelope.seq, hash: envelope.hash, kind: envelope.kind.rawValue,
-            wire: wire ?? envelope.wireBytes, receivedAt: now))
+            wire: wire ?? envelope.wireBytes, receivedAt: now, isPruned: envelope.isPruned))
         report.new += 1
     }
 

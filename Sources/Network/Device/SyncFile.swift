@@ -57,10 +57,14 @@ public enum SyncFile {
         public var vector: Frontier
         /// Envelopes in wire form, in the exporter's log order.
         public var envelopes: [[UInt8]]
-        public init(group: GroupID, vector: Frontier, envelopes: [[UInt8]]) {
+        /// Runs whose application payloads the exporter no longer has (their headers are in
+        /// `envelopes`; never silently omitted, §11.1).
+        public var pruned: [SeqRange]
+        public init(group: GroupID, vector: Frontier, envelopes: [[UInt8]], pruned: [SeqRange] = []) {
             self.group = group
             self.vector = vector
             self.envelopes = envelopes
+            self.pruned = pruned
         }
     }
 
@@ -79,6 +83,7 @@ public enum SyncFile {
         body += SyncFraming.frame(.hello(Hello(holder: exporter, groups: groups.map(\.group), maximumFrameBytes: UInt32(SyncFraming.hardMaximumFrameBytes))))
         for part in groups {
             body += SyncFraming.frame(.have(part.group, part.vector))
+            if !part.pruned.isEmpty { body += SyncFraming.frame(.pruned(part.group, Array(part.pruned.prefix(SyncMessage.maximumItems)))) }
             let bytes = part.envelopes.reduce(0) { $0 + $1.count }
             body += SyncFraming.frame(.summary(part.group, count: UInt64(part.envelopes.count), bytes: UInt64(bytes)))
             var batch: [[UInt8]] = []
@@ -282,6 +287,9 @@ public enum SyncFile {
                 parts.append(GroupPart(group: group, vector: vector, envelopes: []))
             case .summary:
                 break
+            case .pruned(let group, let ranges):
+                guard let at = index[group] else { throw .malformed("pruned ranges of a group the file did not announce") }
+                parts[at].pruned += ranges
             case .envelopes(let group, let wires):
                 guard let at = index[group] else { throw .malformed("envelopes of a group the file did not announce") }
                 parts[at].envelopes += wires

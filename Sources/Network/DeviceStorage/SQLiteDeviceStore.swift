@@ -131,8 +131,10 @@ public final class SQLiteDeviceStore: DeviceStore {
                     position INTEGER PRIMARY KEY AUTOINCREMENT,
                     groupID BLOB NOT NULL, sender BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
                     kind INTEGER NOT NULL, wire BLOB NOT NULL, receivedAt INTEGER NOT NULL,
+                    pruned INTEGER NOT NULL DEFAULT 0,
                     UNIQUE (groupID, hash));
                 CREATE INDEX envelopeBySenderSeq ON envelope (groupID, sender, seq);
+                CREATE INDEX envelopeToPrune ON envelope (pruned, kind, receivedAt);
                 CREATE TABLE outbox (
                     groupID BLOB NOT NULL, hash BLOB NOT NULL, transport TEXT NOT NULL DEFAULT '',
                     PRIMARY KEY (groupID, hash, transport));
@@ -312,10 +314,12 @@ struct SQLiteTransaction: DeviceStoreTransaction {
     }
 
     func appendLog(_ entry: LogRecord) throws -> Int64 {
-        try db.cachedStatement(sql: "INSERT INTO envelope (groupID, sender, seq, hash, kind, wire, receivedAt) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
-                Data(entry.group.bytes), Data(entry.sender.bytes), Int64(entry.seq), Data(entry.hash.bytes), Int(entry.kind),
-                Data(entry.wire), Int64(entry.receivedAt),
-            ])
+        try db.cachedStatement(
+            sql: "INSERT INTO envelope (groupID, sender, seq, hash, kind, wire, receivedAt, pruned) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            Data(entry.group.bytes), Data(entry.sender.bytes), Int64(entry.seq), Data(entry.hash.bytes), Int(entry.kind),
+            Data(entry.wire), Int64(entry.receivedAt), entry.isPruned,
+        ])
         return db.lastInsertedRowID
     }
 
@@ -323,7 +327,18 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         LogRecord(
             position: row["position"], group: GroupID(try bytes32(row["groupID"])), sender: try memberID(row["sender"]),
             seq: UInt64(row["seq"] as Int64), hash: try bytes32(row["hash"]), kind: UInt8(truncatingIfNeeded: row["kind"] as Int),
-            wire: bytes(row["wire"]), receivedAt: UInt64(row["receivedAt"] as Int64))
+            wire: bytes(row["wire"]), receivedAt: UInt64(row["receivedAt"] as Int64), isPruned: row["pruned"])
+    }
+
+    func unprunedApplicationEntries(receivedBefore time: UInt64, limit: Int) throws -> [LogRecord] {
+        try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT * FROM envelope WHERE pruned = 0 AND kind = 0 AND receivedAt < ? LIMIT ?"),
+            arguments: [Int64(min(time, UInt64(Int64.max))), limit]
+        ).map(logRecord)
+    }
+
+    func replaceWire(position: Int64, wire: [UInt8], pruned: Bool) throws {
+        try db.cachedStatement(sql: "UPDATE envelope SET wire = ?, pruned = ? WHERE position = ?").execute(arguments: [Data(wire), pruned, position])
     }
 
     func logEntry(group: GroupID, hash: Bytes32) throws -> LogRecord? {
@@ -337,10 +352,11 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         ) != nil
     }
 
-    func logHash(group: GroupID, sender: MemberID, seq: UInt64) throws -> Bytes32? {
-        try (Data.fetchOne(
-            try db.cachedStatement(sql: "SELECT hash FROM envelope WHERE groupID = ? AND sender = ? AND seq = ? ORDER BY position LIMIT 1"),
-            arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq)])).map(bytes32)
+    func logHash(group: GroupID, sender: MemberID, seq: UInt64) throws -> (hash: Bytes32, pruned: Bool)? {
+        guard let row = try Row.fetchOne(
+            try db.cachedStatement(sql: "SELECT hash, pruned FROM envelope WHERE groupID = ? AND sender = ? AND seq = ? ORDER BY position LIMIT 1"),
+            arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq)]) else { return nil }
+        return (try bytes32(row["hash"]), row["pruned"])
     }
 
     func logEntry(group: GroupID, sender: MemberID, seq: UInt64) throws -> LogRecord? {
