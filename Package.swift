@@ -14,6 +14,9 @@ let package = Package(
     products: [
         .library(name: "DCGKAGroup", targets: ["DCGKAGroup"]),
         .library(name: "Simulator", targets: ["Simulator"]),
+        .library(name: "Sync", targets: ["Sync"]),
+        .library(name: "Device", targets: ["Device"]),
+        .library(name: "DeviceStorage", targets: ["DeviceStorage"]),
         .executable(name: "dcgka", targets: ["dcgka"]),
     ],
     dependencies: [

@@ -12,11 +12,16 @@ import PackageDescription
 /// executables), so libFuzzer's own `main` never gets linked; each target therefore defines
 /// `fuzz_<name>_main` with `@_cdecl` and hands its `LLVMFuzzerTestOneInput` to libFuzzer's
 /// `LLVMFuzzerRunDriver` (declared by the `CLibFuzzer` header module).
-let fuzzTargets = ["envelope", "control", "welcome", "twoparty", "application", "groupstate", "bundle", "group"]
+let fuzzTargets = ["envelope", "control", "welcome", "twoparty", "application", "groupstate", "bundle", "group", "sync"]
 
 let library: [Target.Dependency] = [
     .product(name: "DCGKAGroup", package: "swift-dcgka"),
 ]
+
+/// What each target needs beyond `library`.
+func extra(_ name: String) -> [Target.Dependency] {
+    name == "sync" ? [.product(name: "Device", package: "swift-dcgka"), .product(name: "Sync", package: "swift-dcgka")] : []
+}
 
 let package = Package(
     name: "swift-dcgka-fuzz",
@@ -34,7 +39,7 @@ let package = Package(
     ] + fuzzTargets.map { name in
         .executableTarget(
             name: "fuzz-\(name)",
-            dependencies: ["FuzzSupport"] + library,
+            dependencies: ["FuzzSupport"] + library + extra(name),
             path: "Sources/fuzz-\(name)",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])])
     },

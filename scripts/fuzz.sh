@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(envelope control welcome twoparty application groupstate bundle group)
+TARGETS=(envelope control welcome twoparty application groupstate bundle group sync)
 SCRATCH=Fuzz/.build-fuzz
 
 usage() {

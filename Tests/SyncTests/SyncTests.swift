@@ -97,6 +97,16 @@ import CausalBroadcast
         }
     }
 
+    @Test("error texts: invalid UTF-8 is refused (fuzz finding), long texts are cut at a character boundary")
+    func errorText() throws {
+        let found: [UInt8] = [0x0c, 0x00, 0x05, 0x09, 0x07, 0xf3, 0x6f, 0x77, 0x20, 0x64, 0x6f, 0x77, 0x6e]
+        #expect(throws: WireError.invalidValue(field: "error.text")) { try SyncMessage(wireBytes: found) }
+        let long = String(repeating: "é", count: 2000)
+        let message = SyncMessage.error(.internal, long)
+        guard case .error(_, let text) = try SyncMessage(wireBytes: message.wireBytes) else { Issue.record("not an error"); return }
+        #expect(text == String(repeating: "é", count: SyncMessage.maximumErrorText / 2))
+    }
+
     @Test("a huge announced count in a small message is refused without allocating for it")
     func hugeCount() {
         var writer = WireWriter()

@@ -100,6 +100,17 @@ public enum SyncMessage: Hashable, Sendable {
 }
 
 extension SyncMessage: WireCodable {
+    /// At most ``maximumErrorText`` bytes of `text`, cut at a character boundary.
+    static func truncatedUTF8(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for character in text {
+            let utf8 = Array(String(character).utf8)
+            guard bytes.count + utf8.count <= maximumErrorText else { break }
+            bytes += utf8
+        }
+        return bytes
+    }
+
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(tag)
         switch self {
@@ -139,7 +150,7 @@ extension SyncMessage: WireCodable {
             writer.writeLengthPrefixed(second)
         case .error(let code, let text):
             writer.writeUInt16(code.rawValue)
-            writer.writeLengthPrefixed(Array(text.utf8.prefix(Self.maximumErrorText)))
+            writer.writeLengthPrefixed(Self.truncatedUTF8(text))
         case .grant(let grant):
             writer.write(grant)
         }
@@ -190,7 +201,9 @@ extension SyncMessage: WireCodable {
             let raw = try reader.readUInt16()
             guard let code = SyncErrorCode(rawValue: raw) else { throw .invalidValue(field: "error.code") }
             let text = try reader.readLengthPrefixed(field: "error.text", limit: maximumErrorText)
-            return .error(code, String(decoding: text, as: UTF8.self))
+            // Only valid UTF-8 is canonical: a lossy decoding would re-encode to other bytes.
+            guard let string = String(validating: text, as: UTF8.self) else { throw .invalidValue(field: "error.text") }
+            return .error(code, string)
         case 13:
             return .grant(try reader.read(Grant.self))
         default:
