@@ -506,3 +506,38 @@ struct Devices {
         #expect(try world.devices["bob"]!.groups().first?.title == "G")
     }
 }
+
+/// PROTOCOL.md §6.2 at the device: a fork is kept as evidence and passed on by files.
+@Suite struct EvidenceTests {
+    @Test("two validly signed envelopes at one seq: the second is evidence, not history, and the evidence travels on")
+    func forkEvidencePassedOn() throws {
+        var world = try Devices(["alice", "bob", "carol"])
+        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
+        try world.settle(["alice", "bob", "carol"])
+        // Alice's device is cloned (a restored backup): both copies sign at the same seq.
+        let state = try world.devices["alice"]!.store.read { try $0.group(group) }!.state!
+        var first = try Group(wireBytes: state)
+        var second = first
+        let one = try first.send(MessageContent(.text("fork one"), sentAt: world.clock.now).bytes, now: world.clock.now)
+        let two = try second.send(MessageContent(.text("fork two"), sentAt: world.clock.now).bytes, now: world.clock.now)
+        #expect(one.seq == two.seq && one.hash != two.hash)
+        var rng = SeededRandom(seed: 3)
+        func file(_ envelope: Envelope) throws -> [UInt8] {
+            try SyncFile.write(
+                exporter: try world.id("alice"), groups: [.init(group: group, vector: Frontier(), envelopes: [envelope.wireBytes])],
+                protection: .plain, using: &rng)
+        }
+        try world.carry(try file(one), to: "bob")
+        let report = try world.carry(try file(two), to: "bob")
+        #expect(report.equivocations == 1 && report.new == 0)
+        #expect(try world.texts("bob", group).contains("fork one"))
+        #expect(try !world.texts("bob", group).contains("fork two"))
+        #expect(try world.devices["bob"]!.store.read { try $0.evidenceCount(group: group) } == 1)
+        #expect(try world.devices["bob"]!.history(of: group).contains { $0.event == "equivocation" })
+        // Carol has seen neither; Bob's file carries the envelope and the evidence.
+        let passed = try world.carry(try world.file(from: "bob"), to: "carol")
+        #expect(passed.equivocations == 1)
+        #expect(try world.devices["carol"]!.store.read { try $0.evidenceCount(group: group) } == 1)
+        #expect(try world.devices["carol"]!.history(of: group).contains { $0.event == "equivocation" })
+    }
+}

@@ -52,6 +52,8 @@ public protocol DeviceStoreTransaction {
 
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws
     func evidenceCount(group: GroupID) throws -> Int
+    /// The fork pairs kept for a group (PROTOCOL.md §6.2), to pass on.
+    func evidence(group: GroupID) throws -> [(first: [UInt8], second: [UInt8])]
 
     /// What a peer's last file or sync showed it holds of a group (its version vector, encoded).
     func peerVector(peer: MemberID, group: GroupID) throws -> [UInt8]?

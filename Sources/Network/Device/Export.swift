@@ -18,9 +18,14 @@ extension Device {
     /// version vector and the envelopes the recipient may lack, in my log's order. With
     /// `peer`, only groups the peer takes part in, and only what its last file or sync did
     /// not show it holding.
-    public func exportParts(groups only: [GroupID]? = nil, for peer: MemberID? = nil) throws -> [SyncFile.GroupPart] {
+    public func exportParts(
+        groups only: [GroupID]? = nil, for peer: MemberID? = nil, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> [SyncFile.GroupPart] {
         try store.read { tx in
             var parts: [SyncFile.GroupPart] = []
+            let selected = try tx.groups().filter { $0.status == .joined && (only?.contains($0.id) ?? true) }
+            let total = try selected.reduce(0) { $0 + (try tx.logCount(group: $1.id)) }
+            var read = 0
             for record in try tx.groups().sorted(by: { $0.id < $1.id }) where record.status == .joined {
                 if let only, !only.contains(record.id) { continue }
                 guard let group = try Self.decodeGroup(record) else { continue }
@@ -41,9 +46,12 @@ extension Device {
                         if entry.isPruned { prunedSeqs[entry.sender, default: []].append(entry.seq) }
                     }
                     after = last.position
+                    read += page.count
+                    progress?(read, total)
                 }
                 parts.append(SyncFile.GroupPart(
-                    group: record.id, vector: holdings.vector(), envelopes: wires, pruned: Self.ranges(prunedSeqs)))
+                    group: record.id, vector: holdings.vector(), envelopes: wires, pruned: Self.ranges(prunedSeqs),
+                    evidence: try tx.evidence(group: record.id).map { [$0.first, $0.second] }))
             }
             return parts
         }
@@ -104,17 +112,19 @@ extension Device {
     }
 
     /// Writes a sync file's bytes.
-    public mutating func exportFile(groups: [GroupID]? = nil, for peers: [MemberID] = [], protection: SyncFile.Protection) throws -> (bytes: [UInt8], envelopes: Int) {
+    public mutating func exportFile(
+        groups: [GroupID]? = nil, for peers: [MemberID] = [], protection: SyncFile.Protection, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> (bytes: [UInt8], envelopes: Int) {
         let (me, _) = try self.me()
         var parts: [SyncFile.GroupPart] = []
         if peers.isEmpty {
-            parts = try exportParts(groups: groups)
+            parts = try exportParts(groups: groups, progress: progress)
         } else {
             // Per group, what any of the peers may lack.
             var byGroup: [GroupID: SyncFile.GroupPart] = [:]
             var order: [GroupID] = []
             for peer in peers {
-                for part in try exportParts(groups: groups, for: peer) {
+                for part in try exportParts(groups: groups, for: peer, progress: progress) {
                     if var known = byGroup[part.group] {
                         let have = Set(known.envelopes)
                         known.envelopes = known.envelopes + part.envelopes.filter { !have.contains($0) }
@@ -145,7 +155,12 @@ extension Device {
     public mutating func importFile(_ bytes: [UInt8], passphrase: String? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> ReceiveReport {
         let contents = try SyncFile.read(bytes, opener: try fileOpener(passphrase: passphrase))
         var items: [ReceivedEnvelope] = []
-        for part in contents.groups { for wire in part.envelopes { items.append(ReceivedEnvelope(group: part.group, wire: wire)) } }
+        for part in contents.groups {
+            for wire in part.envelopes { items.append(ReceivedEnvelope(group: part.group, wire: wire)) }
+            // Evidence last: each half is checked like any envelope; the one that contradicts my
+            // log becomes my evidence too (the other is a duplicate, or fills its place).
+            for pair in part.evidence { for wire in pair { items.append(ReceivedEnvelope(group: part.group, wire: wire)) } }
+        }
         let total = items.count
         let report = try receive(items) { progress?($0, total) }
         let me = try self.me().id

@@ -60,11 +60,14 @@ public enum SyncFile {
         /// Runs whose application payloads the exporter no longer has (their headers are in
         /// `envelopes`; never silently omitted, §11.1).
         public var pruned: [SeqRange]
-        public init(group: GroupID, vector: Frontier, envelopes: [[UInt8]], pruned: [SeqRange] = []) {
+        /// Fork pairs the exporter holds as evidence (PROTOCOL.md §6.2), passed on.
+        public var evidence: [[[UInt8]]]
+        public init(group: GroupID, vector: Frontier, envelopes: [[UInt8]], pruned: [SeqRange] = [], evidence: [[[UInt8]]] = []) {
             self.group = group
             self.vector = vector
             self.envelopes = envelopes
             self.pruned = pruned
+            self.evidence = evidence
         }
     }
 
@@ -84,6 +87,7 @@ public enum SyncFile {
         for part in groups {
             body += SyncFraming.frame(.have(part.group, part.vector))
             if !part.pruned.isEmpty { body += SyncFraming.frame(.pruned(part.group, Array(part.pruned.prefix(SyncMessage.maximumItems)))) }
+            for pair in part.evidence where pair.count == 2 { body += SyncFraming.frame(.evidence(part.group, pair[0], pair[1])) }
             let bytes = part.envelopes.reduce(0) { $0 + $1.count }
             body += SyncFraming.frame(.summary(part.group, count: UInt64(part.envelopes.count), bytes: UInt64(bytes)))
             var batch: [[UInt8]] = []
@@ -290,6 +294,9 @@ public enum SyncFile {
             case .pruned(let group, let ranges):
                 guard let at = index[group] else { throw .malformed("pruned ranges of a group the file did not announce") }
                 parts[at].pruned += ranges
+            case .evidence(let group, let first, let second):
+                guard let at = index[group] else { throw .malformed("evidence of a group the file did not announce") }
+                parts[at].evidence.append([first, second])
             case .envelopes(let group, let wires):
                 guard let at = index[group] else { throw .malformed("envelopes of a group the file did not announce") }
                 parts[at].envelopes += wires

@@ -426,6 +426,12 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM evidence WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
     }
 
+    func evidence(group: GroupID) throws -> [(first: [UInt8], second: [UInt8])] {
+        try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT first, second FROM evidence WHERE groupID = ? ORDER BY sender, seq"), arguments: [Data(group.bytes)]
+        ).map { (bytes($0["first"]), bytes($0["second"])) }
+    }
+
     func peerVector(peer: MemberID, group: GroupID) throws -> [UInt8]? {
         try (Data.fetchOne(try db.cachedStatement(sql: "SELECT vector FROM peerVector WHERE peer = ? AND groupID = ?"), arguments: [Data(peer.bytes), Data(group.bytes)]))
             .map { Array($0) }

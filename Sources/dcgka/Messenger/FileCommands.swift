@@ -34,7 +34,10 @@ struct ExportCommand: ParsableCommand {
                 let all = try groups ?? device.groups().filter { !$0.pendingInvitation }.map(\.id)
                 protection = .recipients(try device.participantBundles(of: all))
             }
-            let (bytes, count) = try device.exportFile(groups: groups, for: peers, protection: protection)
+            let showProgress = !json.json
+            let (bytes, count) = try device.exportFile(groups: groups, for: peers, protection: protection) { done, total in
+                if showProgress { Output.progress("reading", done, total) }
+            }
             let temporary = output + ".partial"
             guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
                 throw CLIError("cannot write \(output)")
@@ -64,14 +67,9 @@ struct ImportCommand: ParsableCommand {
             var device = try home.open()
             guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
             let secret = passphrase ? try readPassphrase("Passphrase of the file: ", forFile: true) : nil
-            let showProgress = Output.isTerminal && !json.json
+            let showProgress = !json.json
             let report = try device.importFile(Array(data), passphrase: secret) { done, total in
-                guard showProgress, total >= 1000 else { return }
-                let width = 30
-                let filled = total == 0 ? width : done * width / total
-                let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-                FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
-                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+                if showProgress { Output.progress("importing", done, total) }
             }
             let groups = try device.groups()
             func title(_ id: GroupID) -> String { groups.first { $0.id == id }?.title ?? String(id.raw.hex.prefix(12)) }

@@ -100,6 +100,16 @@ enum Output {
     static func time(_ seconds: UInt64) -> String { Timestamp.iso8601(seconds) }
 
     static var isTerminal: Bool { isatty(STDERR_FILENO) != 0 }
+
+    /// A progress bar on standard error, for long files on a terminal only.
+    static func progress(_ label: String, _ done: Int, _ total: Int) {
+        guard isTerminal, total >= 1000 else { return }
+        let width = 30
+        let filled = min(width, done * width / max(1, total))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)".utf8))
+        if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
 }
 
 /// A passphrase from the environment (`DCGKA_PASSPHRASE` for the home; for files
