@@ -345,7 +345,11 @@ extension Device {
     /// One write transaction with my keys loaded and kept fresh: expired prekeys deleted, a new
     /// bundle made (and handed to every group) when mine is about to expire. Commits the keys
     /// with whatever `body` wrote, then purges deleted secrets from the disk.
-    mutating func write<T>(_ body: (any DeviceStoreTransaction, inout Keys, inout Random) throws -> T) throws -> T {
+    ///
+    /// `purge: false` leaves the checkpoint to the caller (an import checkpoints once, after its
+    /// last batch: a checkpoint writes and syncs the database file, which per batch cost more than
+    /// the batch itself).
+    mutating func write<T>(purge: Bool = true, _ body: (any DeviceStoreTransaction, inout Keys, inout Random) throws -> T) throws -> T {
         let now = clock()
         let configuration = self.configuration
         let store = self.store
@@ -384,7 +388,7 @@ extension Device {
             }
             return result
         }
-        try store.purgeDeletedData()
+        if purge { try store.purgeDeletedData() }
         return result
     }
 }

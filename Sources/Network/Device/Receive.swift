@@ -70,7 +70,7 @@ extension Device {
             let end = min(items.count, start + max(1, configuration.importBatch))
             let now = clock()
             let groupConfiguration = configuration.group
-            let batchReport: ReceiveReport = try write { tx, keys, random in
+            let batchReport: ReceiveReport = try write(purge: false) { tx, keys, random in
                 var session = ReceiveSession(keys: keys, now: now, configuration: groupConfiguration, contacts: Set(try tx.contacts().map(\.id)))
                 for item in items[start..<end] { try session.receive(item, tx: tx, rng: &random) }
                 try session.finish(tx, rng: &random)
@@ -80,6 +80,8 @@ extension Device {
             start = end
             progress?(start)
         }
+        // What the batches deleted leaves the disk now (NETWORK.md §10.3).
+        try store.purgeDeletedData()
         return report
     }
 }
@@ -142,7 +144,8 @@ struct ReceiveSession {
             if held.pruned, !envelope.isPruned, envelope.hasValidSignature(),
                let entry = try tx.logEntry(group: item.group, sender: envelope.sender, seq: envelope.seq) {
                 try tx.replaceWire(position: entry.position, wire: item.wire, pruned: false)
-                if try open(item.group, tx: tx), var group = groups[item.group], var record = records[item.group] {
+                if try open(item.group, tx: tx), var group = groups.removeValue(forKey: item.group),
+                   var record = records.removeValue(forKey: item.group) {
                     let output = group.receive(envelope, prekeys: keys.prekeys, using: &rng, verifySignature: { $0.hash == envelope.hash })
                     apply(output, group: &group, record: &record)
                     groups[item.group] = group
@@ -172,7 +175,9 @@ struct ReceiveSession {
             try consider(envelope, tx: tx, rng: &rng)
             return
         }
-        guard record.status == .joined, var group = groups[item.group] else {
+        // Taken out of the table while it changes: a copy left behind would make every change
+        // copy the group's tables (copy on write).
+        guard record.status == .joined, var group = groups.removeValue(forKey: item.group) else {
             // Invited only: kept until the user accepts, then processed.
             try append(envelope, wire: item.wire, tx: tx)
             return
@@ -289,7 +294,8 @@ struct ReceiveSession {
     /// My acknowledgments go to the log and outbox; events become history lines.
     mutating func apply(_ output: GroupOutput, group: inout Group, record: inout GroupRecord) {
         let id = record.id
-        var lines = effects[id] ?? Effects(group: id, now: now)
+        // Taken out while it grows, for the same reason.
+        var lines = effects.removeValue(forKey: id) ?? Effects(group: id, now: now)
         for envelope in output.envelopes { lines.sent(envelope) }
         let removedMe = output.events.contains { if case .removedFromGroup = $0 { true } else { false } }
         for event in output.events {
