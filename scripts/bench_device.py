@@ -27,7 +27,7 @@ def ensure_matplotlib():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=".build-release/release/dcgka")
-    parser.add_argument("--batches", default="16,64,256,512,1024,4096")
+    parser.add_argument("--batches", default="16,64,256,512,1024,2048,4096")
     parser.add_argument("--csv", required=True)
     parser.add_argument("--plot", required=True)
     args = parser.parse_args()

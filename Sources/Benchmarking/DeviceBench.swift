@@ -100,7 +100,7 @@ public struct DeviceBench: Sendable {
     }
 
     public static func run(
-        members: Int = 64, envelopes: Int = 10_000, updates: Int = 20, groupsInHome: Int = 100, importBatch: Int = 512,
+        members: Int = 64, envelopes: Int = 10_000, updates: Int = 20, groupsInHome: Int = 100, importBatch: Int? = nil,
         seed: UInt64 = 1, folder: String, progress: (String) -> Void = { _ in }
     ) throws -> Report {
         let now = UInt64(Date().timeIntervalSince1970)
@@ -108,7 +108,8 @@ public struct DeviceBench: Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = (folder as NSString).appendingPathComponent("observer.sqlite")
         var configuration = DeviceConfiguration()
-        configuration.importBatch = importBatch
+        if let importBatch { configuration.importBatch = importBatch }
+        let importBatch = configuration.importBatch
         var device = Device(store: try SQLiteDeviceStore(path: path), clock: fixedClock, random: SeededRandom(seed: seed ^ 0xD1CE), configuration: configuration)
         _ = try device.initialize(name: "observer")
         let observer = try device.profile().bundle

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Benchmarking
+import Device
 import Foundation
 
 /// `dcgka bench device`: issue 9's device benchmarks (BENCHMARKS.md).
@@ -13,7 +14,7 @@ struct DeviceBenchCommand: ParsableCommand {
     @Option(help: "Envelopes in its history.") var envelopes = 10_000
     @Option(help: "Updates in the history (each acknowledged by every member).") var updates = 20
     @Option(help: "Groups in the home that is opened.") var groups = 100
-    @Option(help: "Envelopes per import transaction.") var batch = 512
+    @Option(help: "Envelopes per import transaction.") var batch = DeviceConfiguration().importBatch
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Flag(help: "Print one JSON object.") var json = false
 

@@ -12,8 +12,11 @@ public struct DeviceConfiguration: Sendable {
     /// A new bundle is made once mine has less than this left (30 days, so a contact code always
     /// carries a bundle valid for at least 30 days).
     public var bundleRefreshMargin: UInt64 = ContactCode.minimumValidity
-    /// Envelopes processed per write transaction when importing (NETWORK.md §10.2).
-    public var importBatch: Int = 512
+    /// Envelopes processed per write transaction when importing (NETWORK.md §10.2). 2,048: the
+    /// group state is decoded, encoded and written once per batch, so smaller batches cost more
+    /// (BENCHMARKS.md); a batch holds the home's write lock for about 0.4 s on the benchmark
+    /// machine, which a `send` in another process waits out.
+    public var importBatch: Int = 2048
     /// How long application payloads are kept to serve others (NETWORK.md §10.4, 30 days);
     /// headers and signatures are kept for ever, so every chain continues.
     public var payloadRetention: UInt64 = 30 * 86_400
