@@ -386,9 +386,7 @@ extension Device {
                 }
             }
             // Disappearing messages: what is past a group's timer goes, in this transaction.
-            for record in try tx.groups() where record.disappearAfter > 0 && now > record.disappearAfter {
-                try tx.deleteHistory(group: record.id, receivedBefore: now - record.disappearAfter)
-            }
+            try tx.deleteDisappearedHistory(now: now)
             return result
         }
         if purge { try store.purgeDeletedData() }

@@ -47,8 +47,8 @@ public protocol DeviceStoreTransaction {
 
     @discardableResult func appendHistory(_ entry: HistoryRecord) throws -> Int64
     func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord]
-    /// Deletes a group's history lines received before `time` (the disappearing-messages timer).
-    @discardableResult func deleteHistory(group: GroupID, receivedBefore time: UInt64) throws -> Int
+    /// Deletes every history line that is past its group's disappearing-messages timer at `now`.
+    @discardableResult func deleteDisappearedHistory(now: UInt64) throws -> Int
 
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws
     func evidenceCount(group: GroupID) throws -> Int

@@ -413,8 +413,13 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         }
     }
 
-    func deleteHistory(group: GroupID, receivedBefore time: UInt64) throws -> Int {
-        try db.cachedStatement(sql: "DELETE FROM history WHERE groupID = ? AND receivedAt < ?").execute(arguments: [Data(group.bytes), Int64(min(time, UInt64(Int64.max)))])
+    /// One statement, no group state read: the timers are a column of `chatGroup`.
+    func deleteDisappearedHistory(now: UInt64) throws -> Int {
+        try db.cachedStatement(sql: """
+            DELETE FROM history WHERE EXISTS (
+                SELECT 1 FROM chatGroup g WHERE g.id = history.groupID AND g.disappearAfter > 0
+                    AND history.receivedAt + g.disappearAfter < ?)
+            """).execute(arguments: [Int64(min(now, UInt64(Int64.max / 2)))])
         return db.changesCount
     }
 
