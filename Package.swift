@@ -17,6 +17,11 @@ let package = Package(
         .library(name: "Sync", targets: ["Sync"]),
         .library(name: "Device", targets: ["Device"]),
         .library(name: "DeviceStorage", targets: ["DeviceStorage"]),
+        .library(name: "Link", targets: ["Link"]),
+        .library(name: "Relay", targets: ["Relay"]),
+        .library(name: "RelayStorage", targets: ["RelayStorage"]),
+        .library(name: "RelayServer", targets: ["RelayServer"]),
+        .library(name: "LinkIO", targets: ["LinkIO"]),
         .executable(name: "dcgka", targets: ["dcgka"]),
     ],
     dependencies: [
@@ -24,6 +29,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         // The device's durable store (NETWORK.md §10): SQLite through GRDB.
         .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
+        // The relay (NETWORK.md §13): Hummingbird 2 with WebSocket upgrades, graceful shutdown
+        // through swift-service-lifecycle, logs and metrics with a Prometheus endpoint.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", exact: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", exact: "1.6.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         // Micro-benchmarks (Benchmarks/DCGKABenchmarks, `swift package benchmark`).
         .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -75,6 +90,48 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "_CryptoExtras", package: "swift-crypto")],
             path: "Sources/Network/Device", swiftSettings: strict),
+        // NETWORK.md §12: Noise_XX_25519_ChaChaPoly_SHA256 with Ed25519 identities bound to the
+        // static keys; sans-IO handshake and transport, the same over TCP and WebSocket.
+        .target(
+            name: "Link",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/Network/Link", swiftSettings: strict),
+        // NETWORK.md §13: the relay's rules (admission, authorization, limits) and its store
+        // protocol; the per-link logic around the §11 session.
+        .target(
+            name: "Relay",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", "CausalBroadcast", "KeyAgreement", "Sync"],
+            path: "Sources/Network/Relay", swiftSettings: strict),
+        // The relay's SQLite store (GRDB).
+        .target(
+            name: "RelayStorage",
+            dependencies: ["Relay", "Sync", "DCGKAEncoding", "CausalBroadcast", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Sources/Network/RelayStorage", swiftSettings: strict),
+        // A secure link (§12) over a WebSocket, for the relay and its clients.
+        .target(
+            name: "LinkIO",
+            dependencies: ["Link", "Sync", "DCGKAEncoding", "DCGKACrypto",
+                           .product(name: "WSCore", package: "swift-websocket"),
+                           .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Network/LinkIO", swiftSettings: strict),
+        // `dcgka relay serve`: Hummingbird, WebSocket, service lifecycle, metrics.
+        .target(
+            name: "RelayServer",
+            dependencies: ["Relay", "RelayStorage", "Link", "LinkIO", "Sync", "DCGKAEncoding", "DCGKACrypto",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
+            path: "Sources/Network/RelayServer", swiftSettings: strict),
+        // The device's side of relays: one sync pass, or staying connected.
+        .target(
+            name: "RelayClient",
+            dependencies: ["Device", "Link", "LinkIO", "Sync", "DCGKAEncoding", "DCGKACrypto", "CausalBroadcast",
+                           .product(name: "WSClient", package: "swift-websocket"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Network/RelayClient", swiftSettings: strict),
         // The device's SQLite store (GRDB, WAL, migrations, secure_delete).
         .target(
             name: "DeviceStorage",
@@ -90,6 +147,7 @@ let package = Package(
             name: "dcgka",
             dependencies: [
                 "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking", "Device", "DeviceStorage", "Sync",
+                "RelayServer", "RelayClient", "Relay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -110,6 +168,14 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["dcgka", "DCGKATestSupport"]),
         // End-to-end tests of the messenger CLI: real `dcgka` processes on separate homes.
         .testTarget(name: "MessengerTests", dependencies: ["dcgka", "DCGKATestSupport", "DCGKACrypto"]),
+        .testTarget(
+            name: "LinkTests",
+            dependencies: ["Link", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Vectors"]),
+        .testTarget(
+            name: "RelayTests",
+            dependencies: ["Relay", "RelayStorage", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",
+                           "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(
             name: "DeviceTests",

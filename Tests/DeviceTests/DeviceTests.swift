@@ -398,14 +398,14 @@ struct Devices {
 @Suite struct DeviceSyncTests {
     /// Runs one link between two devices until it is quiet; returns the messages exchanged.
     @discardableResult
-    static func link(_ world: inout Devices, _ a: String, _ b: String) throws -> Int {
+    static func link(_ world: inout Devices, _ a: String, _ b: String) async throws -> Int {
         var sessions = [
             a: SyncSession(me: try world.id(a), wanted: try world.devices[a]!.groups().map(\.id)),
             b: SyncSession(me: try world.id(b), wanted: try world.devices[b]!.groups().map(\.id)),
         ]
         var queues: [String: [SyncMessage]] = [a: [], b: []]
         var count = 0
-        func handle(_ outputs: [SyncSession.Output], at name: String, peer: String) throws {
+        func handle(_ outputs: [SyncSession.Output], at name: String, peer: String) async throws {
             var pending = outputs
             while !pending.isEmpty {
                 switch pending.removeFirst() {
@@ -417,14 +417,14 @@ struct Devices {
                     let before = Set(try world.devices[name]!.holdings(of: group).chains.flatMap { $0.value.values })
                     _ = try world.devices[name]!.receive(wires.map { ReceivedEnvelope(group: group, wire: $0) })
                     let after = try world.devices[name]!.holdings(of: group).chains.flatMap { $0.value.values }
-                    pending += try sessions[name]!.committed(group, hashes: after.filter { !before.contains($0) }, holder: world.devices[name]!)
+                    pending += try await sessions[name]!.committed(group, hashes: after.filter { !before.contains($0) }, holder: world.devices[name]!)
                 default:
                     break
                 }
             }
         }
-        try handle(sessions[a]!.start(), at: a, peer: b)
-        try handle(sessions[b]!.start(), at: b, peer: a)
+        try await handle(sessions[a]!.start(), at: a, peer: b)
+        try await handle(sessions[b]!.start(), at: b, peer: a)
         var rounds = 0
         while queues.values.contains(where: { !$0.isEmpty }) {
             rounds += 1
@@ -434,7 +434,7 @@ struct Devices {
                 queues[name] = []
                 for message in inbox {
                     count += 1
-                    try handle(try sessions[name]!.receive(message, holder: world.devices[name]!), at: name, peer: peer)
+                    try await handle(try await sessions[name]!.receive(message, holder: world.devices[name]!), at: name, peer: peer)
                 }
             }
         }
@@ -442,7 +442,7 @@ struct Devices {
     }
 
     @Test("three devices in a chain A–B–C reach the same state over sync sessions; a second pass moves nothing new")
-    func chain() throws {
+    func chain() async throws {
         var world = try Devices(["a", "b", "c"])
         let group = try world.devices["a"]!.createGroup(title: "Chain", with: [try world.id("b"), try world.id("c")])
         // Everyone learns of the group by a file first (a link needs the group on both sides).
@@ -458,8 +458,8 @@ struct Devices {
         var quiet = false
         for _ in 0..<8 {
             let before = try total()
-            try Self.link(&world, "a", "b")
-            try Self.link(&world, "b", "c")
+            try await Self.link(&world, "a", "b")
+            try await Self.link(&world, "b", "c")
             if try total() == before { quiet = true; break }
         }
         #expect(quiet, "the chain keeps producing envelopes")
@@ -470,7 +470,7 @@ struct Devices {
         let holdings = try ["a", "b", "c"].map { try world.devices[$0]!.holdings(of: group).chains }
         #expect(holdings[0] == holdings[1] && holdings[1] == holdings[2])
         let before = try world.devices["a"]!.store.read { try $0.logCount(group: group) }
-        try Self.link(&world, "a", "b")
+        try await Self.link(&world, "a", "b")
         #expect(try world.devices["a"]!.store.read { try $0.logCount(group: group) } == before)
     }
 }

@@ -331,14 +331,14 @@ final class MemoryHolder: SyncHolder {
 }
 
 /// Two sessions talking over in-memory queues until neither has anything to say.
-func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedByB: [GroupID]) throws -> (messages: Int, acks: Int, invited: [GroupID]) {
+func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedByB: [GroupID]) async throws -> (messages: Int, acks: Int, invited: [GroupID]) {
     var sessionA = SyncSession(me: a.me, wanted: wantedByA)
     var sessionB = SyncSession(me: b.me, wanted: wantedByB)
     var toB: [SyncMessage] = []
     var toA: [SyncMessage] = []
     var messages = 0, acks = 0
     var invited: [GroupID] = []
-    func handle(_ outputs: [SyncSession.Output], holder: MemoryHolder, session: inout SyncSession, outbox: inout [SyncMessage]) throws {
+    func handle(_ outputs: [SyncSession.Output], holder: MemoryHolder, session: inout SyncSession, outbox: inout [SyncMessage]) async throws {
         var pending = outputs
         while !pending.isEmpty {
             let output = pending.removeFirst()
@@ -350,18 +350,18 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
                 outbox.append(try #require(try reader.next()))
             case .deliver(let group, let wires):
                 let stored = try holder.store(wires)
-                pending += try session.committed(group, hashes: stored, holder: holder)
+                pending += try await session.committed(group, hashes: stored, holder: holder)
             case .acknowledged:
                 acks += 1
             case .invited(let groups):
                 invited += groups
-            case .prunedAtPeer, .closed:
+            case .prunedAtPeer, .closed, .subscribed, .granted, .pong:
                 break
             }
         }
     }
-    try handle(sessionA.start(), holder: a, session: &sessionA, outbox: &toB)
-    try handle(sessionB.start(), holder: b, session: &sessionB, outbox: &toA)
+    try await handle(sessionA.start(), holder: a, session: &sessionA, outbox: &toB)
+    try await handle(sessionB.start(), holder: b, session: &sessionB, outbox: &toA)
     var rounds = 0
     while !toA.isEmpty || !toB.isEmpty {
         rounds += 1
@@ -371,13 +371,13 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
         toB = []
         for message in forB {
             messages += 1
-            try handle(try sessionB.receive(message, holder: b), holder: b, session: &sessionB, outbox: &toA)
+            try await handle(try await sessionB.receive(message, holder: b), holder: b, session: &sessionB, outbox: &toA)
         }
         let forA = toA
         toA = []
         for message in forA {
             messages += 1
-            try handle(try sessionA.receive(message, holder: a), holder: a, session: &sessionA, outbox: &toB)
+            try await handle(try await sessionA.receive(message, holder: a), holder: a, session: &sessionA, outbox: &toB)
         }
     }
     return (messages, acks, invited)
@@ -387,7 +387,7 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
     static let group = SyncMessageTests.group(5)
 
     @Test("two holders with random logs (gaps, duplicates) converge over one link, every delivery acknowledged", arguments: 0..<25)
-    func twoHolders(seed: UInt64) throws {
+    func twoHolders(seed: UInt64) async throws {
         var rng = SeededRandom(seed: 500 + seed)
         let truth = SyncPlannerTests.randomTruth(&rng, senders: Int(rng.next() % 4) + 1)
         let a = MemoryHolder(me: SyncMessageTests.id(201), group: Self.group, holdings: SyncPlannerTests.randomHolder(truth, &rng), participants: [])
@@ -395,32 +395,32 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
         a.participants[Self.group] = [a.me, b.me]
         b.participants[Self.group] = [a.me, b.me]
         let expected = SyncPlannerTests.union([a.holdings, b.holdings])
-        let result = try runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
+        let result = try await runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
         #expect(a.holdings.chains == expected)
         #expect(b.holdings.chains == expected)
         #expect(a.forks.isEmpty && b.forks.isEmpty)
         // Running the link again moves no envelope that is new to anyone.
         let before = (a.holdings, b.holdings)
-        _ = try runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try await runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
         #expect(a.holdings == before.0 && b.holdings == before.1)
         _ = result
     }
 
     @Test("three holders in a line converge through the middle one, which forwards what it got (the mesh rule)", arguments: 0..<15)
-    func threeHolders(seed: UInt64) throws {
+    func threeHolders(seed: UInt64) async throws {
         var rng = SeededRandom(seed: 900 + seed)
         let truth = SyncPlannerTests.randomTruth(&rng, senders: 3)
         let ids = [SyncMessageTests.id(211), SyncMessageTests.id(212), SyncMessageTests.id(213)]
         let holders = ids.map { MemoryHolder(me: $0, group: Self.group, holdings: SyncPlannerTests.randomHolder(truth, &rng), participants: Set(ids)) }
         let expected = SyncPlannerTests.union(holders.map(\.holdings))
-        _ = try runLink(holders[0], holders[1], wantedByA: [Self.group], wantedByB: [Self.group])
-        _ = try runLink(holders[1], holders[2], wantedByA: [Self.group], wantedByB: [Self.group])
-        _ = try runLink(holders[0], holders[1], wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try await runLink(holders[0], holders[1], wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try await runLink(holders[1], holders[2], wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try await runLink(holders[0], holders[1], wantedByA: [Self.group], wantedByB: [Self.group])
         for holder in holders { #expect(holder.holdings.chains == expected) }
     }
 
     @Test("a holder that may not have a group gets nothing, not even its existence; a participant that did not ask is told it is invited")
-    func authorization() throws {
+    func authorization() async throws {
         var rng = SeededRandom(seed: 31)
         let truth = SyncPlannerTests.randomTruth(&rng, senders: 2)
         var full = Holdings()
@@ -430,16 +430,16 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
         let member = SyncMessageTests.id(221), stranger = SyncMessageTests.id(222), invitee = SyncMessageTests.id(223)
         let a = MemoryHolder(me: member, group: Self.group, holdings: full, participants: [member, invitee])
         let outsider = MemoryHolder(me: stranger, group: SyncMessageTests.group(6), holdings: Holdings(), participants: [])
-        let result = try runLink(a, outsider, wantedByA: [Self.group], wantedByB: [Self.group])
+        let result = try await runLink(a, outsider, wantedByA: [Self.group], wantedByB: [Self.group])
         #expect(outsider.holdings.chains.isEmpty)
         #expect(result.invited.isEmpty)
         let newcomer = MemoryHolder(me: invitee, group: SyncMessageTests.group(7), holdings: Holdings(), participants: [])
-        let joined = try runLink(a, newcomer, wantedByA: [], wantedByB: [])
+        let joined = try await runLink(a, newcomer, wantedByA: [], wantedByB: [])
         #expect(joined.invited == [Self.group])
     }
 
     @Test("a fork at the peer's head is answered with my envelope at that seq, so the peer holds the evidence")
-    func forkEvidence() throws {
+    func forkEvidence() async throws {
         let sender = SyncMessageTests.id(1)
         var mine = Holdings(), theirs = Holdings()
         for seq: UInt64 in 1...3 {
@@ -451,19 +451,19 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
         let ids: Set = [SyncMessageTests.id(231), SyncMessageTests.id(232)]
         let a = MemoryHolder(me: SyncMessageTests.id(231), group: Self.group, holdings: mine, participants: ids)
         let b = MemoryHolder(me: SyncMessageTests.id(232), group: Self.group, holdings: theirs, participants: ids)
-        _ = try runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
+        _ = try await runLink(a, b, wantedByA: [Self.group], wantedByB: [Self.group])
         #expect(b.forks == [MemoryHolder.wire(sender, 4, SyncMessageTests.hash(4))])
         #expect(a.forks == [MemoryHolder.wire(sender, 4, SyncMessageTests.hash(44))])
     }
 
     @Test("the first message must be hello; a wrong version ends the link with a typed error")
-    func handshake() throws {
+    func handshake() async throws {
         let holder = MemoryHolder(me: SyncMessageTests.id(1), group: Self.group, holdings: Holdings(), participants: [])
         var session = SyncSession(me: holder.me, wanted: [])
-        #expect(try session.receive(.ack(Self.group, []), holder: holder) == [.send(.error(.malformed, "the first message must be hello"))])
+        #expect(try await session.receive(.ack(Self.group, []), holder: holder) == [.send(.error(.malformed, "the first message must be hello"))])
         #expect(session.isClosed)
         var other = SyncSession(me: holder.me, wanted: [])
-        let outputs = try other.receive(.hello(Hello(version: 9, holder: SyncMessageTests.id(2), groups: [])), holder: holder)
+        let outputs = try await other.receive(.hello(Hello(version: 9, holder: SyncMessageTests.id(2), groups: [])), holder: holder)
         #expect(outputs == [.send(.error(.unsupportedVersion, "version 9"))])
     }
 }

@@ -41,9 +41,19 @@ public protocol DeviceStoreTransaction {
     /// `(sender, seq, hash)` of every logged envelope of a group (for version vectors).
     func logIndex(group: GroupID) throws -> [(sender: MemberID, seq: UInt64, hash: Bytes32)]
     func logCount(group: GroupID) throws -> Int
+    /// The position of a group's newest log entry (0 when the log is empty).
+    func lastLogPosition(group: GroupID) throws -> Int64
 
     func addToOutbox(group: GroupID, hash: Bytes32) throws
     func outboxCount() throws -> Int
+    /// A holder acknowledged these (stored durably): they leave the outbox.
+    func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws
+
+    /// The relays this device syncs with.
+    func relays() throws -> [RelayRecord]
+    /// Adds a relay, or updates its last sync and error.
+    func saveRelay(_ relay: RelayRecord) throws
+    @discardableResult func deleteRelay(address: String) throws -> Bool
 
     @discardableResult func appendHistory(_ entry: HistoryRecord) throws -> Int64
     func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord]
@@ -58,6 +68,24 @@ public protocol DeviceStoreTransaction {
     /// What a peer's last file or sync showed it holds of a group (its version vector, encoded).
     func peerVector(peer: MemberID, group: GroupID) throws -> [UInt8]?
     func savePeerVector(peer: MemberID, group: GroupID, vector: [UInt8]) throws
+}
+
+/// A relay the device syncs with (`dcgka relay add`), and how the last sync went.
+public struct RelayRecord: Equatable, Sendable {
+    /// The address in its text form, `dcgka-relay://HOST:PORT/RELAY-ID`.
+    public var address: String
+    public var relay: MemberID
+    public var addedAt: UInt64
+    public var lastSync: UInt64?
+    public var lastError: String?
+
+    public init(address: String, relay: MemberID, addedAt: UInt64, lastSync: UInt64? = nil, lastError: String? = nil) {
+        self.address = address
+        self.relay = relay
+        self.addedAt = addedAt
+        self.lastSync = lastSync
+        self.lastError = lastError
+    }
 }
 
 /// This device's identity (NETWORK.md §10.1). Secrets are in their canonical encodings.

@@ -153,6 +153,14 @@ public final class SQLiteDeviceStore: DeviceStore {
                     peer BLOB NOT NULL, groupID BLOB NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (peer, groupID));
                 """)
         }
+        // Relays this device syncs with (NETWORK.md §13, `dcgka relay add`).
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE relay (
+                    address TEXT PRIMARY KEY, relayID BLOB NOT NULL, addedAt INTEGER NOT NULL,
+                    lastSync INTEGER, lastError TEXT);
+                """)
+        }
         return migrator
     }
 
@@ -381,11 +389,40 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM envelope WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
     }
 
+    func lastLogPosition(group: GroupID) throws -> Int64 {
+        try Int64.fetchOne(try db.cachedStatement(sql: "SELECT MAX(position) FROM envelope WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
+    }
+
     func addToOutbox(group: GroupID, hash: Bytes32) throws {
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) VALUES (?, ?, '')").execute(arguments: [Data(group.bytes), Data(hash.bytes)])
     }
 
     func outboxCount() throws -> Int { try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM outbox")) ?? 0 }
+
+    func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws {
+        let statement = try db.cachedStatement(sql: "DELETE FROM outbox WHERE groupID = ? AND hash = ?")
+        for hash in hashes { try statement.execute(arguments: [Data(group.bytes), Data(hash.bytes)]) }
+    }
+
+    func relays() throws -> [RelayRecord] {
+        try Row.fetchAll(db, sql: "SELECT address, relayID, addedAt, lastSync, lastError FROM relay ORDER BY address").map { row in
+            RelayRecord(
+                address: row["address"], relay: try memberID(row["relayID"]), addedAt: UInt64(row["addedAt"] as Int64),
+                lastSync: (row["lastSync"] as Int64?).map { UInt64($0) }, lastError: row["lastError"])
+        }
+    }
+
+    func saveRelay(_ relay: RelayRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO relay (address, relayID, addedAt, lastSync, lastError) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (address) DO UPDATE SET lastSync = excluded.lastSync, lastError = excluded.lastError
+            """, arguments: [relay.address, Data(relay.relay.bytes), Int64(relay.addedAt), relay.lastSync.map { Int64($0) }, relay.lastError])
+    }
+
+    func deleteRelay(address: String) throws -> Bool {
+        try db.execute(sql: "DELETE FROM relay WHERE address = ?", arguments: [address])
+        return db.changesCount > 0
+    }
 
     func appendHistory(_ entry: HistoryRecord) throws -> Int64 {
         try db.cachedStatement(sql: "INSERT INTO history (groupID, kind, sender, seq, time, receivedAt, text, event, subjects) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").execute(arguments: [

@@ -74,6 +74,11 @@ public enum SyncMessage: Hashable, Sendable {
     case error(SyncErrorCode, String)
     /// A holder that is not a participant shows the grant that lets it have a group (§11.2).
     case grant(Grant)
+    /// Asks the peer to answer ``pong(_:)`` once it handled everything sent before: the link is
+    /// ordered, so the answer marks the end of the peer's replies (a sync pass knows it is done).
+    /// Also a keep-alive. (PROTOCOL-NOTES.md, "Sync".)
+    case ping(UInt64)
+    case pong(UInt64)
 
     public static let protocolVersion: UInt8 = 1
     /// Items (groups, ranges, hashes, envelopes) one message may list.
@@ -95,6 +100,8 @@ public enum SyncMessage: Hashable, Sendable {
         case .evidence: 11
         case .error: 12
         case .grant: 13
+        case .ping: 14
+        case .pong: 15
         }
     }
 }
@@ -153,6 +160,8 @@ extension SyncMessage: WireCodable {
             writer.writeLengthPrefixed(Self.truncatedUTF8(text))
         case .grant(let grant):
             writer.write(grant)
+        case .ping(let nonce), .pong(let nonce):
+            writer.writeVarint(nonce)
         }
     }
 
@@ -206,6 +215,10 @@ extension SyncMessage: WireCodable {
             return .error(code, string)
         case 13:
             return .grant(try reader.read(Grant.self))
+        case 14:
+            return .ping(try reader.readVarint())
+        case 15:
+            return .pong(try reader.readVarint())
         default:
             throw .unknownTag(field: "sync message", tag: tag)
         }

@@ -4,15 +4,18 @@ public import CausalBroadcast
 /// What a holder (a device, a relay) lets the sync engine see: which groups a peer may have, what
 /// it holds of each, and its envelopes' bytes. Reading only: what arrives is handed back to the
 /// host as ``SyncSession/Output/deliver(_:_:)`` and stored by the host, in its own transaction.
+///
+/// The requirements are `async` so that a holder may keep its records behind an asynchronous
+/// store (a relay on PostgreSQL); a device on SQLite meets them with plain functions.
 public protocol SyncHolder {
     /// Groups I hold that `peer` may have (it is a participant, or holds a grant, NETWORK.md §11.2).
-    func groups(sharedWith peer: MemberID) throws -> [GroupID]
-    func holdings(of group: GroupID) throws -> Holdings
+    func groups(sharedWith peer: MemberID) async throws -> [GroupID]
+    func holdings(of group: GroupID) async throws -> Holdings
     /// Wire bytes of these envelopes, in the order a receiver best takes them (oldest first per
     /// sender, control before application), leaving out what I do not hold.
-    func wires(of group: GroupID, _ references: [EnvelopeReference]) throws -> [[UInt8]]
+    func wires(of group: GroupID, _ references: [EnvelopeReference]) async throws -> [[UInt8]]
     /// The wire bytes of the envelope I hold at a sender's seq (for fork evidence).
-    func wire(of group: GroupID, sender: MemberID, seq: UInt64) throws -> [UInt8]?
+    func wire(of group: GroupID, sender: MemberID, seq: UInt64) async throws -> [UInt8]?
 }
 
 /// One link between two holders, as a state machine (NETWORK.md §11): messages in, messages and
@@ -32,6 +35,12 @@ public struct SyncSession: Sendable {
         case prunedAtPeer(GroupID, [SeqRange])
         /// The peer ended the link.
         case closed(SyncErrorCode, String)
+        /// The peer asked for live delivery of a group it may have (the host pushes new envelopes).
+        case subscribed(GroupID)
+        /// The peer showed a grant; the host verifies it before it counts (§11.2).
+        case granted(Grant)
+        /// The answer to my ``SyncMessage/ping(_:)``: the peer handled everything I sent before it.
+        case pong(UInt64)
     }
 
     public let me: MemberID
@@ -42,11 +51,19 @@ public struct SyncSession: Sendable {
     /// Groups whose `have` this side already sent on this link.
     private var announced: Set<GroupID> = []
     public private(set) var isClosed = false
+    /// Whether a `have` for a group I do not share with the peer gets an empty `have` back (a
+    /// relay: the peer may be about to give it a new group's create), instead of nothing. Either
+    /// way the peer learns nothing about whether the group exists here.
+    public let answersUnsharedGroups: Bool
 
-    public init(me: MemberID, wanted: [GroupID], maximumFrameBytes: Int = SyncFraming.defaultMaximumFrameBytes) {
+    public init(
+        me: MemberID, wanted: [GroupID], maximumFrameBytes: Int = SyncFraming.defaultMaximumFrameBytes,
+        answersUnsharedGroups: Bool = false
+    ) {
         self.me = me
         self.wanted = wanted
         self.maximumFrameBytes = min(maximumFrameBytes, SyncFraming.hardMaximumFrameBytes)
+        self.answersUnsharedGroups = answersUnsharedGroups
     }
 
     /// The first messages: `hello` (the peer is not known yet, so no `have` before its answer).
@@ -54,19 +71,19 @@ public struct SyncSession: Sendable {
         [.send(.hello(Hello(holder: me, groups: wanted, maximumFrameBytes: UInt32(maximumFrameBytes))))]
     }
 
-    public mutating func receive(_ message: SyncMessage, holder: any SyncHolder) throws -> [Output] {
+    public mutating func receive(_ message: SyncMessage, holder: any SyncHolder) async throws -> [Output] {
         guard !isClosed else { return [] }
         if peer == nil {
             guard case .hello(let hello) = message else { return close(.malformed, "the first message must be hello") }
             guard hello.version == SyncMessage.protocolVersion else { return close(.unsupportedVersion, "version \(hello.version)") }
             peer = hello.holder
-            let shared = try holder.groups(sharedWith: hello.holder)
+            let shared = try await holder.groups(sharedWith: hello.holder)
             var outputs: [Output] = []
             let uninvited = shared.filter { !hello.groups.contains($0) && !wanted.contains($0) }
             if !uninvited.isEmpty { outputs.append(.send(.invited(uninvited))) }
             // My vectors for what either side wants and both may have: the peer answers each.
             for group in shared where wanted.contains(group) || hello.groups.contains(group) {
-                outputs += try announce(group, holder: holder)
+                outputs += try await announce(group, holder: holder)
             }
             return outputs
         }
@@ -78,20 +95,24 @@ public struct SyncSession: Sendable {
             return [.invited(groups)]
         case .have(let group, let vector):
             // Nothing, not even whether the group exists, for a peer that may not have it.
-            guard try holder.groups(sharedWith: peer).contains(group) else { return [] }
+            guard try await holder.groups(sharedWith: peer).contains(group) else {
+                guard answersUnsharedGroups, !announced.contains(group) else { return [] }
+                announced.insert(group)
+                return [.send(.have(group, Frontier()))]
+            }
             var outputs: [Output] = []
-            if !announced.contains(group) { outputs += try announce(group, holder: holder) }
-            let plan = SyncPlanner.plan(try holder.holdings(of: group), peer: vector)
+            if !announced.contains(group) { outputs += try await announce(group, holder: holder) }
+            let plan = SyncPlanner.plan(try await holder.holdings(of: group), peer: vector)
             for fork in plan.forks {
-                if let mine = try holder.wire(of: group, sender: fork.sender, seq: fork.seq) {
+                if let mine = try await holder.wire(of: group, sender: fork.sender, seq: fork.seq) {
                     outputs.append(.send(.evidence(group, mine, [])))
                 }
             }
-            outputs += batches(group, try holder.wires(of: group, plan.send))
+            outputs += batches(group, try await holder.wires(of: group, plan.send))
             return outputs
         case .want(let group, let ranges, let hashes):
-            guard try holder.groups(sharedWith: peer).contains(group) else { return [] }
-            let holdings = try holder.holdings(of: group)
+            guard try await holder.groups(sharedWith: peer).contains(group) else { return [] }
+            let holdings = try await holder.holdings(of: group)
             var references: [EnvelopeReference] = []
             let wantedHashes = Set(hashes)
             for (sender, chain) in holdings.chains {
@@ -101,7 +122,7 @@ public struct SyncSession: Sendable {
                 }
             }
             references.sort { ($0.sender, $0.seq) < ($1.sender, $1.seq) }
-            return batches(group, try holder.wires(of: group, references))
+            return batches(group, try await holder.wires(of: group, references))
         case .summary:
             return []
         case .envelopes(let group, let wires), .push(let group, let wires):
@@ -110,25 +131,45 @@ public struct SyncSession: Sendable {
             return [.deliver(group, [first, second].filter { !$0.isEmpty })]
         case .ack(let group, let hashes):
             return [.acknowledged(group, hashes)]
-        case .subscribe:
-            return []
+        case .subscribe(let group):
+            guard try await holder.groups(sharedWith: peer).contains(group) else { return [] }
+            return [.subscribed(group)]
+        case .ping(let nonce):
+            return [.send(.pong(nonce))]
+        case .pong(let nonce):
+            return [.pong(nonce)]
         case .pruned(let group, let ranges):
             return [.prunedAtPeer(group, ranges)]
         case .error(let code, let text):
             isClosed = true
             return [.closed(code, text)]
-        case .grant:
+        case .grant(let grant):
+            return [.granted(grant)]
+        }
+    }
+
+    /// Asks the peer for groups I may not hold yet (an invitation it announced): my `have` for
+    /// each, empty where I hold nothing, so the peer answers with what it may give me.
+    public mutating func request(_ groups: [GroupID], holder: any SyncHolder) async throws -> [Output] {
+        guard !isClosed, peer != nil else {
+            wanted += groups.filter { !wanted.contains($0) }
             return []
         }
+        var outputs: [Output] = []
+        for group in groups where !announced.contains(group) {
+            if !wanted.contains(group) { wanted.append(group) }
+            outputs += try await announce(group, holder: holder)
+        }
+        return outputs
     }
 
     /// After the host stored delivered envelopes: acknowledge them, and ask for the gaps they
     /// revealed (the "missing" report of PROTOCOL.md §6.2 as `want`).
-    public mutating func committed(_ group: GroupID, hashes: [Bytes32], holder: any SyncHolder) throws -> [Output] {
+    public mutating func committed(_ group: GroupID, hashes: [Bytes32], holder: any SyncHolder) async throws -> [Output] {
         guard !isClosed else { return [] }
         var outputs: [Output] = []
         if !hashes.isEmpty { outputs.append(.send(.ack(group, hashes))) }
-        let gaps = SyncPlanner.gaps(try holder.holdings(of: group))
+        let gaps = SyncPlanner.gaps(try await holder.holdings(of: group))
         if !gaps.isEmpty { outputs.append(.send(.want(group, ranges: gaps, hashes: []))) }
         return outputs
     }
@@ -139,9 +180,9 @@ public struct SyncSession: Sendable {
         return [.send(.push(group, wires))]
     }
 
-    mutating func announce(_ group: GroupID, holder: any SyncHolder) throws -> [Output] {
+    mutating func announce(_ group: GroupID, holder: any SyncHolder) async throws -> [Output] {
         announced.insert(group)
-        return [.send(.have(group, try holder.holdings(of: group).vector()))]
+        return [.send(.have(group, try await holder.holdings(of: group).vector()))]
     }
 
     /// `summary`, then `envelopes` messages that each fit the frame limit.
