@@ -3,6 +3,8 @@ import DCGKAEncoding
 import Device
 import DeviceStorage
 import Foundation
+import RelayClient
+import Sync
 
 /// History lines in words, with names as this device knows them.
 struct HistoryRenderer {
@@ -117,6 +119,7 @@ struct LogCommand: ParsableCommand {
                 last = entry.id
             }
             guard follow else { return }
+            RelayLinks.start(device)
             while true {
                 Thread.sleep(forTimeInterval: 0.3)
                 let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
@@ -168,6 +171,7 @@ struct ChatCommand: ParsableCommand {
                 }
             }
             watcher.start()
+            RelayLinks.start(device)
             while let line = readLine() {
                 let text = line.trimmingCharacters(in: .whitespaces)
                 if text.isEmpty { continue }
@@ -178,6 +182,22 @@ struct ChatCommand: ParsableCommand {
             }
             // Let the watcher show what was just sent before leaving.
             Thread.sleep(forTimeInterval: 0.4)
+        }
+    }
+}
+
+/// Live links to the home's relays for `chat` and `log --follow` (subscribe, push, reconnect
+/// with backoff), in the background while the command reads and prints.
+enum RelayLinks {
+    static func start(_ device: Device<SystemRandomNumberGenerator>) {
+        guard let relays = try? device.relays().compactMap({ try? RelayAddress(parsing: $0.address) }), !relays.isEmpty,
+              let identity = try? device.identityKey()
+        else { return }
+        let client = RelayClient(device: device, identity: identity, logger: SyncCommand.quietLogger)
+        Task.detached {
+            await client.followAll(relays) { relay, error in
+                if let error { try? device.noteSync(relay, error: error) } else { try? device.noteSync(relay, error: nil) }
+            }
         }
     }
 }
