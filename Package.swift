@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Link", targets: ["Link"]),
         .library(name: "Relay", targets: ["Relay"]),
         .library(name: "RelayStorage", targets: ["RelayStorage"]),
+        .library(name: "RelayPostgres", targets: ["RelayPostgres"]),
         .library(name: "RelayServer", targets: ["RelayServer"]),
         .library(name: "LinkIO", targets: ["LinkIO"]),
         .executable(name: "dcgka", targets: ["dcgka"]),
@@ -39,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", exact: "1.33.2"),
         // Micro-benchmarks (Benchmarks/DCGKABenchmarks, `swift package benchmark`).
         .package(url: "https://github.com/ordo-one/package-benchmark.git", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -107,6 +109,15 @@ let package = Package(
             name: "RelayStorage",
             dependencies: ["Relay", "Sync", "DCGKAEncoding", "CausalBroadcast", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Sources/Network/RelayStorage", swiftSettings: strict),
+        // The relay's PostgreSQL store (postgres-nio): many relay processes on one database,
+        // new envelopes announced by LISTEN/NOTIFY.
+        .target(
+            name: "RelayPostgres",
+            dependencies: ["Relay", "Sync", "DCGKAEncoding", "CausalBroadcast",
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Network/RelayPostgres", swiftSettings: strict),
         // A secure link (§12) over a WebSocket, for the relay and its clients.
         .target(
             name: "LinkIO",
@@ -147,7 +158,8 @@ let package = Package(
             name: "dcgka",
             dependencies: [
                 "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking", "Device", "DeviceStorage", "Sync",
-                "RelayServer", "RelayClient", "Relay",
+                "RelayServer", "RelayClient", "Relay", "RelayStorage", "RelayPostgres",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -174,7 +186,7 @@ let package = Package(
             exclude: ["Vectors"]),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Relay", "RelayStorage", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",
+            dependencies: ["Relay", "RelayStorage", "RelayPostgres", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",
                            "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(

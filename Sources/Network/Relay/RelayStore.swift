@@ -81,6 +81,21 @@ public protocol RelayStore: Sendable {
     func noteIdentity(_ id: MemberID, now: UInt64) async throws -> Bool
     /// Counts for operators and tests.
     func statistics() async throws -> RelayStatistics
+    /// Runs while the relay runs (a connection pool; listening for what other relay processes on
+    /// the same database store). `foreign` receives those envelopes, for this process's
+    /// subscribers. Returns when cancelled.
+    func run(foreign: @escaping @Sendable (GroupID, [[UInt8]]) async -> Void) async throws
+    /// Returns once the store answers (its schema exists), while ``run(foreign:)`` runs.
+    func ready() async throws
+}
+
+extension RelayStore {
+    /// One process, nothing to listen for: waits until cancelled.
+    public func run(foreign: @escaping @Sendable (GroupID, [[UInt8]]) async -> Void) async throws {
+        while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+    }
+
+    public func ready() async throws {}
 }
 
 public struct RelayStatistics: Sendable, Equatable, Codable {

@@ -113,8 +113,19 @@ public struct RelayServer: Sendable {
             services.append(Application(
                 router: metricsRouter, configuration: .init(address: .hostname(metricsHost, port: configuration.metricsPort)), logger: logger))
         }
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        let serviceGroup = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let store = store
+        let hub = state.hub
+        // The store runs beside the server (a connection pool; other processes' envelopes, which
+        // this process pushes to its own subscribers); the server starts once the store answers.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await store.run { envelopeGroup, wires in await hub.publish(envelopeGroup, wires, except: nil) }
+            }
+            try await store.ready()
+            try await serviceGroup.run()
+            group.cancelAll()
+        }
     }
 
     /// The relay's identity in `directory/relay-identity` (its 32-byte seed, owner-only), created

@@ -7,6 +7,7 @@ import Relay
 import RelayServer
 import RelayClient
 import RelayStorage
+import RelayPostgres
 import Logging
 import Foundation
 #if canImport(FoundationNetworking)
@@ -28,7 +29,7 @@ struct RelayServeCommand: AsyncParsableCommand {
 
     @Option(help: "Where to listen, HOST:PORT (port 0 picks a free one).") var listen = "127.0.0.1:7447"
     @Option(help: "The relay's folder: its identity and, by default, its SQLite store.") var data = "./dcgka-relay"
-    @Option(help: "Where to keep envelopes: sqlite:PATH (default: DATA/relay.sqlite).") var store: String?
+    @Option(help: "Where to keep envelopes: sqlite:PATH (default: DATA/relay.sqlite) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (several relay processes may share one).") var store: String?
     @Option(help: "Serve Prometheus metrics on HOST:PORT at /metrics.") var metrics: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Connections allowed from one address (loopback tests raise it).") var connectionsPerAddress: Int?
@@ -49,7 +50,7 @@ struct RelayServeCommand: AsyncParsableCommand {
             var logger = Logger(label: "dcgka.relay")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let identity = try RelayServer.identity(in: data)
-            let relayStore = try Self.openStore(store, data: data)
+            let relayStore = try Self.openStore(store, data: data, logger: logger)
             if let metrics {
                 let (metricsHost, metricsPort) = try RelayAddress.split(metrics)
                 configuration.metricsHost = metricsHost
@@ -65,10 +66,14 @@ struct RelayServeCommand: AsyncParsableCommand {
         }
     }
 
-    static func openStore(_ location: String?, data: String) throws -> any RelayStore {
-        guard let location else { return try SQLiteRelayStore(path: (data as NSString).appendingPathComponent("relay.sqlite")) }
+    static func openStore(_ location: String?, data: String, logger: Logger) throws -> any RelayStore {
+        guard let location else {
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            return try SQLiteRelayStore(path: (data as NSString).appendingPathComponent("relay.sqlite"))
+        }
         if location.hasPrefix("sqlite:") { return try SQLiteRelayStore(path: String(location.dropFirst("sqlite:".count))) }
-        throw CLIError("unknown store \(location): use sqlite:PATH")
+        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") { return try PostgresRelayStore(url: location, logger: logger) }
+        throw CLIError("unknown store \(location): use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
     }
 }
 
