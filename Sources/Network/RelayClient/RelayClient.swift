@@ -3,7 +3,7 @@ public import Sync
 public import DCGKAEncoding
 public import DCGKACrypto
 internal import Link
-internal import LinkIO
+public import LinkIO
 internal import WSClient
 public import Logging
 internal import NIOCore
@@ -87,8 +87,17 @@ public struct RelayClient<Random: RandomNumberGenerator & Sendable>: Sendable {
     func connect<T: Sendable>(
         _ address: RelayAddress, timeout: Duration?, _ body: @escaping @Sendable (inout LinkChannel) async throws -> T
     ) async throws -> T {
-        let identity = identity
-        let logger = logger
+        try await RelayLink.with(address, identity: identity, timeout: timeout, logger: logger, body)
+    }
+}
+
+/// A secure link to a relay as a scoped resource: connect, authenticate both sides (§12), run
+/// `body` with the channel, close. Errors come out as ``RelayClientError``.
+public enum RelayLink {
+    public static func with<T: Sendable>(
+        _ address: RelayAddress, identity: IdentityKey, timeout: Duration?, logger: Logger,
+        _ body: @escaping @Sendable (inout LinkChannel) async throws -> T
+    ) async throws -> T {
         let result = ResultBox<T>()
         let url = "ws://\(address.authority)/link"
         let work: @Sendable () async throws -> Void = {

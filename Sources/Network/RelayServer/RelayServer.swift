@@ -123,7 +123,11 @@ public struct RelayServer: Sendable {
                 try await store.run { envelopeGroup, wires in await hub.publish(envelopeGroup, wires, except: nil) }
             }
             try await store.ready()
-            try await serviceGroup.run()
+            do {
+                try await serviceGroup.run()
+            } catch is CancellationError {
+                // A graceful shutdown can end the server's own tasks by cancellation: not a failure.
+            }
             group.cancelAll()
         }
     }

@@ -106,7 +106,7 @@ struct LogCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             let device = try home.open()
-            let summary = try device.resolveGroup(group)
+            let summary = try RelayLinks.resolve(group, device: device, syncing: follow)
             let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
             let entries = try device.history(of: summary.id)
             if output.json, !follow {
@@ -142,7 +142,7 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             var device = try home.open()
-            let summary = try device.resolveGroup(group)
+            let summary = try RelayLinks.resolve(group, device: device, syncing: true)
             let groupID = summary.id
             let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
             var last: Int64 = 0
@@ -189,6 +189,26 @@ struct ChatCommand: ParsableCommand {
 /// Live links to the home's relays for `chat` and `log --follow` (subscribe, push, reconnect
 /// with backoff), in the background while the command reads and prints.
 enum RelayLinks {
+    /// The group by title or ID prefix; one that is not here yet may be waiting at a relay (an
+    /// invitation): with relays, a sync pass runs first.
+    static func resolve(_ name: String, device: Device<SystemRandomNumberGenerator>, syncing: Bool) throws -> Device<SystemRandomNumberGenerator>.GroupSummary {
+        if let found = try? device.resolveGroup(name) { return found }
+        guard syncing, let relays = try? device.relays(), !relays.isEmpty, let identity = try? device.identityKey() else {
+            return try device.resolveGroup(name)
+        }
+        let client = RelayClient(device: device, identity: identity, logger: SyncCommand.quietLogger)
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            for relay in relays {
+                guard let address = try? RelayAddress(parsing: relay.address) else { continue }
+                _ = try? await client.sync(with: address, timeout: .seconds(20))
+            }
+            done.signal()
+        }
+        done.wait()
+        return try device.resolveGroup(name)
+    }
+
     static func start(_ device: Device<SystemRandomNumberGenerator>) {
         guard let relays = try? device.relays().compactMap({ try? RelayAddress(parsing: $0.address) }), !relays.isEmpty,
               let identity = try? device.identityKey()

@@ -23,7 +23,8 @@ struct GroupCommand: ParsableCommand {
                 if output.json {
                     try Output.json(["group": Output.hex(id)])
                 } else {
-                    Output.line("Created \"\(title)\" (\(String(Output.hex(id).prefix(12)))). Share it with `dcgka export`.")
+                    let how = (try? device.relays().isEmpty) == false ? "It reaches them with `dcgka sync` (or a running `dcgka chat`)" : "Share it with `dcgka export`"
+                    Output.line("Created \"\(title)\" (\(String(Output.hex(id).prefix(12)))). \(how).")
                 }
             }
         }

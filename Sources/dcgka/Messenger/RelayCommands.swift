@@ -33,9 +33,11 @@ struct RelayServeCommand: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics on HOST:PORT at /metrics.") var metrics: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Connections allowed from one address (loopback tests raise it).") var connectionsPerAddress: Int?
-    @Option(help: "Envelopes per second per identity (token bucket rate).") var envelopesPerSecond: Double?
+    @Option(help: "Envelopes per second per identity (token bucket rate; the burst is ten seconds' worth).") var envelopesPerSecond: Double?
+    @Option(help: "Messages per second per connection (token bucket rate; the burst is ten seconds' worth).") var messagesPerSecond: Double?
     @Option(help: "Pending bytes per connection before a slow reader is cut off.") var pendingOutboundBytes: Int?
     @Option(help: "Seconds without a message before a connection is closed.") var idleSeconds: Double?
+    @Option(help: "Seconds a connection has to complete the link handshake.") var handshakeSeconds: Double?
 
     func run() async throws {
         do {
@@ -44,9 +46,17 @@ struct RelayServeCommand: AsyncParsableCommand {
             configuration.host = host
             configuration.port = Int(port == 0 ? 0 : port)
             if let connectionsPerAddress { configuration.limits.connectionsPerAddress = connectionsPerAddress }
-            if let envelopesPerSecond { configuration.limits.envelopesPerSecondPerIdentity = envelopesPerSecond }
+            if let envelopesPerSecond {
+                configuration.limits.envelopesPerSecondPerIdentity = envelopesPerSecond
+                configuration.limits.envelopeBurstPerIdentity = envelopesPerSecond * 10
+            }
+            if let messagesPerSecond {
+                configuration.limits.messagesPerSecondPerConnection = messagesPerSecond
+                configuration.limits.messageBurstPerConnection = messagesPerSecond * 10
+            }
             if let pendingOutboundBytes { configuration.limits.pendingOutboundBytesPerConnection = pendingOutboundBytes }
             if let idleSeconds { configuration.limits.idleSeconds = idleSeconds }
+            if let handshakeSeconds { configuration.limits.handshakeSeconds = handshakeSeconds }
             var logger = Logger(label: "dcgka.relay")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let identity = try RelayServer.identity(in: data)
