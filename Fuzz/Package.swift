@@ -12,7 +12,7 @@ import PackageDescription
 /// executables), so libFuzzer's own `main` never gets linked; each target therefore defines
 /// `fuzz_<name>_main` with `@_cdecl` and hands its `LLVMFuzzerTestOneInput` to libFuzzer's
 /// `LLVMFuzzerRunDriver` (declared by the `CLibFuzzer` header module).
-let fuzzTargets = ["envelope", "control", "welcome", "twoparty", "application", "groupstate", "bundle", "group", "sync"]
+let fuzzTargets = ["envelope", "control", "welcome", "twoparty", "application", "groupstate", "bundle", "group", "sync", "link"]
 
 let library: [Target.Dependency] = [
     .product(name: "DCGKAGroup", package: "swift-dcgka"),
@@ -20,7 +20,12 @@ let library: [Target.Dependency] = [
 
 /// What each target needs beyond `library`.
 func extra(_ name: String) -> [Target.Dependency] {
-    name == "sync" ? [.product(name: "Device", package: "swift-dcgka"), .product(name: "Sync", package: "swift-dcgka")] : []
+    switch name {
+    case "sync": [.product(name: "Device", package: "swift-dcgka"), .product(name: "Sync", package: "swift-dcgka")]
+    case "link": [.product(name: "Link", package: "swift-dcgka"), .product(name: "Relay", package: "swift-dcgka"),
+                  .product(name: "Sync", package: "swift-dcgka")]
+    default: []
+    }
 }
 
 let package = Package(

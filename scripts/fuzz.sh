@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(envelope control welcome twoparty application groupstate bundle group sync)
+TARGETS=(envelope control welcome twoparty application groupstate bundle group sync link)
 SCRATCH=Fuzz/.build-fuzz
 
 usage() {

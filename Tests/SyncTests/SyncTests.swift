@@ -355,7 +355,7 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
                 acks += 1
             case .invited(let groups):
                 invited += groups
-            case .prunedAtPeer, .closed, .subscribed, .granted, .pong:
+            case .prunedAtPeer, .closed, .subscribed, .granted, .pong, .bundles, .bundlesRequested:
                 break
             }
         }

@@ -139,16 +139,45 @@ extension Device {
                 if let old = try? KeyBundle(wireBytes: known.bundle), old.notAfter > bundle.notAfter { record.bundle = known.bundle }
             }
             try tx.saveContact(record)
-            // Groups we share take the newer bundle too (§2.3's newest-valid rule).
-            for var groupRecord in try tx.groups() where groupRecord.status == .joined {
-                guard var group = try Self.decodeGroup(groupRecord),
-                      group.keyAgreement.history.isKnownParticipant(bundle.identity) else { continue }
-                if (try? group.offerBundle(bundle, now: now)) == true {
-                    groupRecord.state = group.wireBytes
-                    try tx.saveGroup(groupRecord)
-                }
-            }
+            try Self.offer(bundle, tx: tx, now: now)
             return record
+        }
+    }
+
+    /// Groups we share take a contact's newer bundle too (§2.3's newest-valid rule).
+    static func offer(_ bundle: KeyBundle, tx: any DeviceStoreTransaction, now: UInt64) throws {
+        for var groupRecord in try tx.groups() where groupRecord.status == .joined {
+            guard var group = try Self.decodeGroup(groupRecord),
+                  group.keyAgreement.history.isKnownParticipant(bundle.identity) else { continue }
+            if (try? group.offerBundle(bundle, now: now)) == true {
+                groupRecord.state = group.wireBytes
+                try tx.saveGroup(groupRecord)
+            }
+        }
+    }
+
+    /// Bundles from a relay's directory (NETWORK.md §13.3), never trusted: each must verify, be a
+    /// contact's and be newer than the one I hold; then it replaces it. Returns how many did.
+    @discardableResult
+    public mutating func refreshContacts(_ encoded: [[UInt8]]) throws -> Int {
+        let now = clock()
+        let bundles = encoded.compactMap { bytes -> KeyBundle? in
+            guard let bundle = try? KeyBundle(wireBytes: bytes), (try? bundle.verify(now: now)) != nil else { return nil }
+            return bundle
+        }
+        guard !bundles.isEmpty else { return 0 }
+        return try write { tx, _, _ in
+            var refreshed = 0
+            let contacts = try tx.contacts()
+            for bundle in bundles {
+                guard var contact = contacts.first(where: { $0.id == bundle.identity }) else { continue }
+                if let old = try? KeyBundle(wireBytes: contact.bundle), old.notAfter >= bundle.notAfter { continue }
+                contact.bundle = bundle.wireBytes
+                try tx.saveContact(contact)
+                try Self.offer(bundle, tx: tx, now: now)
+                refreshed += 1
+            }
+            return refreshed
         }
     }
 

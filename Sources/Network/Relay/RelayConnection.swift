@@ -1,6 +1,7 @@
 public import DCGKAEncoding
 public import Sync
 internal import CausalBroadcast
+internal import DCGKACrypto
 
 /// What a relay's connections share: the store, the limits, group commit and the per-identity
 /// rate limits. The server provides it; tests can provide their own.
@@ -97,6 +98,19 @@ public struct RelayConnection: Sendable {
             case .closed:
                 isClosed = true
                 outputs.append(.closed)
+            case .bundles(let bundles):
+                // The directory keeps only the link's own bundle (any other is dropped); fetchers
+                // verify what they get, the relay only checks whose it is.
+                for bytes in bundles {
+                    guard let bundle = try? KeyBundle(wireBytes: bytes), bundle.identity == peer else { continue }
+                    try await environment.store.publishBundle(member: peer, bundle: bytes, now: UInt64(max(0, now)))
+                }
+            case .bundlesRequested(let members):
+                var found: [[UInt8]] = []
+                for member in Set(members).sorted() {
+                    if let bundle = try await environment.store.bundle(of: member) { found.append(bundle) }
+                }
+                outputs.append(.send(.bundles(found)))
             case .acknowledged, .invited, .prunedAtPeer, .pong:
                 break
             }

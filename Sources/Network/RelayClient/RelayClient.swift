@@ -25,6 +25,8 @@ public struct RelaySyncReport: Sendable, Equatable, Codable {
     /// Invitations from non-contacts waiting for `dcgka group accept`.
     public var invitations = 0
     public var messages = 0
+    /// Contacts whose key bundle the relay's directory had newer than mine.
+    public var bundlesRefreshed = 0
     /// Why the link ended early, if it did.
     public var error: String?
 
@@ -220,7 +222,11 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
         var session = SyncSession(me: me, wanted: wanted)
         var ping: UInt64 = 1
         var activity = 0
-        try await channel.link.send(session.start().compactMap { if case .send(let m) = $0 { m } else { nil } } + [.ping(ping)])
+        // The directory (§13.3): my newest bundle for those who need it, my contacts' newest for me.
+        let directory: [SyncMessage] = [.bundles([try device.profile().bundle.wireBytes]),
+                                        .bundleRequest(try device.contacts().map(\.id))]
+        try await channel.link.send(
+            session.start().compactMap { if case .send(let m) = $0 { m } else { nil } } + directory + [.ping(ping)])
         var pusher: Task<Void, any Error>?
         defer { pusher?.cancel() }
         while true {
@@ -281,7 +287,9 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
                 pending += try await session.request(groups, holder: device)
             case .closed(let code, let text):
                 throw RelayClientError.refused(code, text)
-            case .prunedAtPeer, .subscribed, .granted, .pong:
+            case .bundles(let bundles):
+                report.bundlesRefreshed += try device.refreshContacts(bundles)
+            case .prunedAtPeer, .subscribed, .granted, .pong, .bundlesRequested:
                 break
             }
         }

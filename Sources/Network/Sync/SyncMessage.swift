@@ -79,11 +79,19 @@ public enum SyncMessage: Hashable, Sendable {
     /// Also a keep-alive. (PROTOCOL-NOTES.md, "Sync".)
     case ping(UInt64)
     case pong(UInt64)
+    /// Key bundles (encoded): a device publishing its own to a relay's directory, or a relay
+    /// answering ``bundleRequest(_:)`` (NETWORK.md §13.3). The fetcher verifies them.
+    case bundles([[UInt8]])
+    /// Asks a relay's directory for these members' newest published bundles.
+    case bundleRequest([MemberID])
 
     public static let protocolVersion: UInt8 = 1
     /// Items (groups, ranges, hashes, envelopes) one message may list.
     public static let maximumItems = 1 << 16
     public static let maximumErrorText = 1024
+    /// Bundles one `bundles` or `bundleRequest` message may carry, and the size of one.
+    public static let maximumBundles = 256
+    public static let maximumBundleBytes = 4096
 
     var tag: UInt8 {
         switch self {
@@ -102,6 +110,8 @@ public enum SyncMessage: Hashable, Sendable {
         case .grant: 13
         case .ping: 14
         case .pong: 15
+        case .bundles: 16
+        case .bundleRequest: 17
         }
     }
 }
@@ -162,6 +172,11 @@ extension SyncMessage: WireCodable {
             writer.write(grant)
         case .ping(let nonce), .pong(let nonce):
             writer.writeVarint(nonce)
+        case .bundles(let bundles):
+            writer.writeVarint(bundles.count)
+            for bundle in bundles { writer.writeLengthPrefixed(bundle) }
+        case .bundleRequest(let members):
+            writer.writeArray(members)
         }
     }
 
@@ -219,6 +234,14 @@ extension SyncMessage: WireCodable {
             return .ping(try reader.readVarint())
         case 15:
             return .pong(try reader.readVarint())
+        case 16:
+            let count = try reader.readBoundedVarint(field: "bundles", limit: maximumBundles)
+            guard count <= reader.remaining else { throw .truncated }
+            var bundles: [[UInt8]] = []
+            for _ in 0..<count { bundles.append(try reader.readLengthPrefixed(field: "bundle", limit: maximumBundleBytes)) }
+            return .bundles(bundles)
+        case 17:
+            return .bundleRequest(try reader.readArray(MemberID.self, field: "bundleRequest", limit: maximumBundles))
         default:
             throw .unknownTag(field: "sync message", tag: tag)
         }

@@ -41,6 +41,11 @@ public struct SyncSession: Sendable {
         case granted(Grant)
         /// The answer to my ``SyncMessage/ping(_:)``: the peer handled everything I sent before it.
         case pong(UInt64)
+        /// Key bundles the peer sent (its own to publish, or a directory's answer): the host
+        /// verifies them before any use.
+        case bundles([[UInt8]])
+        /// The peer asks for these members' bundles (a relay's directory answers).
+        case bundlesRequested([MemberID])
     }
 
     public let me: MemberID
@@ -145,6 +150,10 @@ public struct SyncSession: Sendable {
             return [.closed(code, text)]
         case .grant(let grant):
             return [.granted(grant)]
+        case .bundles(let bundles):
+            return [.bundles(bundles)]
+        case .bundleRequest(let members):
+            return [.bundlesRequested(members)]
         }
     }
 

@@ -100,7 +100,10 @@ struct RelayInfoCommand: AsyncParsableCommand {
                 throw CLIError("the server at \(relay.authority) is relay \(info.relay), not the one in the address")
             }
             if output.json {
-                let data = try JSONEncoder().encode(info)
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let data = try encoder.encode(info)
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             } else {
                 let limits = info.limits
@@ -198,14 +201,19 @@ struct SyncCommand: AsyncParsableCommand {
                 reports.append(report)
             }
             if output.json {
-                let data = try JSONEncoder().encode(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports))
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let data = try encoder.encode(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports))
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             } else {
                 for report in reports {
                     if let error = report.error {
                         Output.line("\(report.relay): failed: \(error)")
                     } else {
-                        Output.line("\(report.relay): sent \(report.sent) (\(report.acknowledged) stored), received \(report.received) (\(report.new) new, \(report.messages) messages), \(report.joined) groups joined, \(report.invitations) invitations waiting")
+                        var line = "\(report.relay): sent \(report.sent) (\(report.acknowledged) stored), received \(report.received) (\(report.new) new, \(report.messages) messages), \(report.joined) groups joined, \(report.invitations) invitations waiting"
+                        if report.bundlesRefreshed > 0 { line += ", \(report.bundlesRefreshed) contacts' keys refreshed" }
+                        Output.line(line)
                     }
                 }
             }
