@@ -36,6 +36,8 @@ public struct RelayConnection: Sendable {
     private var session: SyncSession
     private var messages: TokenBucket
     public private(set) var subscriptions: Set<GroupID> = []
+    /// Groups whose pruned ranges and evidence this link was given.
+    private var served: Set<GroupID> = []
     public private(set) var isClosed = false
 
     public init(relay: MemberID, peer: MemberID, environment: any RelayEnvironment, now: Double) {
@@ -68,9 +70,12 @@ public struct RelayConnection: Sendable {
         }
         let holder = RelayHolder(store: environment.store, now: UInt64(max(0, now)))
         var outputs: [Output] = []
-        if case .have(let group, _) = message, try await holder.groups(sharedWith: peer).contains(group) {
+        if case .have(let group, _) = message, !served.contains(group), try await holder.groups(sharedWith: peer).contains(group) {
+            // Once per link and group: what was pruned here, and the forks seen (PROTOCOL.md §6.2).
+            served.insert(group)
             let pruned = try await environment.store.prunedRanges(of: group)
             if !pruned.isEmpty { outputs.append(.send(.pruned(group, pruned))) }
+            for pair in try await environment.store.evidence(of: group) { outputs.append(.send(.evidence(group, pair.first, pair.second))) }
         }
         var pending = try await session.receive(message, holder: holder)
         while !pending.isEmpty {
@@ -81,8 +86,12 @@ public struct RelayConnection: Sendable {
             case .deliver(let group, let wires):
                 let admitted = try await admit(group, wires, holder: holder, now: now)
                 outputs += admitted.outputs
+                if let refusal = admitted.refusal {
+                    // What was stored before the refusal is still acknowledged, then the link closes.
+                    outputs += admitted.session.compactMap { if case .send(let message) = $0 { .send(message) } else { nil } }
+                    return outputs + close(refusal)
+                }
                 pending += admitted.session
-                if let refusal = admitted.refusal { return outputs + close(refusal) }
             case .subscribed(let group):
                 guard subscriptions.contains(group) || subscriptions.count < environment.limits.subscriptionsPerConnection else {
                     return outputs + close(.tooManySubscriptions)
@@ -146,15 +155,20 @@ public struct RelayConnection: Sendable {
         let outcomes = try await environment.commit(StoreBatch(group: group, envelopes: admitted, writer: peer))
         var durable: [Bytes32] = []
         var stored: [[UInt8]] = []
+        var firsts: [MemberID: UInt64] = [:]
         for (item, outcome) in zip(admitted, outcomes) {
             if outcome.isDurable { durable.append(item.envelope.hash) }
-            if outcome == .stored { stored.append(item.wire) }
+            if outcome == .stored {
+                stored.append(item.wire)
+                let sender = item.envelope.sender
+                firsts[sender] = min(firsts[sender] ?? .max, item.envelope.seq)
+            }
             if case .refused(let reason) = outcome, refusal == nil { refusal = reason }
         }
         var outputs: [Output] = []
         if !stored.isEmpty { outputs.append(.published(group, stored)) }
-        let next = try await session.committed(group, hashes: durable, holder: RelayHolder(store: store, now: UInt64(max(0, now))))
-        return (outputs, next, refusal)
+        let gaps = firsts.isEmpty ? [] : try await store.gaps(of: group, below: firsts)
+        return (outputs, session.committed(group, hashes: durable, gaps: gaps), refusal)
     }
 
     public mutating func close(_ reason: RelayRefusal) -> [Output] {

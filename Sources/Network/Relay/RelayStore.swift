@@ -66,6 +66,9 @@ public protocol RelayStore: Sendable {
     /// Wires in a causal order (arrival order at this relay), leaving out what is not held.
     func wires(of group: GroupID, _ references: [EnvelopeReference]) async throws -> [[UInt8]]
     func wire(of group: GroupID, sender: MemberID, seq: UInt64) async throws -> [UInt8]?
+    /// For each sender, the seqs missing just below `seq` (from the highest held below it), to
+    /// ask the peer for with `want`; one index lookup per sender.
+    func gaps(of group: GroupID, below firsts: [MemberID: UInt64]) async throws -> [SeqRange]
     /// The evidence pairs kept for a group.
     func evidence(of group: GroupID) async throws -> [(first: [UInt8], second: [UInt8])]
     /// Ranges whose application payloads were pruned (headers kept).

@@ -161,10 +161,16 @@ final class LinkCursor: Sendable {
     private struct State {
         var arrived: Set<Bytes32> = []
         var positions: [GroupID: Int64] = [:]
+        /// Groups this link asked for after the peer's `invited` (their `have` already went out).
+        var requested: Set<GroupID> = []
     }
     private let state = Mutex(State())
 
     func arrived(_ hashes: [Bytes32]) { state.withLock { $0.arrived.formUnion(hashes) } }
+
+    /// The link asked the peer for these groups (invitations): if one is joined over it, what my
+    /// log gains besides what arrived (my acknowledgments of the welcome) is pushed.
+    func requested(_ groups: [GroupID]) { state.withLock { $0.requested.formUnion(groups) } }
 
     /// Starts every group I am in at its current log end: what is older travels by `have`.
     func start<R>(_ device: Device<R>) throws {
@@ -179,7 +185,17 @@ final class LinkCursor: Sendable {
     func fresh<R>(_ device: Device<R>) throws -> [SyncMessage] {
         var messages: [SyncMessage] = []
         for group in try device.groups() where !group.pendingInvitation {
-            guard let position = state.withLock({ $0.positions[group.id] }) else {
+            let (known, requested) = state.withLock { ($0.positions[group.id], $0.requested.contains(group.id)) }
+            var after: Int64
+            if let known {
+                after = known
+            } else if requested {
+                // Joined over this link: the peer already answered my `have` with what it holds
+                // (all of it marked as arrived); my log's own additions (the acknowledgment of the
+                // welcome) are pushed from the log's start, and I subscribe for what follows.
+                after = 0
+                messages.append(.subscribe(group.id))
+            } else {
                 // A group new on this home (created, or joined by another link): the peer gets it
                 // by answering my `have`, and I subscribe for what follows.
                 let last = try device.lastLogPosition(of: group.id)
@@ -187,7 +203,6 @@ final class LinkCursor: Sendable {
                 messages += [.have(group.id, try device.holdings(of: group.id).vector()), .subscribe(group.id)]
                 continue
             }
-            var after = position
             while true {
                 let (wires, last) = try device.log(of: group.id, after: after)
                 guard !wires.isEmpty else { break }
@@ -252,11 +267,22 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
                     continue
                 }
                 activity += 1
+                if case .have(let group, let vector) = message, let head = vector.heads[me] { try confirmHeld(group, upTo: head) }
                 let outputs = try await session.receive(message, holder: device)
                 activity += try await handle(outputs, session: &session, link: channel.link)
                 if let follow, pusher != nil { follow(report) }
             }
         }
+    }
+
+    /// The relay's `have` is what it stored durably: my envelopes of the group up to its head for
+    /// me (the same chain: the hash at that seq is mine) are confirmed, like an `ack`, so that an
+    /// outbox entry whose `ack` was lost (a relay stopped between its commit and its `ack`) is
+    /// cleared too (NETWORK.md §10.2). Only while something waits in the outbox.
+    func confirmHeld(_ group: GroupID, upTo head: Frontier.Head) throws {
+        guard try device.store.read({ try $0.outboxCount() }) > 0,
+              let chain = try device.holdings(of: group).chains[me], chain[head.seq] == head.hash else { return }
+        try device.acknowledged(group, chain.filter { $0.key <= head.seq }.map(\.value))
     }
 
     /// Handles the session's outputs; returns how many messages were sent.
@@ -284,6 +310,7 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
                 try device.acknowledged(group, hashes)
             case .invited(let groups):
                 report.invited += groups.count
+                cursor.requested(groups)
                 pending += try await session.request(groups, holder: device)
             case .closed(let code, let text):
                 throw RelayClientError.refused(code, text)
@@ -307,9 +334,13 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
         let device = device
         let cursor = cursor
         return Task {
+            var ticks: UInt64 = 0
             while !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(250))
-                let fresh = try cursor.fresh(device)
+                ticks += 1
+                var fresh = try cursor.fresh(device)
+                // A keep-alive well within the relay's idle limit (its answer is ignored).
+                if ticks % 240 == 0 { fresh.append(.ping(UInt64.max - ticks)) }
                 if !fresh.isEmpty { try await link.send(fresh) }
             }
         }

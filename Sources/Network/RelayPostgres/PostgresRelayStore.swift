@@ -256,6 +256,22 @@ public final class PostgresRelayStore: RelayStore {
         return wire
     }
 
+    public func gaps(of group: GroupID, below firsts: [MemberID: UInt64]) async throws -> [SeqRange] {
+        let id = Self.buffer(group.bytes)
+        var ranges: [SeqRange] = []
+        for (sender, first) in firsts.sorted(by: { $0.key < $1.key }) where first > 1 {
+            let member = Self.buffer(sender.bytes)
+            let below = Int64(first)
+            var held: Int64 = 0
+            for try await value in try await client.query(
+                "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM envelope WHERE group_id = \(id) AND sender = \(member) AND seq < \(below)",
+                logger: logger
+            ).decode(Int64.self) { held = value }
+            if UInt64(held) + 1 < first { ranges.append(SeqRange(sender: sender, from: UInt64(held) + 1, through: first - 1)) }
+        }
+        return ranges
+    }
+
     public func evidence(of group: GroupID) async throws -> [(first: [UInt8], second: [UInt8])] {
         let id = Self.buffer(group.bytes)
         var pairs: [(first: [UInt8], second: [UInt8])] = []

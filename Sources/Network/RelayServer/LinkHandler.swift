@@ -20,6 +20,8 @@ struct LinkHandler {
     let logger: Logger
     let clock: @Sendable () -> Double
     let remote: String
+    /// Closes the connection's socket at once (no close handshake: the peer may not be reading).
+    let closeConnection: @Sendable () -> Void
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let limits = environment.limits
@@ -61,7 +63,14 @@ struct LinkHandler {
         }
         defer { state.close(identity: peer) }
         logger.debug("link up", metadata: ["peer": "\(RelayAddress.encode(peer))", "connection": "\(connectionID)"])
-        let outbox = Outbox(limit: limits.pendingOutboundBytesPerConnection)
+        let closeConnection = closeConnection
+        // A peer too far behind is cut off at once: its socket is closed, since a writer
+        // waiting on a peer that does not read would wait forever.
+        let outbox = Outbox(limit: limits.pendingOutboundBytesPerConnection) { [logger] in
+            Self.refused(.slowReader)
+            logger.info("slow reader cut off", metadata: ["peer": "\(RelayAddress.encode(peer))"])
+            closeConnection()
+        }
         var connection = RelayConnection(relay: identity.id, peer: peer, environment: environment, now: clock())
         for output in connection.start() { if case .send(let message) = output { outbox.enqueue(message) } }
         let lastHeard = LastHeard(clock())
@@ -69,6 +78,30 @@ struct LinkHandler {
         let clock = clock
         let logger = logger
 
+        // The idle watchdog. While something is pending the peer must be reading it (the reader
+        // may be waiting for room meanwhile): one that takes nothing for as long is a slow reader.
+        let watchdog = Task {
+            var sent = outbox.sentBytes
+            var progressed = clock()
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(min(5, limits.idleSeconds)))
+                guard !Task.isCancelled else { return }
+                let now = clock()
+                if outbox.sentBytes != sent || outbox.pendingBytes == 0 {
+                    sent = outbox.sentBytes
+                    progressed = now
+                } else if now - progressed > limits.idleSeconds {
+                    outbox.overflow()
+                    return
+                }
+                if outbox.pendingBytes == 0, now - lastHeard.get() > limits.idleSeconds {
+                    Self.refused(.idle)
+                    outbox.enqueue(.error(RelayRefusal.idle.code, RelayRefusal.idle.description))
+                    outbox.finish()
+                    return
+                }
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             // The writer: seals and sends what the outbox holds, in order.
             group.addTask {
@@ -78,23 +111,7 @@ struct LinkHandler {
                     outbox.sent(bytes)
                     Counter(label: "dcgka_relay_bytes_out_total").increment(by: bytes)
                 }
-                if outbox.overflowed {
-                    Self.refused(.slowReader)
-                    logger.info("slow reader cut off", metadata: ["peer": "\(RelayAddress.encode(peer))"])
-                }
                 try? await outbound.close(.normalClosure, reason: nil)
-            }
-            // The idle watchdog.
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(min(5, limits.idleSeconds)))
-                    if clock() - lastHeard.get() > limits.idleSeconds {
-                        Self.refused(.idle)
-                        outbox.enqueue(.error(RelayRefusal.idle.code, RelayRefusal.idle.description))
-                        outbox.finish()
-                        return
-                    }
-                }
             }
             // The reader: everything the peer sends, in order.
             reading: while true {
@@ -124,7 +141,9 @@ struct LinkHandler {
                     for output in outputs {
                         switch output {
                         case .send(let message):
-                            outbox.enqueue(message)
+                            // The peer's own answers wait for room: nothing more is read from a
+                            // peer that is behind.
+                            guard await outbox.enqueueWhenRoom(message) else { break reading }
                         case .subscribe(let group):
                             await hub.subscribe(group, connection: connectionID, outbox: outbox)
                         case .published(let group, let wires):
@@ -142,7 +161,15 @@ struct LinkHandler {
             }
             outbox.finish()
             await hub.remove(connection: connectionID)
-            group.cancelAll()
+            watchdog.cancel()
+            // The writer sends what is queued (a typed error last), then closes; a peer that
+            // does not take it is closed on.
+            let linger = Task {
+                try await Task.sleep(for: .seconds(5))
+                closeConnection()
+            }
+            await group.waitForAll()
+            linger.cancel()
         }
         logger.debug("link down", metadata: ["peer": "\(RelayAddress.encode(peer))", "connection": "\(connectionID)"])
     }
@@ -158,4 +185,127 @@ final class LastHeard: Sendable {
     init(_ now: Double) { time = Mutex(now) }
     func get() -> Double { time.withLock { $0 } }
     func set(_ now: Double) { time.withLock { $0 = now } }
+}
+
+/// What the reader hands the processor: messages in order, or why the stream broke.
+final class Inbox: Sendable {
+    enum Item: Sendable {
+        case message(SyncMessage)
+        case refused(RelayRefusal)
+    }
+
+    struct State {
+        var items: [Item] = []
+        var finished = false
+        var taker: CheckedContinuation<[Item]?, Never>?
+        var putters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let capacity: Int
+    private let state = Mutex(State())
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Appends, waiting while the inbox is full; false once it is finished.
+    func put(_ items: [Item]) async -> Bool {
+        while true {
+            enum Step { case done(Bool), wait }
+            let (step, taker, batch) = state.withLock { state -> (Step, CheckedContinuation<[Item]?, Never>?, [Item]) in
+                if state.finished { return (.done(false), nil, []) }
+                if state.items.count < capacity {
+                    state.items += items
+                    if let taker = state.taker {
+                        state.taker = nil
+                        let batch = state.items
+                        state.items = []
+                        return (.done(true), taker, batch)
+                    }
+                    return (.done(true), nil, [])
+                }
+                return (.wait, nil, [])
+            }
+            if let taker { wakePutters(); taker.resume(returning: batch) }
+            switch step {
+            case .done(let accepted): return accepted
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let now = state.withLock { state -> Bool in
+                        if state.finished || state.items.count < capacity { return true }
+                        state.putters.append(continuation)
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Everything queued, waiting for something; nil once finished and drained.
+    func takeAll() async -> [Item]? {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> [Item]?? in
+                if !state.items.isEmpty {
+                    let batch = state.items
+                    state.items = []
+                    return .some(batch)
+                }
+                if state.finished { return .some(nil) }
+                state.taker = continuation
+                return .none
+            }
+            if let ready {
+                wakePutters()
+                continuation.resume(returning: ready)
+            }
+        }
+    }
+
+    func finish() {
+        let taker = state.withLock { state -> CheckedContinuation<[Item]?, Never>? in
+            state.finished = true
+            let taker = state.taker
+            state.taker = nil
+            return taker
+        }
+        taker?.resume(returning: nil)
+        wakePutters()
+    }
+
+    private func wakePutters() {
+        let putters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.putters = [] }
+            return state.putters
+        }
+        for putter in putters { putter.resume() }
+    }
+
+    /// Merges adjacent `push`/`envelopes` messages of one group into one (the relay admits and
+    /// commits them together; its acknowledgment then names them all), up to 1 MiB and 4,096
+    /// envelopes, so that what is pushed on to subscribers and the acknowledgment stay far below
+    /// the frame limit.
+    static func coalesce(_ items: [Item]) -> [Item] {
+        var out: [Item] = []
+        var bytes = 0
+        for item in items {
+            if case .message(let message) = item, let (group, wires) = deliverable(message),
+               case .message(let previous)? = out.last, let (lastGroup, lastWires) = deliverable(previous), lastGroup == group,
+               lastWires.count + wires.count <= 4_096, bytes + wires.reduce(0, { $0 + $1.count }) <= 1 << 20 {
+                out[out.count - 1] = .message(.push(group, lastWires + wires))
+                bytes += wires.reduce(0) { $0 + $1.count }
+            } else {
+                out.append(item)
+                if case .message(let message) = item, let (_, wires) = deliverable(message) {
+                    bytes = wires.reduce(0) { $0 + $1.count }
+                }
+            }
+        }
+        return out
+    }
+
+    static func deliverable(_ message: SyncMessage) -> (GroupID, [[UInt8]])? {
+        switch message {
+        case .push(let group, let wires), .envelopes(let group, let wires): (group, wires)
+        default: nil
+        }
+    }
 }

@@ -1,59 +1,125 @@
 internal import Synchronization
 public import Sync
 
-/// What a relay has to send on one link, with the bytes it holds counted (NETWORK.md §13.5): a
-/// peer that does not read is cut off once the pending bytes pass the limit, so a slow reader
-/// can never grow the relay's memory. One writer task drains it.
+/// What a relay has to send on one link, with the bytes it holds counted (NETWORK.md §13.5). The
+/// link's own answers wait for room (``enqueueWhenRoom(_:)``: the relay reads nothing more from a
+/// peer that is behind, so a large answer streams at the reader's pace); what other links bring
+/// (pushes) cannot wait, and a peer that falls more than the limit behind is cut off
+/// (``onOverflow`` closes its connection at once). Either way a slow reader can never grow the
+/// relay's memory. One writer task drains it.
 final class Outbox: Sendable {
     struct State {
         var queue: [[UInt8]] = []
         var pendingBytes = 0
+        /// Bytes the writer sent so far (progress, for the stall check).
+        var sentBytes = 0
         var finished = false
         var overflowed = false
         var waiter: CheckedContinuation<Void, Never>?
+        /// The link's reader, waiting for room for its next answer.
+        var roomWaiter: CheckedContinuation<Void, Never>?
     }
 
     let limit: Int
+    private let onOverflow: @Sendable () -> Void
     private let state = Mutex(State())
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, onOverflow: @escaping @Sendable () -> Void = {}) {
+        self.limit = limit
+        self.onOverflow = onOverflow
+    }
 
-    /// Queues a frame; false (and the outbox is finished) when the peer is too far behind.
+    /// Queues a frame; false (and the outbox is finished, the peer cut off) when the peer is too
+    /// far behind. A frame always fits when nothing is pending.
     @discardableResult
     func enqueue(_ message: SyncMessage) -> Bool {
         let frame = SyncFraming.frame(message)
-        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-            guard !state.finished else { return (false, nil) }
-            if state.pendingBytes + frame.count > limit {
-                state.finished = true
-                state.overflowed = true
-                let waiter = state.waiter
-                state.waiter = nil
-                return (false, waiter)
-            }
+        enum Step { case queued(CheckedContinuation<Void, Never>?), finished, overflow }
+        let step = state.withLock { state -> Step in
+            guard !state.finished else { return .finished }
+            if state.pendingBytes > 0, state.pendingBytes + frame.count > limit { return .overflow }
             state.queue.append(frame)
             state.pendingBytes += frame.count
             let waiter = state.waiter
             state.waiter = nil
-            return (true, waiter)
+            return .queued(waiter)
         }
-        waiter?.resume()
-        return accepted
+        switch step {
+        case .queued(let waiter):
+            waiter?.resume()
+            return true
+        case .finished:
+            return false
+        case .overflow:
+            overflow()
+            return false
+        }
+    }
+
+    /// Queues a frame once the peer has room for it (nothing pending, or within the limit);
+    /// false once the outbox is finished.
+    func enqueueWhenRoom(_ message: SyncMessage) async -> Bool {
+        let frame = SyncFraming.frame(message)
+        while true {
+            enum Step { case queued(CheckedContinuation<Void, Never>?), finished, full }
+            let step = state.withLock { state -> Step in
+                guard !state.finished else { return .finished }
+                guard state.pendingBytes == 0 || state.pendingBytes + frame.count <= limit else { return .full }
+                state.queue.append(frame)
+                state.pendingBytes += frame.count
+                let waiter = state.waiter
+                state.waiter = nil
+                return .queued(waiter)
+            }
+            switch step {
+            case .queued(let waiter):
+                waiter?.resume()
+                return true
+            case .finished:
+                return false
+            case .full:
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.finished || state.pendingBytes == 0 || state.pendingBytes + frame.count <= limit { return true }
+                        state.roomWaiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Cuts the peer off: nothing more is sent, waiters return, ``onOverflow`` runs once.
+    func overflow() {
+        let (first, waiters) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+            let first = !state.overflowed
+            state.finished = true
+            state.overflowed = true
+            let waiters = [state.waiter, state.roomWaiter].compactMap { $0 }
+            state.waiter = nil
+            state.roomWaiter = nil
+            return (first, waiters)
+        }
+        for waiter in waiters { waiter.resume() }
+        if first { onOverflow() }
     }
 
     /// No more frames after what is queued.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.finished = true
-            let waiter = state.waiter
+            let waiters = [state.waiter, state.roomWaiter].compactMap { $0 }
             state.waiter = nil
-            return waiter
+            state.roomWaiter = nil
+            return waiters
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
     var overflowed: Bool { state.withLock { $0.overflowed } }
     var pendingBytes: Int { state.withLock { $0.pendingBytes } }
+    var sentBytes: Int { state.withLock { $0.sentBytes } }
 
     /// The queued frames, waiting until there are some; nil once finished and drained (or
     /// overflowed: nothing more is sent to a slow reader).
@@ -86,5 +152,14 @@ final class Outbox: Sendable {
     }
 
     /// The writer sent these bytes.
-    func sent(_ bytes: Int) { state.withLock { $0.pendingBytes -= bytes } }
+    func sent(_ bytes: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.pendingBytes -= bytes
+            state.sentBytes += bytes
+            let waiter = state.roomWaiter
+            state.roomWaiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
 }

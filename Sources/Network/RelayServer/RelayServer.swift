@@ -85,7 +85,7 @@ public struct RelayServer: Sendable {
         router.ws("/link") { inbound, outbound, context in
             await LinkHandler(
                 identity: identity, environment: environment, state: state, logger: logger, clock: clock,
-                remote: context.requestContext.remoteHost
+                remote: context.requestContext.remoteHost, closeConnection: { [channel = context.requestContext.channel] in channel.close(promise: nil) }
             ).run(inbound: inbound, outbound: outbound)
         }
         let host = configuration.host
@@ -158,11 +158,14 @@ struct RelayRequestContext: RequestContext, WebSocketRequestContext {
     var coreContext: CoreRequestContextStorage
     let webSocket: WebSocketHandlerReference<Self>
     let remoteHost: String
+    /// The connection, to close a link's socket without a close handshake (a slow reader).
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
         remoteHost = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        channel = source.channel
     }
 }
 

@@ -128,17 +128,19 @@ public final class SQLiteRelayStore: RelayStore {
         var outcomes: [StoreOutcome] = []
         for item in batch.envelopes {
             let envelope = item.envelope
-            let existing = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT hash, wire FROM envelope WHERE groupID = ? AND sender = ? AND seq = ?"),
+            let existing = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT hash FROM envelope WHERE groupID = ? AND sender = ? AND seq = ?"),
                 arguments: [group, blob(envelope.sender), Int64(envelope.seq)])
             if let existing {
-                let hash: Data = existing["hash"]
-                if hash == Data(envelope.hash.bytes) {
+                if existing == Data(envelope.hash.bytes) {
                     outcomes.append(.duplicate)
                 } else {
+                    let held = try Data.fetchOne(
+                        db, sql: "SELECT wire FROM envelope WHERE groupID = ? AND sender = ? AND seq = ?",
+                        arguments: [group, blob(envelope.sender), Int64(envelope.seq)]) ?? Data()
                     try db.execute(
                         sql: "INSERT OR IGNORE INTO evidence (groupID, sender, seq, first, second) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [group, blob(envelope.sender), Int64(envelope.seq), existing["wire"] as Data, Data(item.wire)])
+                        arguments: [group, blob(envelope.sender), Int64(envelope.seq), held, Data(item.wire)])
                     outcomes.append(.fork)
                 }
                 continue
@@ -222,6 +224,18 @@ public final class SQLiteRelayStore: RelayStore {
         try await pool.read { db in
             try Data.fetchOne(db, sql: "SELECT wire FROM envelope WHERE groupID = ? AND sender = ? AND seq = ?",
                               arguments: [Self.blob(group), Self.blob(sender), Int64(seq)]).map { Array($0) }
+        }
+    }
+
+    public func gaps(of group: GroupID, below firsts: [MemberID: UInt64]) async throws -> [SeqRange] {
+        try await pool.read { db in
+            let statement = try db.cachedStatement(sql: "SELECT MAX(seq) FROM envelope WHERE groupID = ? AND sender = ? AND seq < ?")
+            var ranges: [SeqRange] = []
+            for (sender, first) in firsts.sorted(by: { $0.key < $1.key }) where first > 1 {
+                let held = try Int64.fetchOne(statement, arguments: [Self.blob(group), Self.blob(sender), Int64(first)]) ?? 0
+                if UInt64(held) + 1 < first { ranges.append(SeqRange(sender: sender, from: UInt64(held) + 1, through: first - 1)) }
+            }
+            return ranges
         }
     }
 

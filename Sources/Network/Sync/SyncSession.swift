@@ -183,6 +183,16 @@ public struct SyncSession: Sendable {
         return outputs
     }
 
+    /// As ``committed(_:hashes:holder:)``, for a host that knows the gaps itself (a relay asks
+    /// its index for what lies just below each stored run, instead of reading a whole group).
+    public func committed(_ group: GroupID, hashes: [Bytes32], gaps: [SeqRange]) -> [Output] {
+        guard !isClosed else { return [] }
+        var outputs: [Output] = []
+        if !hashes.isEmpty { outputs.append(.send(.ack(group, hashes))) }
+        if !gaps.isEmpty { outputs.append(.send(.want(group, ranges: gaps, hashes: []))) }
+        return outputs
+    }
+
     /// New envelopes of mine or from elsewhere, pushed live to the peer (after `subscribe`).
     public func push(_ group: GroupID, _ wires: [[UInt8]]) -> [Output] {
         guard !isClosed, !wires.isEmpty else { return [] }
