@@ -20,8 +20,8 @@ public enum PostgresStoreError: Error, Equatable, Sendable, CustomStringConverti
 
 /// The relay's store on PostgreSQL (NETWORK.md §13.4), through postgres-nio. Any number of relay
 /// processes share one database: each stored envelope is announced in the same transaction by
-/// `NOTIFY dcgka_envelopes` with a pointer (`group:sender:seq:process`, far below the 8,000-byte
-/// payload limit), so the notification is sent only if the envelope committed; every other
+/// `NOTIFY dcgka_envelopes` with a pointer (`group:sender:from:through:process`, far below the
+/// 8,000-byte payload limit), so the notification is sent only if the envelope committed; every other
 /// process fetches it and pushes it to its own subscribers.
 public final class PostgresRelayStore: RelayStore {
     let client: PostgresClient
@@ -120,86 +120,144 @@ public final class PostgresRelayStore: RelayStore {
         }
     }
 
+    /// One batch, set-based: one query finds what is already held, one inserts the rest (with
+    /// `unnest` over arrays), one updates the group's usage, one adds participants, and one
+    /// `pg_notify` per run of one sender's seqs, so a batch costs a handful of round trips
+    /// whatever its size.
     static func store(
         _ batch: StoreBatch, connection: PostgresConnection, now: UInt64, quotas: StoreQuotas, process: String, logger: Logger
     ) async throws -> [StoreOutcome] {
         let group = buffer(batch.group.bytes)
         let time = Int64(clamping: now)
-        var outcomes: [StoreOutcome] = []
-        for item in batch.envelopes {
-            let envelope = item.envelope
-            let sender = buffer(envelope.sender.bytes)
-            let seq = Int64(envelope.seq)
-            let hash = buffer(envelope.hash.bytes)
-            let wire = buffer(item.wire)
-            var existing: (ByteBuffer, ByteBuffer)?
-            for try await row in try await connection.query(
-                "SELECT hash, wire FROM envelope WHERE group_id = \(group) AND sender = \(sender) AND seq = \(seq)", logger: logger
-            ).decode((ByteBuffer, ByteBuffer).self) { existing = row }
-            if let existing {
-                if bytes(existing.0) == envelope.hash.bytes {
-                    outcomes.append(.duplicate)
-                } else {
-                    try await connection.query("""
-                        INSERT INTO evidence (group_id, sender, seq, first, second) VALUES (\(group), \(sender), \(seq), \(existing.1), \(wire))
-                        ON CONFLICT DO NOTHING
-                        """, logger: logger)
-                    outcomes.append(.fork)
-                }
-                continue
+        let items = batch.envelopes
+        var outcomes = [StoreOutcome?](repeating: nil, count: items.count)
+
+        // What is held at these (sender, seq) already: duplicates and forks.
+        var held: [EnvelopeKey: [UInt8]] = [:]
+        let senders = items.map { buffer($0.envelope.sender.bytes) }
+        let seqs = items.map { Int64($0.envelope.seq) }
+        for try await (sender, seq, hash) in try await connection.query("""
+            SELECT e.sender, e.seq, e.hash FROM envelope e
+            JOIN unnest(\(senders)::bytea[], \(seqs)::bigint[]) AS k(sender, seq) ON e.sender = k.sender AND e.seq = k.seq
+            WHERE e.group_id = \(group)
+            """, logger: logger).decode((ByteBuffer, Int64, ByteBuffer).self) {
+            guard let member = MemberID(bytes: bytes(sender)) else { continue }
+            held[EnvelopeKey(sender: member, seq: UInt64(seq))] = bytes(hash)
+        }
+        for (index, item) in items.enumerated() {
+            let key = EnvelopeKey(sender: item.envelope.sender, seq: item.envelope.seq)
+            guard let hash = held[key] else { continue }
+            if hash == item.envelope.hash.bytes {
+                outcomes[index] = .duplicate
+            } else {
+                let sender = buffer(item.envelope.sender.bytes)
+                let seq = Int64(item.envelope.seq)
+                let wire = buffer(item.wire)
+                try await connection.query("""
+                    INSERT INTO evidence (group_id, sender, seq, first, second)
+                    SELECT group_id, sender, seq, wire, \(wire) FROM envelope WHERE group_id = \(group) AND sender = \(sender) AND seq = \(seq)
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+                outcomes[index] = .fork
             }
-            if envelope.kind == .create {
-                var owned: Int64 = 0
-                for try await count in try await connection.query(
-                    "SELECT COUNT(*) FROM relay_group WHERE creator = \(sender)", logger: logger
-                ).decode(Int64.self) { owned = count }
-                guard owned < quotas.groupsPerIdentity else {
-                    outcomes.append(.refused(.quotaExceeded("\(quotas.groupsPerIdentity) groups per identity")))
-                    continue
-                }
-                try await connection.query(
-                    "INSERT INTO relay_group (id, creator, created_at) VALUES (\(group), \(sender), \(time)) ON CONFLICT DO NOTHING",
-                    logger: logger)
-            }
-            var usage: (Int64, Int64)?
-            for try await row in try await connection.query(
-                "SELECT bytes, envelopes FROM relay_group WHERE id = \(group) FOR UPDATE", logger: logger
-            ).decode((Int64, Int64).self) { usage = row }
-            guard let usage else {
-                outcomes.append(.refused(.unknownGroup))
-                continue
-            }
-            let size = Int64(item.wire.count)
-            guard usage.1 < quotas.groupEnvelopes, usage.0 + size <= quotas.groupBytes else {
-                outcomes.append(.refused(.quotaExceeded("the group's storage at this relay")))
-                continue
-            }
-            let kind = Int16(envelope.kind.rawValue)
-            let pruned = envelope.isPruned
-            // Two processes may race for one (sender, seq): the loser's insert does nothing and
-            // its envelope is taken as a duplicate or a fork on the next pass.
-            var inserted = false
-            for try await _ in try await connection.query("""
-                INSERT INTO envelope (group_id, sender, seq, hash, kind, wire, received_at, pruned)
-                VALUES (\(group), \(sender), \(seq), \(hash), \(kind), \(wire), \(time), \(pruned))
-                ON CONFLICT (group_id, sender, seq) DO NOTHING RETURNING position
-                """, logger: logger).decode(Int64.self) { inserted = true }
-            guard inserted else {
-                outcomes.append(.duplicate)
+        }
+
+        // A create makes the group (its ID binds the creator, checked before admission).
+        for (index, item) in items.enumerated() where outcomes[index] == nil && item.envelope.kind == .create {
+            let creator = buffer(item.envelope.sender.bytes)
+            var owned: Int64 = 0
+            for try await count in try await connection.query(
+                "SELECT COUNT(*) FROM relay_group WHERE creator = \(creator)", logger: logger
+            ).decode(Int64.self) { owned = count }
+            guard owned < quotas.groupsPerIdentity else {
+                outcomes[index] = .refused(.quotaExceeded("\(quotas.groupsPerIdentity) groups per identity"))
                 continue
             }
             try await connection.query(
-                "UPDATE relay_group SET bytes = bytes + \(size), envelopes = envelopes + 1 WHERE id = \(group)", logger: logger)
-            for name in item.names {
-                let member = buffer(name.bytes)
-                try await connection.query(
-                    "INSERT INTO participant (group_id, member) VALUES (\(group), \(member)) ON CONFLICT DO NOTHING", logger: logger)
-            }
-            let pointer = "\(batch.group.raw.hex):\(envelope.sender.raw.hex):\(envelope.seq):\(process)"
-            try await connection.query("SELECT pg_notify(\(channel), \(pointer))", logger: logger)
-            outcomes.append(.stored)
+                "INSERT INTO relay_group (id, creator, created_at) VALUES (\(group), \(creator), \(time)) ON CONFLICT DO NOTHING",
+                logger: logger)
         }
-        return outcomes
+
+        var usage: (Int64, Int64)?
+        for try await row in try await connection.query(
+            "SELECT bytes, envelopes FROM relay_group WHERE id = \(group) FOR UPDATE", logger: logger
+        ).decode((Int64, Int64).self) { usage = row }
+        var candidates: [Int] = []
+        if var (bytesUsed, envelopesUsed) = usage {
+            for index in items.indices where outcomes[index] == nil {
+                let size = Int64(items[index].wire.count)
+                guard envelopesUsed < quotas.groupEnvelopes, bytesUsed + size <= quotas.groupBytes else {
+                    outcomes[index] = .refused(.quotaExceeded("the group's storage at this relay"))
+                    continue
+                }
+                bytesUsed += size
+                envelopesUsed += 1
+                candidates.append(index)
+            }
+        } else {
+            for index in items.indices where outcomes[index] == nil { outcomes[index] = .refused(.unknownGroup) }
+        }
+
+        // The insert; two processes racing for one (sender, seq) resolve by the unique key.
+        var inserted: Set<EnvelopeKey> = []
+        if !candidates.isEmpty {
+            let chosen = candidates.map { items[$0] }
+            let senders = chosen.map { buffer($0.envelope.sender.bytes) }
+            let seqs = chosen.map { Int64($0.envelope.seq) }
+            let hashes = chosen.map { buffer($0.envelope.hash.bytes) }
+            let kinds = chosen.map { Int16($0.envelope.kind.rawValue) }
+            let wires = chosen.map { buffer($0.wire) }
+            let pruned = chosen.map { $0.envelope.isPruned }
+            for try await (sender, seq) in try await connection.query("""
+                INSERT INTO envelope (group_id, sender, seq, hash, kind, wire, received_at, pruned)
+                SELECT \(group), k.sender, k.seq, k.hash, k.kind, k.wire, \(time), k.pruned
+                FROM unnest(\(senders)::bytea[], \(seqs)::bigint[], \(hashes)::bytea[], \(kinds)::smallint[], \(wires)::bytea[], \(pruned)::boolean[])
+                    WITH ORDINALITY AS k(sender, seq, hash, kind, wire, pruned, n)
+                ORDER BY k.n
+                ON CONFLICT (group_id, sender, seq) DO NOTHING RETURNING sender, seq
+                """, logger: logger).decode((ByteBuffer, Int64).self) {
+                if let member = MemberID(bytes: bytes(sender)) { inserted.insert(EnvelopeKey(sender: member, seq: UInt64(seq))) }
+            }
+        }
+        var addedBytes: Int64 = 0
+        var names: Set<MemberID> = []
+        var runs: [MemberID: [UInt64]] = [:]
+        for index in candidates {
+            let item = items[index]
+            let key = EnvelopeKey(sender: item.envelope.sender, seq: item.envelope.seq)
+            guard inserted.contains(key) else {
+                outcomes[index] = .duplicate
+                continue
+            }
+            outcomes[index] = .stored
+            addedBytes += Int64(item.wire.count)
+            names.formUnion(item.names)
+            runs[item.envelope.sender, default: []].append(item.envelope.seq)
+        }
+        if !inserted.isEmpty {
+            let count = Int64(inserted.count)
+            try await connection.query(
+                "UPDATE relay_group SET bytes = bytes + \(addedBytes), envelopes = envelopes + \(count) WHERE id = \(group)", logger: logger)
+        }
+        if !names.isEmpty {
+            let members = names.sorted().map { buffer($0.bytes) }
+            try await connection.query("""
+                INSERT INTO participant (group_id, member) SELECT \(group), m FROM unnest(\(members)::bytea[]) AS m ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
+        // Pointers for the other processes: group, sender, a run of seqs, and who stored it.
+        for (sender, seqs) in runs.sorted(by: { $0.key < $1.key }) {
+            var start = 0
+            let sorted = seqs.sorted()
+            while start < sorted.count {
+                var end = start
+                while end + 1 < sorted.count, sorted[end + 1] == sorted[end] + 1 { end += 1 }
+                let pointer = "\(batch.group.raw.hex):\(sender.raw.hex):\(sorted[start]):\(sorted[end]):\(process)"
+                try await connection.query("SELECT pg_notify(\(channel), \(pointer))", logger: logger)
+                start = end + 1
+            }
+        }
+        return outcomes.map { $0 ?? .refused(.unknownGroup) }
     }
 
     public func groups(readableBy peer: MemberID, now: UInt64) async throws -> [GroupID] {
@@ -270,6 +328,20 @@ public final class PostgresRelayStore: RelayStore {
             if UInt64(held) + 1 < first { ranges.append(SeqRange(sender: sender, from: UInt64(held) + 1, through: first - 1)) }
         }
         return ranges
+    }
+
+    /// One sender's envelopes `from...through`, in seq order (a notification's pointer).
+    func run(of group: GroupID, sender: MemberID, from: UInt64, through: UInt64) async throws -> [[UInt8]] {
+        let id = Self.buffer(group.bytes)
+        let member = Self.buffer(sender.bytes)
+        let low = Int64(from)
+        let high = Int64(through)
+        var wires: [[UInt8]] = []
+        for try await wire in try await client.query(
+            "SELECT wire FROM envelope WHERE group_id = \(id) AND sender = \(member) AND seq BETWEEN \(low) AND \(high) ORDER BY seq",
+            logger: logger
+        ).decode(ByteBuffer.self) { wires.append(Self.bytes(wire)) }
+        return wires
     }
 
     public func evidence(of group: GroupID) async throws -> [(first: [UInt8], second: [UInt8])] {
@@ -407,12 +479,13 @@ public final class PostgresRelayStore: RelayStore {
                     try await connection.listen(on: Self.channel) { notifications in
                         for try await notification in notifications {
                             let parts = notification.payload.split(separator: ":")
-                            guard parts.count == 4, String(parts[3]) != process,
+                            guard parts.count == 5, String(parts[4]) != process,
                                   let group = Bytes32(hex: String(parts[0])), let sender = Bytes32(hex: String(parts[1])),
-                                  let seq = UInt64(parts[2]),
-                                  let wire = try await wire(of: GroupID(group), sender: MemberID(sender), seq: seq)
+                                  let from = UInt64(parts[2]), let through = UInt64(parts[3]), from <= through,
+                                  through - from < 65_536
                             else { continue }
-                            await foreign(GroupID(group), [wire])
+                            let wires = try await run(of: GroupID(group), sender: MemberID(sender), from: from, through: through)
+                            if !wires.isEmpty { await foreign(GroupID(group), wires) }
                         }
                     }
                 }

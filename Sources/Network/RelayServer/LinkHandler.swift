@@ -71,8 +71,9 @@ struct LinkHandler {
             logger.info("slow reader cut off", metadata: ["peer": "\(RelayAddress.encode(peer))"])
             closeConnection()
         }
-        var connection = RelayConnection(relay: identity.id, peer: peer, environment: environment, now: clock())
-        for output in connection.start() { if case .send(let message) = output { outbox.enqueue(message) } }
+        var starting = RelayConnection(relay: identity.id, peer: peer, environment: environment, now: clock())
+        for output in starting.start() { if case .send(let message) = output { outbox.enqueue(message) } }
+        let connection = starting
         let lastHeard = LastHeard(clock())
         let hub = state.hub
         let clock = clock
@@ -80,7 +81,7 @@ struct LinkHandler {
 
         // The idle watchdog. While something is pending the peer must be reading it (the reader
         // may be waiting for room meanwhile): one that takes nothing for as long is a slow reader.
-        let watchdog = Task {
+        let idleWatchdog = Task {
             var sent = outbox.sentBytes
             var progressed = clock()
             while !Task.isCancelled {
@@ -113,55 +114,89 @@ struct LinkHandler {
                 }
                 try? await outbound.close(.normalClosure, reason: nil)
             }
-            // The reader: everything the peer sends, in order.
+            // The processor: takes whatever arrived since its last turn, merges runs of one
+            // group's envelopes into one admission and one commit (so a busy link is not held to
+            // one commit per message), and handles it all in order.
+            let inbox = Inbox(capacity: 256)
+            group.addTask { [connection] in
+                var connection = connection
+                processing: while let items = await inbox.takeAll() {
+                    for item in Inbox.coalesce(items) {
+                        let received: SyncMessage
+                        switch item {
+                        case .refused(let refusal):
+                            Self.refused(refusal)
+                            outbox.enqueue(.error(refusal.code, refusal.description))
+                            break processing
+                        case .message(let message):
+                            received = message
+                        }
+                        let outputs: [RelayConnection.Output]
+                        do {
+                            outputs = try await connection.receive(received, now: clock())
+                        } catch {
+                            logger.error("store failed", metadata: ["error": "\(error)"])
+                            outbox.enqueue(.error(.internal, "the relay could not store or read; retry later"))
+                            break processing
+                        }
+                        for output in outputs {
+                            switch output {
+                            case .send(let message):
+                                // The peer's own answers wait for room: nothing more is taken from
+                                // a peer that is behind.
+                                guard await outbox.enqueueWhenRoom(message) else { break processing }
+                                // The session's own `error` (a first message that is not hello, a
+                                // second hello, an unsupported version): typed, then the link closes.
+                                if case .error = message { break processing }
+                            case .subscribe(let group):
+                                await hub.subscribe(group, connection: connectionID, outbox: outbox)
+                            case .published(let group, let wires):
+                                Counter(label: "dcgka_relay_envelopes_in_total").increment(by: wires.count)
+                                await hub.publish(group, wires, except: connectionID)
+                            case .close(let refusal):
+                                Self.refused(refusal)
+                                outbox.enqueue(.error(refusal.code, refusal.description))
+                                break processing
+                            case .closed:
+                                break processing
+                            }
+                        }
+                    }
+                }
+                // Ended by the relay (a refusal) rather than by the peer: the writer sends the typed
+                // error and closes; a peer that does not take it is closed on.
+                if !inbox.isFinished {
+                    Task {
+                        try await Task.sleep(for: .seconds(5))
+                        closeConnection()
+                    }
+                }
+                inbox.stop()
+                outbox.finish()
+            }
+            // The reader: everything the peer sends, in order, into the inbox (which holds a
+            // bounded number of messages: a peer that sends faster than the relay stores waits).
             reading: while true {
                 let message: WebSocketMessage?
                 do { message = try await iterator.next() } catch { break }
                 guard let message else { break }
                 lastHeard.set(clock())
-                let messages: [SyncMessage]
                 do {
-                    messages = try link.receive(message)
+                    let messages = try link.receive(message)
+                    guard await inbox.put(messages.map { .message($0) }) else { break reading }
                 } catch {
                     let refusal: RelayRefusal
                     if case .frame(.frameTooLarge) = error as? WebSocketLinkError { refusal = .frameTooLarge } else { refusal = .malformedFrame("\(error)") }
-                    Self.refused(refusal)
-                    outbox.enqueue(.error(refusal.code, refusal.description))
+                    _ = await inbox.put([.refused(refusal)])
                     break reading
                 }
-                for received in messages {
-                    let outputs: [RelayConnection.Output]
-                    do {
-                        outputs = try await connection.receive(received, now: clock())
-                    } catch {
-                        logger.error("store failed", metadata: ["error": "\(error)"])
-                        outbox.enqueue(.error(.internal, "the relay could not store or read; retry later"))
-                        break reading
-                    }
-                    for output in outputs {
-                        switch output {
-                        case .send(let message):
-                            // The peer's own answers wait for room: nothing more is read from a
-                            // peer that is behind.
-                            guard await outbox.enqueueWhenRoom(message) else { break reading }
-                        case .subscribe(let group):
-                            await hub.subscribe(group, connection: connectionID, outbox: outbox)
-                        case .published(let group, let wires):
-                            Counter(label: "dcgka_relay_envelopes_in_total").increment(by: wires.count)
-                            await hub.publish(group, wires, except: connectionID)
-                        case .close(let refusal):
-                            Self.refused(refusal)
-                            outbox.enqueue(.error(refusal.code, refusal.description))
-                            break reading
-                        case .closed:
-                            break reading
-                        }
-                    }
-                }
             }
+            // The processor finishes what was read (and so the outbox) before the link goes down.
+            inbox.finish()
+            await inbox.drained()
             outbox.finish()
             await hub.remove(connection: connectionID)
-            watchdog.cancel()
+            idleWatchdog.cancel()
             // The writer sends what is queued (a typed error last), then closes; a peer that
             // does not take it is closed on.
             let linger = Task {
@@ -199,6 +234,8 @@ final class Inbox: Sendable {
         var finished = false
         var taker: CheckedContinuation<[Item]?, Never>?
         var putters: [CheckedContinuation<Void, Never>] = []
+        /// The processor saw the end (takeAll returned nil).
+        var processorDone = false
     }
 
     let capacity: Int
@@ -258,6 +295,21 @@ final class Inbox: Sendable {
                 continuation.resume(returning: ready)
             }
         }
+    }
+
+    /// Waits until the processor stopped.
+    func drained() async {
+        while !state.withLock({ $0.processorDone }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// The processor stopped: nothing more is taken.
+    func stop() {
+        state.withLock { $0.processorDone = true }
+        finish()
     }
 
     func finish() {
