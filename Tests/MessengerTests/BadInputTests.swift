@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKATestSupport
 import DCGKACrypto
 
 /// Damaged, foreign and mistyped input: each is refused with exit status 1 and one line on

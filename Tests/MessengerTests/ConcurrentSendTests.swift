@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKATestSupport
 
 /// Several `dcgka` processes on ONE home at the same time: the store's write transactions must
 /// serialize them, so every message is kept once, at its own seq, and no seq is signed twice.

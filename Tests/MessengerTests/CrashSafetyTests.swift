@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKATestSupport
 import DCGKACrypto
 
 /// SIGKILL at seeded random points: a home importing a long file (Bob, and copies of his home)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import DCGKATestSupport
 import DCGKACrypto
 
 /// Alice, Bob and Carol (and Dave, whom Carol adds) on four homes, driven only through the
