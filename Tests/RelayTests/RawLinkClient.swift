@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,7 +54,7 @@ func raiseOpenFileLimit(to wanted: UInt64) -> UInt64 {
     var limit = rlimit()
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
     if limit.rlim_cur < wanted {
-        limit.rlim_cur = min(wanted, limit.rlim_max)
+        limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
         _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
@@ -471,7 +472,10 @@ func withRelayProcess<T>(_ options: [String], _ body: (RelayProcessForAbuse) asy
     let relay = try await RelayProcessForAbuse.start(options)
     do {
         let value = try await body(relay)
-        relay.stop()
+        let status = relay.stop()
+        if status != 0 {
+            Issue.record("the relay did not shut down gracefully on SIGTERM (status \(status.map(String.init) ?? "killed")); its output: \(relay.log.suffix(2_000))")
+        }
         return value
     } catch {
         relay.killNow()

@@ -67,10 +67,10 @@ struct RulesWorld {
     }
 }
 
-/// The refusal a check throws, or nil when it admits.
-func refusal(_ body: () throws(RelayRefusal) -> AdmittedEnvelope) -> RelayRefusal? {
+/// The refusal the check throws, or nil when it admits.
+func refusalOf(wire: [UInt8], group: GroupID, participants: Set<MemberID>?, maximumEnvelopeBytes: Int) -> RelayRefusal? {
     do {
-        _ = try body()
+        _ = try RelayAdmission.check(wire: wire, group: group, participants: participants, maximumEnvelopeBytes: maximumEnvelopeBytes)
         return nil
     } catch {
         return error
@@ -81,8 +81,11 @@ func isMalformed(_ refusal: RelayRefusal?) -> Bool {
     if case .malformedEnvelope = refusal { true } else { false }
 }
 
+/// Admits one envelope as if its sender were a participant (or, for a create, the group new).
 func admitted(_ envelope: Envelope) -> AdmittedEnvelope {
-    try! RelayAdmission.check(wire: envelope.wireBytes, group: envelope.groupID, participants: nil, maximumEnvelopeBytes: 1 << 20)
+    try! RelayAdmission.check(
+        wire: envelope.wireBytes, group: envelope.groupID, participants: envelope.kind == .create ? nil : [envelope.sender],
+        maximumEnvelopeBytes: 1 << 20)
 }
 
 extension RulesWorld {
@@ -151,23 +154,23 @@ struct RelayAdmissionRulesTests {
         let otherGroup = GroupID(random.bytes32())
         let moved = Forge.resigned(world.create, by: world.key("alice"), group: otherGroup)
         #expect(moved.hasValidSignature())
-        #expect(refusal { try RelayAdmission.check(wire: moved.wireBytes, group: otherGroup, participants: nil, maximumEnvelopeBytes: maximum) } == .unboundGroupID)
+        #expect(refusalOf(wire: moved.wireBytes, group: otherGroup, participants: nil, maximumEnvelopeBytes: maximum) == .unboundGroupID)
         // Alice's create body signed by Dave as its creator, under Alice's group ID.
         let stolen = Forge.resigned(world.create, by: world.key("dave"), group: world.group)
         #expect(stolen.hasValidSignature())
-        #expect(refusal { try RelayAdmission.check(wire: stolen.wireBytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) } == .unboundGroupID)
+        #expect(refusalOf(wire: stolen.wireBytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) == .unboundGroupID)
     }
 
     @Test("a group unknown here accepts only its create at seq 1 (unknownGroup)")
     func unknownGroup() throws {
         let world = try RulesWorld()
         for envelope in [world.title, world.add] + world.bobEnvelopes {
-            #expect(refusal { try RelayAdmission.check(wire: envelope.wireBytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) } == .unknownGroup, "\(envelope)")
+            #expect(refusalOf(wire: envelope.wireBytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) == .unknownGroup, "\(envelope)")
         }
         // A validly signed "create" at seq 2 is not a group's create.
         let late = Forge.resigned(world.create, by: world.key("alice"), group: world.group, seq: 2, prev: world.create.hash)
         #expect(late.hasValidSignature())
-        #expect(refusal { try RelayAdmission.check(wire: late.wireBytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) } == .unknownGroup)
+        #expect(refusalOf(wire: late.wireBytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) == .unknownGroup)
     }
 
     @Test("a sender no create or add names is refused (notParticipant), whatever it sends")
@@ -177,14 +180,14 @@ struct RelayAdmissionRulesTests {
         let intruder = Forge.applications(identity: world.key("dave"), group: world.group, from: 1, prev: nil, count: 2)
         for envelope in intruder {
             #expect(envelope.hasValidSignature())
-            #expect(refusal { try RelayAdmission.check(wire: envelope.wireBytes, group: world.group, participants: participants, maximumEnvelopeBytes: maximum) } == .notParticipant)
+            #expect(refusalOf(wire: envelope.wireBytes, group: world.group, participants: participants, maximumEnvelopeBytes: maximum) == .notParticipant)
         }
         // A second create for a known group, even a valid one, is a write by its sender.
         let recreate = Forge.resigned(world.create, by: world.key("dave"), group: world.group)
-        #expect(refusal { try RelayAdmission.check(wire: recreate.wireBytes, group: world.group, participants: participants, maximumEnvelopeBytes: maximum) } == .notParticipant)
+        #expect(refusalOf(wire: recreate.wireBytes, group: world.group, participants: participants, maximumEnvelopeBytes: maximum) == .notParticipant)
         // Bob before the create that names him is stored.
         for envelope in world.bobEnvelopes {
-            #expect(refusal { try RelayAdmission.check(wire: envelope.wireBytes, group: world.group, participants: [world.id("alice")], maximumEnvelopeBytes: maximum) } == .notParticipant)
+            #expect(refusalOf(wire: envelope.wireBytes, group: world.group, participants: [world.id("alice")], maximumEnvelopeBytes: maximum) == .notParticipant)
         }
     }
 
@@ -193,13 +196,13 @@ struct RelayAdmissionRulesTests {
         let world = try RulesWorld()
         let participants: Set = [world.id("alice"), world.id("bob")]
         for envelope in [world.title, world.add] + world.bobEnvelopes {
-            #expect(refusal { try RelayAdmission.check(wire: Forge.badSignature(envelope), group: world.group, participants: participants, maximumEnvelopeBytes: maximum) } == .badSignature, "\(envelope)")
+            #expect(refusalOf(wire: Forge.badSignature(envelope), group: world.group, participants: participants, maximumEnvelopeBytes: maximum) == .badSignature, "\(envelope)")
         }
-        #expect(refusal { try RelayAdmission.check(wire: Forge.badSignature(world.create), group: world.group, participants: nil, maximumEnvelopeBytes: maximum) } == .badSignature)
+        #expect(refusalOf(wire: Forge.badSignature(world.create), group: world.group, participants: nil, maximumEnvelopeBytes: maximum) == .badSignature)
         // The wire form leaves the group ID out and the signature covers it (PROTOCOL.md §6.1).
         var random = SeededRandom(seed: 5)
         let foreign = GroupID(random.bytes32())
-        #expect(refusal { try RelayAdmission.check(wire: world.title.wireBytes, group: foreign, participants: participants, maximumEnvelopeBytes: maximum) } == .badSignature)
+        #expect(refusalOf(wire: world.title.wireBytes, group: foreign, participants: participants, maximumEnvelopeBytes: maximum) == .badSignature)
     }
 
     @Test("cheap checks come before the signature: size, decoding, unknown group and sender are refused first")
@@ -207,12 +210,12 @@ struct RelayAdmissionRulesTests {
         let world = try RulesWorld()
         let badTitle = Forge.badSignature(world.title)
         // An unknown group's non-create with a bad signature: unknownGroup, not badSignature.
-        #expect(refusal { try RelayAdmission.check(wire: badTitle, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) } == .unknownGroup)
+        #expect(refusalOf(wire: badTitle, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) == .unknownGroup)
         // A non-participant's envelope with a bad signature: notParticipant.
         let intruder = Forge.applications(identity: world.key("dave"), group: world.group, from: 1, prev: nil, count: 1)[0]
-        #expect(refusal { try RelayAdmission.check(wire: Forge.badSignature(intruder), group: world.group, participants: [world.id("alice")], maximumEnvelopeBytes: maximum) } == .notParticipant)
+        #expect(refusalOf(wire: Forge.badSignature(intruder), group: world.group, participants: [world.id("alice")], maximumEnvelopeBytes: maximum) == .notParticipant)
         // Oversized with a bad signature: the size first.
-        #expect(isMalformed(refusal { try RelayAdmission.check(wire: badTitle, group: world.group, participants: [world.id("alice")], maximumEnvelopeBytes: badTitle.count - 1) }))
+        #expect(isMalformed(refusalOf(wire: badTitle, group: world.group, participants: [world.id("alice")], maximumEnvelopeBytes: badTitle.count - 1)))
     }
 
     @Test("oversized and undecodable wires are refused (malformedEnvelope)")
@@ -221,8 +224,8 @@ struct RelayAdmissionRulesTests {
         let participants: Set = [world.id("alice"), world.id("bob")]
         let wire = world.title.wireBytes
         // Oversized: one byte over the relay's envelope limit, a perfectly valid envelope otherwise.
-        #expect(isMalformed(refusal { try RelayAdmission.check(wire: wire, group: world.group, participants: participants, maximumEnvelopeBytes: wire.count - 1) }))
-        #expect(refusal { try RelayAdmission.check(wire: wire, group: world.group, participants: participants, maximumEnvelopeBytes: wire.count) } == nil)
+        #expect(isMalformed(refusalOf(wire: wire, group: world.group, participants: participants, maximumEnvelopeBytes: wire.count - 1)))
+        #expect(refusalOf(wire: wire, group: world.group, participants: participants, maximumEnvelopeBytes: wire.count) == nil)
         var random = SeededRandom(seed: 11)
         let undecodable: [[UInt8]] = [
             [],
@@ -233,8 +236,8 @@ struct RelayAdmissionRulesTests {
             [9] + wire.dropFirst(),  // an unknown envelope version
         ]
         for bytes in undecodable {
-            #expect(isMalformed(refusal { try RelayAdmission.check(wire: bytes, group: world.group, participants: participants, maximumEnvelopeBytes: maximum) }), "\(bytes.prefix(8))")
-            #expect(isMalformed(refusal { try RelayAdmission.check(wire: bytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum) }))
+            #expect(isMalformed(refusalOf(wire: bytes, group: world.group, participants: participants, maximumEnvelopeBytes: maximum)), "\(bytes.prefix(8))")
+            #expect(isMalformed(refusalOf(wire: bytes, group: world.group, participants: nil, maximumEnvelopeBytes: maximum)))
         }
     }
 
@@ -244,7 +247,7 @@ struct RelayAdmissionRulesTests {
         let participants: Set = [world.id("alice"), world.id("bob")]
         for control in [world.create, world.add] + world.bobEnvelopes.filter({ $0.kind != .application }) {
             let bare = Forge.withoutPayload(control)
-            #expect(isMalformed(refusal { try RelayAdmission.check(wire: bare, group: world.group, participants: control.kind == .create ? nil : participants, maximumEnvelopeBytes: maximum) }), "\(control)")
+            #expect(isMalformed(refusalOf(wire: bare, group: world.group, participants: control.kind == .create ? nil : participants, maximumEnvelopeBytes: maximum)), "\(control)")
         }
         let header = world.title.pruned()
         #expect(header.isPruned)
@@ -597,5 +600,37 @@ struct RelayConnectionRulesTests {
         let holdings = try await temporary.store.holdings(of: world.group)
         #expect(holdings.chains[world.id("bob")]?[good.seq] == good.hash)
         #expect(holdings.chains[world.id("bob")]?[50] == nil)
+    }
+}
+
+@Suite("Relay rules: token buckets (NETWORK.md §13.5)")
+struct TokenBucketRulesTests {
+    @Test("a bucket allows its burst, then its rate; an empty one refuses")
+    func rateAndBurst() {
+        var bucket = TokenBucket(rate: 10, burst: 100, now: 0)
+        func take(_ cost: Double = 1, at now: Double) -> Bool { bucket.take(cost, now: now) }
+        for _ in 0..<100 { #expect(take(at: 0)) }
+        #expect(!take(at: 0))
+        #expect(!take(at: 0.0625), "0.625 of a token")
+        #expect(take(at: 0.125))
+        #expect(take(5, at: 1.0))
+        #expect(!take(10, at: 1.0))
+        // Never more than the burst, however long it rested.
+        #expect(take(100, at: 1_000))
+        #expect(!take(at: 1_000))
+    }
+
+    @Test("a cost above the burst passes with a full bucket and leaves it in debt until repaid at the rate")
+    func costAboveBurst() {
+        var bucket = TokenBucket(rate: 10, burst: 100, now: 0)
+        func take(_ cost: Double = 1, at now: Double) -> Bool { bucket.take(cost, now: now) }
+        #expect(take(150, at: 0), "a backlog larger than the burst is not refused forever")
+        #expect(bucket.tokens == -50)
+        #expect(!take(at: 5.0), "the debt is repaid first")
+        #expect(take(at: 5.5))
+        // Not again before the bucket is full.
+        #expect(!take(150, at: 10))
+        #expect(take(150, at: 20))
+        #expect(bucket.tokens == -50)
     }
 }

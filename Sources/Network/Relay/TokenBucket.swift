@@ -12,13 +12,16 @@ public struct TokenBucket: Sendable, Equatable {
         updatedAt = now
     }
 
-    /// Takes `cost` tokens if there are enough at `now`.
+    /// Takes `cost` tokens if there are enough at `now`. A cost above the burst (one message
+    /// carrying a backlog larger than the burst) passes once the bucket is full and leaves it in
+    /// debt, repaid at `rate` before anything else passes: otherwise it could never pass, and the
+    /// rate still holds over time.
     public mutating func take(_ cost: Double = 1, now: Double) -> Bool {
         if now > updatedAt {
             tokens = min(burst, tokens + (now - updatedAt) * rate)
             updatedAt = now
         }
-        guard tokens >= cost else { return false }
+        guard tokens >= min(cost, burst) else { return false }
         tokens -= cost
         return true
     }

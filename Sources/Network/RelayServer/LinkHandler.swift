@@ -112,12 +112,15 @@ struct LinkHandler {
                     outbox.sent(bytes)
                     Counter(label: "dcgka_relay_bytes_out_total").increment(by: bytes)
                 }
+                // Nothing more can be sent (the socket closed, or the relay shuts down): an answer
+                // waiting for room gives up instead of waiting for a writer that is gone.
+                outbox.finish()
                 try? await outbound.close(.normalClosure, reason: nil)
             }
             // The processor: takes whatever arrived since its last turn, merges runs of one
             // group's envelopes into one admission and one commit (so a busy link is not held to
             // one commit per message), and handles it all in order.
-            let inbox = Inbox(capacity: 256)
+            let inbox = Inbox(capacity: 256, bytes: limits.maximumFrameBytes)
             group.addTask { [connection] in
                 var connection = connection
                 processing: while let items = await inbox.takeAll() {
@@ -236,12 +239,32 @@ final class Inbox: Sendable {
         var putters: [CheckedContinuation<Void, Never>] = []
         /// The processor saw the end (takeAll returned nil).
         var processorDone = false
+        /// Envelope bytes the queued messages carry.
+        var bytes = 0
     }
 
     let capacity: Int
+    /// Bytes of envelopes the inbox holds at most (one batch more may be with the processor): a
+    /// peer that writes while the relay cannot answer it (it does not read) is not read further.
+    let capacityBytes: Int
     private let state = Mutex(State())
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, bytes: Int = .max) {
+        self.capacity = capacity
+        capacityBytes = bytes
+    }
+
+    /// About what a message holds in memory: its envelopes' bytes.
+    static func size(of items: [Item]) -> Int {
+        items.reduce(0) { total, item in
+            guard case .message(let message) = item else { return total + 64 }
+            switch message {
+            case .envelopes(_, let wires), .push(_, let wires): return total + 64 + wires.reduce(0) { $0 + $1.count }
+            case .evidence(_, let first, let second): return total + 64 + first.count + second.count
+            default: return total + 64
+            }
+        }
+    }
 
     /// Appends, waiting while the inbox is full; false once it is finished.
     func put(_ items: [Item]) async -> Bool {
@@ -249,12 +272,14 @@ final class Inbox: Sendable {
             enum Step { case done(Bool), wait }
             let (step, taker, batch) = state.withLock { state -> (Step, CheckedContinuation<[Item]?, Never>?, [Item]) in
                 if state.finished { return (.done(false), nil, []) }
-                if state.items.count < capacity {
+                if state.items.count < capacity, state.bytes < capacityBytes {
                     state.items += items
+                    state.bytes += Self.size(of: items)
                     if let taker = state.taker {
                         state.taker = nil
                         let batch = state.items
                         state.items = []
+                        state.bytes = 0
                         return (.done(true), taker, batch)
                     }
                     return (.done(true), nil, [])
@@ -267,7 +292,7 @@ final class Inbox: Sendable {
             case .wait:
                 await withCheckedContinuation { continuation in
                     let now = state.withLock { state -> Bool in
-                        if state.finished || state.items.count < capacity { return true }
+                        if state.finished || (state.items.count < capacity && state.bytes < capacityBytes) { return true }
                         state.putters.append(continuation)
                         return false
                     }
@@ -284,6 +309,7 @@ final class Inbox: Sendable {
                 if !state.items.isEmpty {
                     let batch = state.items
                     state.items = []
+                    state.bytes = 0
                     return .some(batch)
                 }
                 if state.finished { return .some(nil) }
