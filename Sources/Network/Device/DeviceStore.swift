@@ -47,7 +47,7 @@ public protocol DeviceStoreTransaction {
     func addToOutbox(group: GroupID, hash: Bytes32) throws
     func outboxCount() throws -> Int
     /// A holder acknowledged these (stored durably): they leave the outbox.
-    func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws
+    @discardableResult func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws -> Int
 
     /// The relays this device syncs with.
     func relays() throws -> [RelayRecord]

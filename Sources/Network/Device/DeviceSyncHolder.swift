@@ -19,7 +19,9 @@ extension Device: SyncHolder {
     }
 
     /// The peer stored these durably: they leave the outbox.
-    public func acknowledged(_ group: GroupID, _ hashes: [Bytes32]) throws {
+    /// Returns how many were still waiting.
+    @discardableResult
+    public func acknowledged(_ group: GroupID, _ hashes: [Bytes32]) throws -> Int {
         try store.write { tx in try tx.removeFromOutbox(group: group, hashes: hashes) }
     }
 

@@ -399,9 +399,14 @@ struct SQLiteTransaction: DeviceStoreTransaction {
 
     func outboxCount() throws -> Int { try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM outbox")) ?? 0 }
 
-    func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws {
+    func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws -> Int {
         let statement = try db.cachedStatement(sql: "DELETE FROM outbox WHERE groupID = ? AND hash = ?")
-        for hash in hashes { try statement.execute(arguments: [Data(group.bytes), Data(hash.bytes)]) }
+        var removed = 0
+        for hash in hashes {
+            try statement.execute(arguments: [Data(group.bytes), Data(hash.bytes)])
+            removed += db.changesCount
+        }
+        return removed
     }
 
     func relays() throws -> [RelayRecord] {

@@ -279,10 +279,10 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
     /// me (the same chain: the hash at that seq is mine) are confirmed, like an `ack`, so that an
     /// outbox entry whose `ack` was lost (a relay stopped between its commit and its `ack`) is
     /// cleared too (NETWORK.md §10.2). Only while something waits in the outbox.
-    func confirmHeld(_ group: GroupID, upTo head: Frontier.Head) throws {
+    mutating func confirmHeld(_ group: GroupID, upTo head: Frontier.Head) throws {
         guard try device.store.read({ try $0.outboxCount() }) > 0,
               let chain = try device.holdings(of: group).chains[me], chain[head.seq] == head.hash else { return }
-        try device.acknowledged(group, chain.filter { $0.key <= head.seq }.map(\.value))
+        report.acknowledged += try device.acknowledged(group, chain.filter { $0.key <= head.seq }.map(\.value))
     }
 
     /// Handles the session's outputs; returns how many messages were sent.
