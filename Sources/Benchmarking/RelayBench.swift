@@ -151,6 +151,20 @@ public enum RelayBench {
         progress: @Sendable (String) -> Void
     ) async throws -> Report {
         var report = Report(store: store)
+        // Memory of idle connections, first, on a fresh relay (later phases leave freed pages
+        // in the relay's heap that idle connections would reuse unseen).
+        if options.idleConnections > 0 {
+            progress("\(options.idleConnections) idle connections")
+            report.idleConnections = options.idleConnections
+            let before = relayRSS?()
+            try await idle(options.idleConnections, relay: relay) {
+                let after = relayRSS?()
+                if let before, let after {
+                    report.idleConnectionBytes = Double(after - before) / Double(options.idleConnections)
+                    report.relayRssBytes = after
+                }
+            }
+        }
         // Ingest: `writers` links, each its own group, batches pipelined.
         progress("making \(options.ingestEnvelopes) envelopes in \(options.writers) groups")
         let perWriter = max(1, options.ingestEnvelopes / options.writers)
@@ -194,19 +208,6 @@ public enum RelayBench {
         report.catchupEnvelopesPerS = try await catchUp(streams, from: relay, verify: false)
         report.catchupVerifiedEnvelopesPerS = try await catchUp(streams, from: relay, verify: true)
 
-        // Memory of idle connections.
-        if options.idleConnections > 0 {
-            progress("\(options.idleConnections) idle connections")
-            report.idleConnections = options.idleConnections
-            let before = relayRSS?()
-            try await idle(options.idleConnections, relay: relay) {
-                let after = relayRSS?()
-                if let before, let after {
-                    report.idleConnectionBytes = Double(after - before) / Double(options.idleConnections)
-                    report.relayRssBytes = after
-                }
-            }
-        }
         return report
     }
 
