@@ -25,10 +25,7 @@ struct DeviceBenchCommand: ParsableCommand {
             members: members, envelopes: envelopes, updates: updates, groupsInHome: groups, importBatch: batch, seed: seed,
             folder: folder, progress: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            FileHandle.standardOutput.write(try encoder.encode(report) + Data("\n".utf8))
+            try Output.encodable(report)
         } else {
             print("history: \(report.envelopes) envelopes (\(report.controlEnvelopes) control), \(report.members) members")
             print(String(format: "in-memory core: %.2f s, %.0f envelopes/s", report.coreSeconds, report.coreEnvelopesPerSecond))

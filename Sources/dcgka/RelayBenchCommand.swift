@@ -55,10 +55,7 @@ struct RelayBenchCommand: AsyncParsableCommand {
             relay: address, store: storeName, options: options, relayRSS: measureRSS,
             progress: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            FileHandle.standardOutput.write(try encoder.encode(report) + Data("\n".utf8))
+            try Output.encodable(report)
         } else {
             print("relay store: \(report.store)")
             print(String(format: "ingest: %d envelopes, %.0f envelopes/s (batches of %d: ack p50 %.1f ms, p99 %.1f ms)",

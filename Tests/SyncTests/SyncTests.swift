@@ -467,3 +467,30 @@ func runLink(_ a: MemoryHolder, _ b: MemoryHolder, wantedByA: [GroupID], wantedB
         #expect(outputs == [.send(.error(.unsupportedVersion, "version 9"))])
     }
 }
+
+/// NETWORK.md §13.1 addresses (finding F4 of the `link` fuzz target: a host with control
+/// characters was accepted and did not print back as it was read).
+@Suite struct RelayAddressTests {
+    static let id = RelayAddress.encode(SyncMessageTests.id(7))
+
+    @Test("names, IPv4 and bracketed IPv6 hosts parse and print back as they were read")
+    func roundTrip() throws {
+        for text in ["dcgka-relay://127.0.0.1:7447/\(Self.id)", "dcgka-relay://relay.example-news.org:443/\(Self.id)",
+                     "dcgka-relay://[::1]:7447/\(Self.id)", "dcgka-relay://[fe80::1:2]:9/\(Self.id)"] {
+            let address = try RelayAddress(parsing: text)
+            #expect(address.description == text)
+            #expect(try RelayAddress(parsing: address.description) == address)
+        }
+        #expect(try RelayAddress(parsing: "dcgka-relay://[::1]:7447/\(Self.id)").host == "::1")
+    }
+
+    @Test("control characters, bad hosts, ports and IDs are refused in words")
+    func refusals() {
+        for text in ["dcgka-relay://:6\u{0}\u{0}:7/\(Self.id)", "dcgka-relay://a\u{7}b:7447/\(Self.id)", "dcgka-relay://a b:7447/\(Self.id)",
+                     "dcgka-relay://::1:7447/\(Self.id)", "dcgka-relay://[zz::1]:7447/\(Self.id)", "dcgka-relay://[]:7447/\(Self.id)",
+                     "dcgka-relay://host:0/\(Self.id)", "dcgka-relay://host:70000/\(Self.id)", "dcgka-relay://host/\(Self.id)",
+                     "http://host:7447/\(Self.id)", "dcgka-relay://host:7447/abc", "dcgka-relay://h\u{e9}:7447/\(Self.id)"] {
+            #expect(throws: RelayAddressError.self, "\(text.debugDescription)") { try RelayAddress(parsing: text) }
+        }
+    }
+}

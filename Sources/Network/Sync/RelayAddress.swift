@@ -59,8 +59,15 @@ public struct RelayAddress: Hashable, Sendable, CustomStringConvertible, Compara
             host = String(authority[authority.startIndex..<colon])
             portText = authority[authority.index(after: colon)...]
         }
-        guard !host.isEmpty, host.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) else {
-            throw .notAnAddress("the host is empty or not plain ASCII")
+        // A host name or IPv4 address (letters, digits, '-', '.'), or an IPv6 address in
+        // brackets (hex digits, ':', '.'): nothing else, so the address prints back as it was
+        // read and no control character reaches a log or a URL.
+        let isIPv6 = authority.hasPrefix("[")
+        let allowed: (Character) -> Bool = isIPv6
+            ? { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
+            : { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" || $0 == "." }
+        guard !host.isEmpty, host.count <= 253, host.allSatisfy(allowed), isIPv6 == host.contains(":") else {
+            throw .notAnAddress("the host must be a name, an IPv4 address or an IPv6 address in brackets")
         }
         guard let port = UInt16(portText), port > 0 || allowingPortZero else { throw .notAnAddress("the port is not a number from 1 to 65535") }
         return (host, port)

@@ -100,11 +100,7 @@ struct RelayInfoCommand: AsyncParsableCommand {
                 throw CLIError("the server at \(relay.authority) is relay \(info.relay), not the one in the address")
             }
             if output.json {
-                let encoder = JSONEncoder()
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                let data = try encoder.encode(info)
-                FileHandle.standardOutput.write(data + Data("\n".utf8))
+                try Output.encodable(info)
             } else {
                 let limits = info.limits
                 Output.line("Relay \(relay)")
@@ -201,11 +197,7 @@ struct SyncCommand: AsyncParsableCommand {
                 reports.append(report)
             }
             if output.json {
-                let encoder = JSONEncoder()
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                let data = try encoder.encode(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports))
-                FileHandle.standardOutput.write(data + Data("\n".utf8))
+                try Output.encodable(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports))
             } else {
                 for report in reports {
                     if let error = report.error {
