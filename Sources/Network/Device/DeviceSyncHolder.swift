@@ -18,6 +18,12 @@ extension Device: SyncHolder {
         }
     }
 
+    /// The groups I am in (not invitations still pending), read from their records without
+    /// decoding any group state: cheap enough for a loop that polls.
+    public func joinedGroupIDs() throws -> [GroupID] {
+        try store.read { tx in try tx.groups().filter { $0.status == .joined }.map(\.id).sorted() }
+    }
+
     /// The peer stored these durably: they leave the outbox.
     /// Returns how many were still waiting.
     @discardableResult

@@ -174,9 +174,9 @@ final class LinkCursor: Sendable {
 
     /// Starts every group I am in at its current log end: what is older travels by `have`.
     func start<R>(_ device: Device<R>) throws {
-        for group in try device.groups() where !group.pendingInvitation {
-            let last = try device.lastLogPosition(of: group.id)
-            state.withLock { $0.positions[group.id] = last }
+        for group in try device.joinedGroupIDs() {
+            let last = try device.lastLogPosition(of: group)
+            state.withLock { $0.positions[group] = last }
         }
     }
 
@@ -184,8 +184,8 @@ final class LinkCursor: Sendable {
     /// messages for the peer; groups new on the home are announced with `have` instead.
     func fresh<R>(_ device: Device<R>) throws -> [SyncMessage] {
         var messages: [SyncMessage] = []
-        for group in try device.groups() where !group.pendingInvitation {
-            let (known, requested) = state.withLock { ($0.positions[group.id], $0.requested.contains(group.id)) }
+        for group in try device.joinedGroupIDs() {
+            let (known, requested) = state.withLock { ($0.positions[group], $0.requested.contains(group)) }
             var after: Int64
             if let known {
                 after = known
@@ -194,28 +194,28 @@ final class LinkCursor: Sendable {
                 // (all of it marked as arrived); my log's own additions (the acknowledgment of the
                 // welcome) are pushed from the log's start, and I subscribe for what follows.
                 after = 0
-                messages.append(.subscribe(group.id))
+                messages.append(.subscribe(group))
             } else {
                 // A group new on this home (created, or joined by another link): the peer gets it
                 // by answering my `have`, and I subscribe for what follows.
-                let last = try device.lastLogPosition(of: group.id)
-                state.withLock { $0.positions[group.id] = last }
-                messages += [.have(group.id, try device.holdings(of: group.id).vector()), .subscribe(group.id)]
+                let last = try device.lastLogPosition(of: group)
+                state.withLock { $0.positions[group] = last }
+                messages += [.have(group, try device.holdings(of: group).vector()), .subscribe(group)]
                 continue
             }
             while true {
-                let (wires, last) = try device.log(of: group.id, after: after)
+                let (wires, last) = try device.log(of: group, after: after)
                 guard !wires.isEmpty else { break }
                 after = last
                 let new = state.withLock { state in
                     wires.filter { wire in
-                        guard let hash = try? Envelope(wire: wire, groupID: group.id).hash else { return false }
+                        guard let hash = try? Envelope(wire: wire, groupID: group).hash else { return false }
                         return !state.arrived.contains(hash)
                     }
                 }
-                if !new.isEmpty { messages.append(.push(group.id, new)) }
+                if !new.isEmpty { messages.append(.push(group, new)) }
             }
-            state.withLock { $0.positions[group.id] = after }
+            state.withLock { $0.positions[group] = after }
         }
         return messages
     }
@@ -232,7 +232,7 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
     /// my log gained meanwhile (my acknowledgments of what arrived, say) is pushed, and a pass
     /// ends once that, too, is quiet. Following, it subscribes and keeps pushing.
     mutating func run(_ channel: inout LinkChannel, follow: (@Sendable (RelaySyncReport) -> Void)?) async throws {
-        let wanted = try device.groups().filter { !$0.pendingInvitation }.map(\.id)
+        let wanted = try device.joinedGroupIDs()
         try cursor.start(device)
         var session = SyncSession(me: me, wanted: wanted)
         var ping: UInt64 = 1
@@ -328,7 +328,7 @@ struct RelayPass<Random: RandomNumberGenerator & Sendable> {
     func startFollowing(
         _ link: WebSocketLink, session: SyncSession, follow: @escaping @Sendable (RelaySyncReport) -> Void
     ) async throws -> Task<Void, any Error> {
-        let groups = try device.groups().filter { !$0.pendingInvitation }.map(\.id)
+        let groups = try device.joinedGroupIDs()
         try await link.send(groups.map { .subscribe($0) })
         follow(report)
         let device = device

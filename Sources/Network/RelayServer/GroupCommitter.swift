@@ -10,9 +10,6 @@ actor GroupCommitter {
     let clock: @Sendable () -> UInt64
     private var pending: [(StoreBatch, CheckedContinuation<[StoreOutcome], any Error>)] = []
     private var flushing = false
-    /// Commits made and batches they carried, for metrics and the benchmark.
-    private(set) var commits = 0
-    private(set) var batches = 0
 
     init(store: any RelayStore, quotas: StoreQuotas, clock: @escaping @Sendable () -> UInt64) {
         self.store = store
@@ -36,8 +33,6 @@ actor GroupCommitter {
             pending = []
             do {
                 let outcomes = try await store.store(taken.map(\.0), now: clock(), quotas: quotas)
-                commits += 1
-                batches += taken.count
                 for ((_, continuation), outcome) in zip(taken, outcomes) { continuation.resume(returning: outcome) }
             } catch {
                 for (_, continuation) in taken { continuation.resume(throwing: error) }

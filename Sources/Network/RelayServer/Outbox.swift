@@ -29,28 +29,37 @@ final class Outbox: Sendable {
         self.onOverflow = onOverflow
     }
 
-    /// Queues a frame; false (and the outbox is finished, the peer cut off) when the peer is too
-    /// far behind. A frame always fits when nothing is pending.
-    @discardableResult
-    func enqueue(_ message: SyncMessage) -> Bool {
-        let frame = SyncFraming.frame(message)
-        enum Step { case queued(CheckedContinuation<Void, Never>?), finished, overflow }
-        let step = state.withLock { state -> Step in
+    enum Queued {
+        case queued(CheckedContinuation<Void, Never>?)
+        case finished
+        case full
+    }
+
+    /// Queues `frame` if it fits (nothing is pending, or it stays within the limit) and hands
+    /// back the writer to wake.
+    private func tryQueue(_ frame: [UInt8]) -> Queued {
+        state.withLock { state -> Queued in
             guard !state.finished else { return .finished }
-            if state.pendingBytes > 0, state.pendingBytes + frame.count > limit { return .overflow }
+            guard state.pendingBytes == 0 || state.pendingBytes + frame.count <= limit else { return .full }
             state.queue.append(frame)
             state.pendingBytes += frame.count
             let waiter = state.waiter
             state.waiter = nil
             return .queued(waiter)
         }
-        switch step {
+    }
+
+    /// Queues a frame; false (and the outbox is finished, the peer cut off) when the peer is too
+    /// far behind. A frame always fits when nothing is pending.
+    @discardableResult
+    func enqueue(_ message: SyncMessage) -> Bool {
+        switch tryQueue(SyncFraming.frame(message)) {
         case .queued(let waiter):
             waiter?.resume()
             return true
         case .finished:
             return false
-        case .overflow:
+        case .full:
             overflow()
             return false
         }
@@ -61,17 +70,7 @@ final class Outbox: Sendable {
     func enqueueWhenRoom(_ message: SyncMessage) async -> Bool {
         let frame = SyncFraming.frame(message)
         while true {
-            enum Step { case queued(CheckedContinuation<Void, Never>?), finished, full }
-            let step = state.withLock { state -> Step in
-                guard !state.finished else { return .finished }
-                guard state.pendingBytes == 0 || state.pendingBytes + frame.count <= limit else { return .full }
-                state.queue.append(frame)
-                state.pendingBytes += frame.count
-                let waiter = state.waiter
-                state.waiter = nil
-                return .queued(waiter)
-            }
-            switch step {
+            switch tryQueue(frame) {
             case .queued(let waiter):
                 waiter?.resume()
                 return true

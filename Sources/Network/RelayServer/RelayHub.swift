@@ -31,6 +31,4 @@ actor RelayHub {
         }
         return count
     }
-
-    var subscriptionCount: Int { groupsOf.values.reduce(0) { $0 + $1.count } }
 }
