@@ -468,7 +468,14 @@ struct RelayLaunchError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` with a relay: SIGTERM afterwards, SIGKILL if `body` threw.
+///
+/// The honest clients of these tests run inside the test process, which shares two cores with every
+/// other suite running at the same time; so unless a test is about the handshake's time limit, the
+/// relay allows a generous one (a starved client that finishes its half of the handshake late
+/// would otherwise see its link closed right after it, as the relay's timeout).
 func withRelayProcess<T>(_ options: [String], _ body: (RelayProcessForAbuse) async throws -> T) async throws -> T {
+    var options = options + ["--log-level", "debug"]
+    if !options.contains("--handshake-seconds") { options += ["--handshake-seconds", "120"] }
     let relay = try await RelayProcessForAbuse.start(options)
     do {
         let value = try await body(relay)
@@ -479,6 +486,7 @@ func withRelayProcess<T>(_ options: [String], _ body: (RelayProcessForAbuse) asy
         return value
     } catch {
         relay.killNow()
+        Issue.record("the relay's log when the test failed: \(relay.log.suffix(4_000))")
         throw error
     }
 }

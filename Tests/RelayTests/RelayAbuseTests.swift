@@ -93,6 +93,32 @@ struct RelayAbuseTests {
         }
     }
 
+    @Test("many tasks writing on one link at once: every message opens at the relay, in nonce order", .timeLimit(.minutes(5)))
+    func concurrentWriters() async throws {
+        try await withRelayProcess([]) { relay in
+            let client = try await RawLinkClient.connect(port: relay.port, relay: relay.address.relay, identity: randomIdentity())
+            try await client.hello()
+            let writers = 32
+            let pingsEach = 25
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        for n in 0..<pingsEach { try await client.send([.ping(UInt64(writer * 1_000 + n))]) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let expected = Set((0..<writers).flatMap { w in (0..<pingsEach).map { UInt64(w * 1_000 + $0) } })
+            let answered = await poll(timeout: .seconds(60)) { () -> Set<UInt64>? in
+                let pongs = Set(client.messages.compactMap { if case .pong(let n) = $0 { n } else { nil } })
+                return pongs == expected || client.isClosed ? pongs : nil
+            }
+            #expect(!client.isClosed, "the relay could open every message: \(client.received.suffix(3))")
+            #expect(answered?.count == expected.count, "pongs for \(answered?.count ?? 0) of \(expected.count) pings")
+            await client.close()
+        }
+    }
+
     @Test("malformed frames: garbage in a valid Noise message, text frames, non-Noise binary frames, frames larger than a Noise message", .timeLimit(.minutes(5)))
     func malformedFrames() async throws {
         try await withRelayProcess([]) { relay in

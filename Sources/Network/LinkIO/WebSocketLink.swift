@@ -36,6 +36,7 @@ public final class WebSocketLink: Sendable {
     private let transport: Mutex<LinkTransport>
     private let outbound: WebSocketOutboundWriter
     private let reader: Mutex<SyncFrameReader>
+    private let writers = TurnGate()
 
     /// The WebSocket frame size both sides allow: one Noise message.
     public static let maximumWebSocketFrame = LinkTransport.maximumMessageBytes + 64
@@ -76,9 +77,14 @@ public final class WebSocketLink: Sendable {
 
     /// Seals frames (already framed §11 messages) and writes them, one WebSocket frame per
     /// Noise message.
+    ///
+    /// Concurrent writers take turns: each one's Noise messages reach the socket in the order of
+    /// their nonces, or the peer could not open them.
     public func write(frames: [[UInt8]]) async throws {
         var plaintext: [UInt8] = []
         for frame in frames { plaintext += frame }
+        await writers.enter()
+        defer { writers.leave() }
         let messages: [[UInt8]]
         do { messages = try transport.withLock { transport throws(LinkError) in try transport.seal(plaintext) } } catch {
             throw WebSocketLinkError.link(error)
@@ -132,5 +138,35 @@ public struct LinkChannel {
     public mutating func receive() async throws -> [SyncMessage]? {
         guard let message = try await iterator.next() else { return nil }
         return try link.receive(message)
+    }
+}
+
+/// A first-come, first-served turn for async writers (a lock that may be held across `await`).
+final class TurnGate: Sendable {
+    private struct State {
+        var taken = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    /// Waits for the turn.
+    func enter() async {
+        await withCheckedContinuation { (turn: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                if state.taken { state.waiting.append(turn); return false }
+                state.taken = true
+                return true
+            }
+            if now { turn.resume() }
+        }
+    }
+
+    /// Hands the turn to the next waiter, if any.
+    func leave() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiting.isEmpty { state.taken = false; return nil }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
