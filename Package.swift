@@ -118,12 +118,14 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Sources/Network/RelayPostgres", swiftSettings: strict),
-        // A secure link (§12) over a WebSocket, for the relay and its clients.
+        // A secure link (§12) over a WebSocket (the relay and its clients) or over TCP (direct
+        // links between devices, §14.2).
         .target(
             name: "LinkIO",
             dependencies: ["Link", "Sync", "DCGKAEncoding", "DCGKACrypto",
                            .product(name: "WSCore", package: "swift-websocket"),
-                           .product(name: "NIOCore", package: "swift-nio")],
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
             path: "Sources/Network/LinkIO", swiftSettings: strict),
         // `dcgka relay serve`: Hummingbird, WebSocket, service lifecycle, metrics.
         .target(
@@ -185,6 +187,11 @@ let package = Package(
             name: "LinkTests",
             dependencies: ["Link", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Vectors"]),
+        .testTarget(
+            name: "LinkIOTests",
+            dependencies: ["LinkIO", "Link", "Sync", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "RelayTests",
             dependencies: ["Relay", "RelayStorage", "RelayPostgres", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",

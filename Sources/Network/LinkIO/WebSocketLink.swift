@@ -30,7 +30,7 @@ public enum WebSocketLinkError: Error, Equatable, Sendable, CustomStringConverti
 /// A secure link (NETWORK.md §12) inside WebSocket binary frames: every frame carries exactly one
 /// Noise message (handshake messages first, then transport messages); the sealed stream carries
 /// §11 sync frames. The relay and its clients both run it.
-public final class WebSocketLink: Sendable {
+public final class WebSocketLink: SyncLink {
     public let peer: MemberID
     public let peerPayload: [UInt8]
     private let transport: Mutex<LinkTransport>
@@ -125,7 +125,7 @@ public final class WebSocketLink: Sendable {
 }
 
 /// An established link and the stream of WebSocket messages it reads from.
-public struct LinkChannel {
+public struct LinkChannel: SyncChannel {
     public let link: WebSocketLink
     var iterator: WebSocketInboundMessageStream.AsyncIterator
 
@@ -138,35 +138,5 @@ public struct LinkChannel {
     public mutating func receive() async throws -> [SyncMessage]? {
         guard let message = try await iterator.next() else { return nil }
         return try link.receive(message)
-    }
-}
-
-/// A first-come, first-served turn for async writers (a lock that may be held across `await`).
-final class TurnGate: Sendable {
-    private struct State {
-        var taken = false
-        var waiting: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    /// Waits for the turn.
-    func enter() async {
-        await withCheckedContinuation { (turn: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state in
-                if state.taken { state.waiting.append(turn); return false }
-                state.taken = true
-                return true
-            }
-            if now { turn.resume() }
-        }
-    }
-
-    /// Hands the turn to the next waiter, if any.
-    func leave() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiting.isEmpty { state.taken = false; return nil }
-            return state.waiting.removeFirst()
-        }
-        next?.resume()
     }
 }
