@@ -531,7 +531,7 @@ struct HonestPair: Sendable {
         return pair
     }
 
-    func sync(_ device: TestDevice) async throws -> RelaySyncReport {
+    func sync(_ device: TestDevice) async throws -> SyncReport {
         let report = try await RelayClient(device: device, identity: try device.identityKey(), logger: quietLogger)
             .sync(with: address, timeout: .seconds(60))
         if let error = report.error { throw HonestPairError(text: "sync failed: \(error)") }

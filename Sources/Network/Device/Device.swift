@@ -275,8 +275,12 @@ extension Device {
             } catch let error as GroupError { throw DeviceError.group(error) }
             effects.event("added", sender: keys.me, subjects: [member])
             try Self.sendContent(.title(record.title), in: &group, record: &record, keys: keys, effects: &effects, now: now, rng: &random)
+            // The list in force, with its own sending time: re-sent, not chosen anew, so it
+            // neither wins over a newer list nor counts as my choice of relays.
             if !record.relays.isEmpty {
-                try Self.sendContent(.relays(record.relays), in: &group, record: &record, keys: keys, effects: &effects, now: now, rng: &random)
+                try Self.sendContent(
+                    .relays(record.relays), in: &group, record: &record, keys: keys, effects: &effects, now: now, sentAt: record.relaysSetAt,
+                    rng: &random)
             }
         }
     }
@@ -289,6 +293,7 @@ extension Device {
                 effects.sent(try group.remove(member, prekeys: keys.prekeys, now: now, using: &random))
             } catch let error as GroupError { throw DeviceError.group(error) }
             effects.event("removed", sender: keys.me, subjects: [member])
+            effects.membersLeft = true
         }
     }
 
@@ -341,9 +346,11 @@ extension Device {
     /// Encrypts one content as an application message (an update first when the group asks).
     static func sendContent(
         _ kind: MessageContent.Kind, in group: inout Group, record: inout GroupRecord, keys: Keys, effects: inout Effects,
-        now: UInt64, rng: inout Random
+        now: UInt64, sentAt: UInt64? = nil, rng: inout Random
     ) throws {
-        let content = MessageContent(kind, sentAt: now)
+        var time = now
+        if let sentAt { time = sentAt }
+        let content = MessageContent(kind, sentAt: time)
         let envelopes: [Envelope]
         do { envelopes = try group.send(content.bytes, prekeys: keys.prekeys, now: now, using: &rng) } catch let error as GroupError { throw DeviceError.group(error) }
         for envelope in envelopes { effects.sent(envelope) }
@@ -364,6 +371,7 @@ extension Device {
             var effects = Effects(group: groupID, now: now)
             try body(tx, keys, &group, &record, &effects, &random)
             record.state = group.wireBytes
+            try effects.settleRelays(tx, record: &record, members: group.members, me: keys.me)
             try tx.saveGroup(record)
             try effects.commit(tx)
         }
@@ -473,6 +481,10 @@ struct Effects {
     let now: UInt64
     var envelopes: [Envelope] = []
     var lines: [HistoryRecord] = []
+    /// Relay lists received or sent in this transaction.
+    var suggestions: [RelaySuggestion] = []
+    /// Someone left the group: the relay list in force may have been theirs.
+    var membersLeft = false
 
     init(group: GroupID, now: UInt64) {
         self.group = group
@@ -504,15 +516,46 @@ struct Effects {
                 if changed { event("title", sender: sender, seq: seq, text: title) }
             }
         case .relays(let relays):
-            if content.sentAt >= record.relaysSetAt {
-                record.relays = relays
-                record.relaysSetAt = content.sentAt
-                event("relays", sender: sender, seq: seq, text: relays.joined(separator: " "))
-            }
+            // Kept per sender; which list is in force is settled at the end of the transaction,
+            // against the members of that moment (§14.5).
+            suggestions.append(RelaySuggestion(group: group, sender: sender, sentAt: content.sentAt, relays: relays))
+            event("relays", sender: sender, seq: seq, text: relays.joined(separator: " "))
         case .lostSync(let text):
             event("lost-sync", sender: sender, seq: seq, text: text)
         case .unknown(let type):
             event("unreadable", sender: sender, seq: seq, text: "a kind of message (type \(type)) this version cannot show")
+        }
+    }
+
+    /// Stores each sender's newest relay list and settles which one is in force: the newest by
+    /// (sending time, sender ID) among the group's current members, so a removed member's
+    /// suggestion is dropped (NETWORK.md §14.5). A list that comes into force is taken up by the
+    /// device's relay policy (``RelayPolicy``).
+    mutating func settleRelays(_ tx: any DeviceStoreTransaction, record: inout GroupRecord, members: Set<MemberID>, me: MemberID) throws {
+        guard !suggestions.isEmpty || (membersLeft && record.relaysSetBy != nil) else { return }
+        let stored = Dictionary(try tx.relaySuggestions(group: group).map { ($0.sender, $0) }, uniquingKeysWith: { a, _ in a })
+        var newest = stored
+        for suggestion in suggestions where newest[suggestion.sender].map({ suggestion.isNewer(than: $0) }) ?? true {
+            newest[suggestion.sender] = suggestion
+        }
+        for (sender, suggestion) in newest where stored[sender] != suggestion { try tx.saveRelaySuggestion(suggestion) }
+        let inForce = newest.values.filter { members.contains($0.sender) }.max { $1.isNewer(than: $0) }
+        guard inForce?.sender != record.relaysSetBy || inForce?.sentAt != record.relaysSetAt || (inForce?.relays ?? []) != record.relays else {
+            return
+        }
+        record.relays = inForce?.relays ?? []
+        record.relaysSetAt = inForce?.sentAt ?? 0
+        record.relaysSetBy = inForce?.sender
+        guard let inForce else { return }
+        let policy = RelayPolicy(rawValue: try tx.setting(RelayPolicy.settingKey) ?? "") ?? .ask
+        // My own lists are used when I post them (``Device/setRelays(_:for:)``); one I re-send
+        // after an add is not a choice of mine.
+        guard inForce.sender != me else { return }
+        let isContact = try tx.contacts().contains { $0.id == inForce.sender }
+        guard policy == .always || (policy == .contacts && isContact) else { return }
+        for text in inForce.relays {
+            guard let address = try? RelayAddress(parsing: text), try RelayPolicy.use(address, for: group, tx: tx, now: now) else { continue }
+            event("relay-used", sender: inForce.sender, text: address.description)
         }
     }
 

@@ -23,6 +23,7 @@ public enum DeviceError: Error, Equatable, Sendable, CustomStringConvertible {
     case notInGroup(name: String)
     case corruptState(String)
     case textTooLong(bytes: Int, limit: Int)
+    case tooManyRelays(Int)
 
     public var description: String {
         switch self {
@@ -49,6 +50,7 @@ public enum DeviceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notInGroup(let name): "\(name) is not a member"
         case .corruptState(let what): "the stored state is damaged (\(what)); this home cannot continue this group"
         case .textTooLong(let bytes, let limit): "the message is \(bytes) bytes long; the limit is \(limit)"
+        case .tooManyRelays(let limit): "a group's relay list holds at most \(limit) addresses"
         }
     }
 

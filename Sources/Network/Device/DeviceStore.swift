@@ -44,16 +44,30 @@ public protocol DeviceStoreTransaction {
     /// The position of a group's newest log entry (0 when the log is empty).
     func lastLogPosition(group: GroupID) throws -> Int64
 
+    /// Puts an envelope of mine in the outbox of every relay I use, one entry per relay
+    /// (NETWORK.md §10.1, §14.1); with no relay yet, in a waiting entry that the first relay
+    /// added takes over.
     func addToOutbox(group: GroupID, hash: Bytes32) throws
-    func outboxCount() throws -> Int
-    /// A holder acknowledged these (stored durably): they leave the outbox.
-    @discardableResult func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws -> Int
+    /// Entries waiting for one relay's acknowledgment (by its ID), or for any relay (nil).
+    func outboxCount(relay: MemberID?) throws -> Int
+    /// A relay acknowledged these (stored durably): they leave that relay's outbox only.
+    @discardableResult func removeFromOutbox(group: GroupID, hashes: [Bytes32], relay: MemberID) throws -> Int
 
     /// The relays this device syncs with.
     func relays() throws -> [RelayRecord]
-    /// Adds a relay, or updates its last sync and error.
+    /// Adds a relay (a relay ID new here takes over every waiting outbox entry), or updates its
+    /// groups, last sync and error.
     func saveRelay(_ relay: RelayRecord) throws
+    /// Removes a relay; its outbox entries go with it (back to waiting when no relay is left).
     @discardableResult func deleteRelay(address: String) throws -> Bool
+
+    /// Every member's newest relay list for a group (NETWORK.md §14.5), one per sender.
+    func relaySuggestions(group: GroupID) throws -> [RelaySuggestion]
+    func saveRelaySuggestion(_ suggestion: RelaySuggestion) throws
+
+    /// A device setting (`dcgka config`), nil when never set.
+    func setting(_ key: String) throws -> String?
+    func setSetting(_ key: String, _ value: String) throws
 
     @discardableResult func appendHistory(_ entry: HistoryRecord) throws -> Int64
     func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord]
@@ -78,13 +92,44 @@ public struct RelayRecord: Equatable, Sendable {
     public var addedAt: UInt64
     public var lastSync: UInt64?
     public var lastError: String?
+    /// The groups this relay carries for me; empty: every group I am in (`dcgka relay add`). A
+    /// relay accepted from a group's suggestion carries that group only, so it does not learn of
+    /// my other groups.
+    public var groups: [GroupID]
 
-    public init(address: String, relay: MemberID, addedAt: UInt64, lastSync: UInt64? = nil, lastError: String? = nil) {
+    public init(
+        address: String, relay: MemberID, addedAt: UInt64, lastSync: UInt64? = nil, lastError: String? = nil, groups: [GroupID] = []
+    ) {
         self.address = address
         self.relay = relay
         self.addedAt = addedAt
         self.lastSync = lastSync
         self.lastError = lastError
+        self.groups = groups
+    }
+
+    /// Whether this relay carries `group` for me.
+    public func carries(_ group: GroupID) -> Bool { groups.isEmpty || groups.contains(group) }
+}
+
+/// One member's relay list for a group (NETWORK.md §14.5), the newest it sent.
+public struct RelaySuggestion: Equatable, Sendable {
+    public var group: GroupID
+    public var sender: MemberID
+    /// The sending time from the message content: the last-writer-wins order, then the sender ID.
+    public var sentAt: UInt64
+    public var relays: [String]
+
+    public init(group: GroupID, sender: MemberID, sentAt: UInt64, relays: [String]) {
+        self.group = group
+        self.sender = sender
+        self.sentAt = sentAt
+        self.relays = relays
+    }
+
+    /// The last-writer-wins order of §14.5: sending time, then sender ID.
+    public func isNewer(than other: RelaySuggestion) -> Bool {
+        (sentAt, sender.raw) > (other.sentAt, other.sender.raw)
     }
 }
 
@@ -144,6 +189,8 @@ public struct GroupRecord: Equatable, Sendable {
     public var titleSetAt: UInt64
     public var titleSetBy: MemberID?
     public var relaysSetAt: UInt64
+    /// Who set the relay list in force (nil: nobody, or every suggestion was dropped).
+    public var relaysSetBy: MemberID?
     /// Disappearing messages (NETWORK.md §10.3): history lines older than this many seconds are
     /// deleted on this device; 0 keeps them.
     public var disappearAfter: UInt64 = 0

@@ -6,15 +6,26 @@ public import DCGKACrypto
 /// A device as a holder for the sync engine (NETWORK.md §11): the groups it shares with a peer
 /// are those the peer takes part in; what it offers is its envelope log.
 extension Device: SyncHolder {
-    /// A relay I added carries every group I am in (it holds them for me and my groups' other
-    /// members); any other peer gets the groups it takes part in.
+    /// A relay I use carries the groups I gave it (every group I am in, for a relay I added
+    /// myself); any other peer gets the groups it takes part in (NETWORK.md §11.2).
     public func groups(sharedWith peer: MemberID) throws -> [GroupID] {
         try store.read { tx in
-            let isMyRelay = try tx.relays().contains { $0.relay == peer }
+            let asMyRelay = try tx.relays().filter { $0.relay == peer }
             return try tx.groups().filter { record in
-                guard record.status == .joined, let group = try Self.decodeGroup(record) else { return false }
-                return isMyRelay || group.keyAgreement.history.isKnownParticipant(peer)
+                guard record.status == .joined else { return false }
+                if asMyRelay.contains(where: { $0.carries(record.id) }) { return true }
+                guard let group = try Self.decodeGroup(record) else { return false }
+                return group.keyAgreement.history.isKnownParticipant(peer)
             }.map(\.id).sorted()
+        }
+    }
+
+    /// Whether `peer` may have `group`'s envelopes: as ``groups(sharedWith:)``, for one group.
+    public func shares(_ group: GroupID, with peer: MemberID) throws -> Bool {
+        try store.read { tx in
+            guard let record = try tx.group(group), record.status == .joined else { return false }
+            if try tx.relays().contains(where: { $0.relay == peer && $0.carries(group) }) { return true }
+            return try Self.decodeGroup(record)?.keyAgreement.history.isKnownParticipant(peer) ?? false
         }
     }
 
@@ -24,11 +35,16 @@ extension Device: SyncHolder {
         try store.read { tx in try tx.groups().filter { $0.status == .joined }.map(\.id).sorted() }
     }
 
-    /// The peer stored these durably: they leave the outbox.
-    /// Returns how many were still waiting.
+    /// A relay stored these durably: they leave its outbox (NETWORK.md §10.2, §14.1).
+    /// Returns how many were still waiting for it.
     @discardableResult
-    public func acknowledged(_ group: GroupID, _ hashes: [Bytes32]) throws -> Int {
-        try store.write { tx in try tx.removeFromOutbox(group: group, hashes: hashes) }
+    public func acknowledged(_ group: GroupID, _ hashes: [Bytes32], by relay: MemberID) throws -> Int {
+        try store.write { tx in try tx.removeFromOutbox(group: group, hashes: hashes, relay: relay) }
+    }
+
+    /// Envelopes of mine a relay (or any relay, nil) has not confirmed yet.
+    public func outboxCount(relay: MemberID? = nil) throws -> Int {
+        try store.read { try $0.outboxCount(relay: relay) }
     }
 
     /// Which of these hashes my log holds (what a sync acknowledges after an import).
@@ -54,6 +70,71 @@ extension Device: SyncHolder {
     }
 
     public func relays() throws -> [RelayRecord] { try store.read { try $0.relays() } }
+
+    // MARK: Relay lists as group content (§14.5)
+
+    /// Posts my relay list for a group (an encrypted message of the reserved type); I use these
+    /// relays for it at once.
+    public mutating func setRelays(_ addresses: [RelayAddress], for groupID: GroupID) throws {
+        guard addresses.count <= MessageContent.maximumRelays else { throw DeviceError.tooManyRelays(MessageContent.maximumRelays) }
+        let now = clock()
+        try withGroup(groupID) { tx, keys, group, record, effects, random in
+            try Self.sendContent(.relays(addresses.map(\.description)), in: &group, record: &record, keys: keys, effects: &effects, now: now, rng: &random)
+            for address in addresses { try RelayPolicy.use(address, for: groupID, tx: tx, now: now) }
+        }
+    }
+
+    public func relayList(of groupID: GroupID) throws -> GroupRelays {
+        try store.read { tx in
+            guard let record = try tx.group(groupID) else { throw DeviceError.unknownGroup(groupID.raw.hex, candidates: []) }
+            return GroupRelays(
+                group: groupID, relays: record.relays, setBy: record.relaysSetBy, setAt: record.relaysSetAt,
+                suggestions: try tx.relaySuggestions(group: groupID).sorted { $1.isNewer(than: $0) })
+        }
+    }
+
+    public func relayPolicy() throws -> RelayPolicy {
+        try store.read { tx in RelayPolicy(rawValue: try tx.setting(RelayPolicy.settingKey) ?? "") ?? .ask }
+    }
+
+    public func setRelayPolicy(_ policy: RelayPolicy) throws {
+        try store.write { tx in try tx.setSetting(RelayPolicy.settingKey, policy.rawValue) }
+    }
+
+    /// Relays my groups' lists name that I do not use for those groups yet (policy `ask`, or a
+    /// non-contact's suggestion under `contacts`).
+    public func suggestedRelays() throws -> [SuggestedRelay] {
+        try store.read { tx in
+            let mine = try tx.relays()
+            var suggested: [String: SuggestedRelay] = [:]
+            for record in try tx.groups() where record.status == .joined {
+                for text in record.relays {
+                    guard let address = try? RelayAddress(parsing: text) else { continue }
+                    let key = address.description
+                    guard !mine.contains(where: { $0.address == key && $0.carries(record.id) }) else { continue }
+                    var entry = suggested[key] ?? SuggestedRelay(address: key, groups: [], suggestedBy: [])
+                    entry.groups.append(record.id)
+                    if let by = record.relaysSetBy, !entry.suggestedBy.contains(by) { entry.suggestedBy.append(by) }
+                    suggested[key] = entry
+                }
+            }
+            return suggested.values.sorted { $0.address < $1.address }
+        }
+    }
+
+    /// Starts using a suggested relay for every group that suggests it. Returns those groups.
+    @discardableResult
+    public func acceptRelay(_ address: RelayAddress) throws -> [GroupID] {
+        let now = clock()
+        return try store.write { tx in
+            var accepted: [GroupID] = []
+            for record in try tx.groups() where record.status == .joined {
+                guard record.relays.contains(where: { (try? RelayAddress(parsing: $0))?.description == address.description }) else { continue }
+                if try RelayPolicy.use(address, for: record.id, tx: tx, now: now) { accepted.append(record.id) }
+            }
+            return accepted
+        }
+    }
 
     @discardableResult
     public func removeRelay(_ address: RelayAddress) throws -> Bool {

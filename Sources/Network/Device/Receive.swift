@@ -322,6 +322,7 @@ struct ReceiveSession {
             case .membersAdded(let ids, let by):
                 lines.event("added", sender: by, subjects: ids)
             case .membersRemoved(let ids, let by):
+                lines.membersLeft = true
                 let others = removedMe ? ids.filter { $0 != keys.me } : ids
                 if !others.isEmpty { lines.event("removed", sender: by, subjects: others) }
             case .updated(let by):
@@ -375,6 +376,7 @@ struct ReceiveSession {
                     }
                 }
                 record.state = group.wireBytes
+                try lines.settleRelays(tx, record: &record, members: group.members, me: keys.me)
             }
             try tx.saveGroup(record)
             try lines.commit(tx)

@@ -161,6 +161,21 @@ public final class SQLiteDeviceStore: DeviceStore {
                     lastSync INTEGER, lastError TEXT);
                 """)
         }
+        // Several relays (NETWORK.md §14.1, §14.5): an outbox entry per relay, the groups a relay
+        // carries, every member's relay list, device settings.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: """
+                ALTER TABLE relay ADD COLUMN groups BLOB NOT NULL DEFAULT x'';
+                ALTER TABLE chatGroup ADD COLUMN relaysSetBy BLOB;
+                CREATE TABLE relaySuggestion (
+                    groupID BLOB NOT NULL, sender BLOB NOT NULL, sentAt INTEGER NOT NULL, relays BLOB NOT NULL,
+                    PRIMARY KEY (groupID, sender));
+                CREATE TABLE setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                INSERT OR IGNORE INTO outbox (groupID, hash, transport)
+                    SELECT outbox.groupID, outbox.hash, lower(hex(relay.relayID)) FROM outbox, relay WHERE outbox.transport = '';
+                DELETE FROM outbox WHERE transport = '' AND EXISTS (SELECT 1 FROM relay);
+                """)
+        }
         return migrator
     }
 
@@ -301,23 +316,24 @@ struct SQLiteTransaction: DeviceStoreTransaction {
             titleSetBy: try (row["titleSetBy"] as Data?).map(memberID), relaysSetAt: UInt64(row["relaysSetAt"] as Int64),
             createdAt: UInt64(row["createdAt"] as Int64))
         record.disappearAfter = UInt64(row["disappearAfter"] as Int64)
+        record.relaysSetBy = try (row["relaysSetBy"] as Data?).map(memberID)
         return record
     }
 
     func saveGroup(_ group: GroupRecord) throws {
         try db.cachedStatement(sql: """
                 INSERT INTO chatGroup (id, title, state, status, invitation, invitedBy, relays, titleSetAt, titleSetBy, relaysSetAt,
-                    disappearAfter, createdAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    disappearAfter, createdAt, relaysSetBy)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, state = excluded.state, status = excluded.status,
                     invitation = excluded.invitation, invitedBy = excluded.invitedBy, relays = excluded.relays,
                     titleSetAt = excluded.titleSetAt, titleSetBy = excluded.titleSetBy, relaysSetAt = excluded.relaysSetAt,
-                    disappearAfter = excluded.disappearAfter
+                    disappearAfter = excluded.disappearAfter, relaysSetBy = excluded.relaysSetBy
                 """).execute(arguments: [
                 Data(group.id.bytes), sealText(group.title, "group title"), group.state.map { seal($0, "group state") }, group.status.rawValue,
                 group.invitation.map { Data($0.bytes) }, group.invitedBy.map { Data($0.bytes) }, sealText(group.relays.joined(separator: "\n"), "group relays"),
                 Int64(group.titleSetAt), group.titleSetBy.map { Data($0.bytes) }, Int64(group.relaysSetAt),
-                Int64(group.disappearAfter), Int64(group.createdAt),
+                Int64(group.disappearAfter), Int64(group.createdAt), group.relaysSetBy.map { Data($0.bytes) },
             ])
     }
 
@@ -393,40 +409,103 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         try Int64.fetchOne(try db.cachedStatement(sql: "SELECT MAX(position) FROM envelope WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
     }
 
+    /// An outbox entry's transport: a relay's ID in lowercase hex, or '' while no relay is known.
+    static func transport(_ relay: MemberID) -> String { relay.raw.hex.lowercased() }
+
     func addToOutbox(group: GroupID, hash: Bytes32) throws {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) VALUES (?, ?, '')").execute(arguments: [Data(group.bytes), Data(hash.bytes)])
+        try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO outbox (groupID, hash, transport) SELECT ?, ?, lower(hex(relayID)) FROM relay
+            """).execute(arguments: [Data(group.bytes), Data(hash.bytes)])
+        if db.changesCount == 0, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM relay") == 0 {
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) VALUES (?, ?, '')")
+                .execute(arguments: [Data(group.bytes), Data(hash.bytes)])
+        }
     }
 
-    func outboxCount() throws -> Int { try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM outbox")) ?? 0 }
+    func outboxCount(relay: MemberID?) throws -> Int {
+        if let relay {
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE transport = ?", arguments: [Self.transport(relay)]) ?? 0
+        }
+        return try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT hash) FROM outbox") ?? 0
+    }
 
-    func removeFromOutbox(group: GroupID, hashes: [Bytes32]) throws -> Int {
-        let statement = try db.cachedStatement(sql: "DELETE FROM outbox WHERE groupID = ? AND hash = ?")
+    func removeFromOutbox(group: GroupID, hashes: [Bytes32], relay: MemberID) throws -> Int {
+        let statement = try db.cachedStatement(sql: "DELETE FROM outbox WHERE groupID = ? AND hash = ? AND transport = ?")
+        let transport = Self.transport(relay)
         var removed = 0
         for hash in hashes {
-            try statement.execute(arguments: [Data(group.bytes), Data(hash.bytes)])
+            try statement.execute(arguments: [Data(group.bytes), Data(hash.bytes), transport])
             removed += db.changesCount
         }
         return removed
     }
 
     func relays() throws -> [RelayRecord] {
-        try Row.fetchAll(db, sql: "SELECT address, relayID, addedAt, lastSync, lastError FROM relay ORDER BY address").map { row in
-            RelayRecord(
+        try Row.fetchAll(db, sql: "SELECT address, relayID, addedAt, lastSync, lastError, groups FROM relay ORDER BY address").map { row in
+            let groups = row["groups"] as Data? ?? Data()
+            return RelayRecord(
                 address: row["address"], relay: try memberID(row["relayID"]), addedAt: UInt64(row["addedAt"] as Int64),
-                lastSync: (row["lastSync"] as Int64?).map { UInt64($0) }, lastError: row["lastError"])
+                lastSync: (row["lastSync"] as Int64?).map { UInt64($0) }, lastError: row["lastError"],
+                groups: try stride(from: 0, to: groups.count, by: 32).map { offset in
+                    GroupID(try bytes32(Data(groups[groups.startIndex + offset ..< min(groups.endIndex, groups.startIndex + offset + 32)])))
+                })
         }
     }
 
     func saveRelay(_ relay: RelayRecord) throws {
+        let isNewRelay = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM relay WHERE relayID = ?", arguments: [Data(relay.relay.bytes)]) == 0
         try db.execute(sql: """
-            INSERT INTO relay (address, relayID, addedAt, lastSync, lastError) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (address) DO UPDATE SET lastSync = excluded.lastSync, lastError = excluded.lastError
-            """, arguments: [relay.address, Data(relay.relay.bytes), Int64(relay.addedAt), relay.lastSync.map { Int64($0) }, relay.lastError])
+            INSERT INTO relay (address, relayID, addedAt, lastSync, lastError, groups) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (address) DO UPDATE SET lastSync = excluded.lastSync, lastError = excluded.lastError, groups = excluded.groups
+            """, arguments: [relay.address, Data(relay.relay.bytes), Int64(relay.addedAt), relay.lastSync.map { Int64($0) }, relay.lastError,
+                             Data(relay.groups.flatMap(\.bytes))])
+        if isNewRelay {
+            // A relay new here owes a confirmation of everything still waiting (what the relays
+            // I had have not all stored yet, or what waited for a first relay).
+            try db.execute(sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) SELECT DISTINCT groupID, hash, ? FROM outbox",
+                           arguments: [Self.transport(relay.relay)])
+            try db.execute(sql: "DELETE FROM outbox WHERE transport = ''")
+        }
     }
 
     func deleteRelay(address: String) throws -> Bool {
+        guard let relayID = try Data.fetchOne(db, sql: "SELECT relayID FROM relay WHERE address = ?", arguments: [address]) else { return false }
         try db.execute(sql: "DELETE FROM relay WHERE address = ?", arguments: [address])
-        return db.changesCount > 0
+        guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM relay WHERE relayID = ?", arguments: [relayID]) == 0 else { return true }
+        let transport = Self.transport(try memberID(relayID))
+        if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM relay") == 0 {
+            // The last relay: what it had not confirmed waits for the next one.
+            try db.execute(sql: "INSERT OR IGNORE INTO outbox (groupID, hash, transport) SELECT groupID, hash, '' FROM outbox WHERE transport = ?",
+                           arguments: [transport])
+        }
+        try db.execute(sql: "DELETE FROM outbox WHERE transport = ?", arguments: [transport])
+        return true
+    }
+
+    func relaySuggestions(group: GroupID) throws -> [RelaySuggestion] {
+        try Row.fetchAll(db, sql: "SELECT sender, sentAt, relays FROM relaySuggestion WHERE groupID = ?", arguments: [Data(group.bytes)]).map { row in
+            let text = String(decoding: try open(row["relays"], "relay suggestion"), as: UTF8.self)
+            return RelaySuggestion(
+                group: group, sender: try memberID(row["sender"]), sentAt: UInt64(row["sentAt"] as Int64),
+                relays: text.split(separator: "\n").map(String.init))
+        }
+    }
+
+    func saveRelaySuggestion(_ suggestion: RelaySuggestion) throws {
+        try db.execute(sql: """
+            INSERT INTO relaySuggestion (groupID, sender, sentAt, relays) VALUES (?, ?, ?, ?)
+            ON CONFLICT (groupID, sender) DO UPDATE SET sentAt = excluded.sentAt, relays = excluded.relays
+            """, arguments: [Data(suggestion.group.bytes), Data(suggestion.sender.bytes), Int64(suggestion.sentAt),
+                             seal(Array(suggestion.relays.joined(separator: "\n").utf8), "relay suggestion")])
+    }
+
+    func setting(_ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key])
+    }
+
+    func setSetting(_ key: String, _ value: String) throws {
+        try db.execute(sql: "INSERT INTO setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       arguments: [key, value])
     }
 
     func appendHistory(_ entry: HistoryRecord) throws -> Int64 {

@@ -182,28 +182,34 @@ struct SyncCommand: AsyncParsableCommand {
             let relays = try device.relays()
             guard !relays.isEmpty else { throw CLIError("no relays; add one with `dcgka relay add ADDRESS`") }
             let client = RelayClient(device: device, identity: try device.identityKey(), logger: Self.quietLogger)
-            var reports: [RelaySyncReport] = []
-            for record in relays {
-                let address = try RelayAddress(parsing: record.address)
-                var report: RelaySyncReport
-                do {
-                    report = try await client.sync(with: address)
-                    try device.noteSync(address, error: nil)
-                } catch {
-                    report = RelaySyncReport(relay: record.address)
-                    report.error = "\(error)"
-                    try device.noteSync(address, error: report.error)
+            // Each relay gets what the others brought (NETWORK.md §14.1): rounds until one brings
+            // nothing new (at most three; what is left travels on the next sync).
+            var reports = relays.map { SyncReport(peer: $0.address) }
+            for round in 0..<3 {
+                var news = 0
+                for (index, record) in relays.enumerated() {
+                    let address = try RelayAddress(parsing: record.address)
+                    do {
+                        let report = try await client.sync(with: address)
+                        reports[index].add(report)
+                        reports[index].error = nil
+                        news += report.new
+                        try device.noteSync(address, error: nil)
+                    } catch {
+                        reports[index].error = "\(error)"
+                        try device.noteSync(address, error: reports[index].error)
+                    }
                 }
-                reports.append(report)
+                if relays.count < 2 || news == 0 || round == 2 { break }
             }
             if output.json {
                 try Output.encodable(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports))
             } else {
                 for report in reports {
                     if let error = report.error {
-                        Output.line("\(report.relay): failed: \(error)")
+                        Output.line("\(report.peer): failed: \(error)")
                     } else {
-                        var line = "\(report.relay): sent \(report.sent) (\(report.acknowledged) stored), received \(report.received) (\(report.new) new, \(report.messages) messages), \(report.joined) groups joined, \(report.invitations) invitations waiting"
+                        var line = "\(report.peer): sent \(report.sent) (\(report.acknowledged) stored), received \(report.received) (\(report.new) new, \(report.messages) messages), \(report.joined) groups joined, \(report.invitations) invitations waiting"
                         if report.bundlesRefreshed > 0 { line += ", \(report.bundlesRefreshed) contacts' keys refreshed" }
                         Output.line(line)
                     }
