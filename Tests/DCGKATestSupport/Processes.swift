@@ -329,10 +329,10 @@ public struct Home: CustomStringConvertible, Sendable {
     }
 
     /// The home's arguments: `--home` right after the command (and its subcommand for
-    /// `contact`, `group` and `relay`).
+    /// `contact`, `group`, `relay`, `config` and `peer`).
     public func arguments(_ arguments: [String]) throws -> [String] {
         guard let command = arguments.first else { throw CLI.Failure("no command") }
-        let split = ["contact", "group", "relay"].contains(command) ? 2 : 1
+        let split = ["contact", "group", "relay", "config", "peer"].contains(command) ? 2 : 1
         return Array(arguments.prefix(split)) + ["--home", path] + Array(arguments.dropFirst(split))
     }
 

@@ -676,13 +676,13 @@ struct RelayEndToEndTests {
         try Home.introduce(alice, bob)
         try alice.use(relay)
         try bob.use(relay)
-        let listed = try alice.must(["relay", "list", "--json"]).array()
+        let listed = try alice.must(["relay", "list", "--json"]).object()["relays"] as? [[String: Any]] ?? []
         #expect(listed.count == 1 && listed[0]["address"] as? String == relay.address && listed[0]["last_sync"] == nil, "\(listed)")
         let group = try alice.createGroup("Live", with: ["bob"])
         try alice.sync()
         try bob.sync()
         for home in [alice, bob] {
-            let relays = try home.must(["relay", "list", "--json"]).array()
+            let relays = try home.must(["relay", "list", "--json"]).object()["relays"] as? [[String: Any]] ?? []
             #expect(relays.count == 1 && relays[0]["last_sync"] is String && relays[0]["last_error"] == nil, "\(home): \(relays)")
         }
 
@@ -720,7 +720,7 @@ struct RelayEndToEndTests {
         let lines = follower.lines()
         #expect(lines.filter(\.isMessage).map(\.text) == ["bob: sent and synced", "bob: typed in chat", "alice: seen it"], "\(lines)")
         #expect(duplicateSeqs(lines).isEmpty)
-        let relays = try alice.must(["relay", "list", "--json"]).array()
+        let relays = try alice.must(["relay", "list", "--json"]).object()["relays"] as? [[String: Any]] ?? []
         #expect(relays.first?["last_sync"] is String && relays.first?["last_error"] == nil, "\(relays)")
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 struct GroupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group", abstract: "Create groups, see them, add and remove members.",
-        subcommands: [Create.self, List.self, Members.self, Add.self, Remove.self, Update.self, Accept.self, Timer.self])
+        subcommands: [Create.self, List.self, Members.self, Add.self, Remove.self, Update.self, Accept.self, Timer.self, GroupRelaysCommand.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a group with some of your contacts.")

@@ -18,7 +18,7 @@ import FoundationNetworking
 struct RelayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay", abstract: "Run a relay, or manage the relays this device syncs with.",
-        subcommands: [RelayServeCommand.self, RelayInfoCommand.self, RelayAddCommand.self, RelayListCommand.self, RelayRemoveCommand.self])
+        subcommands: [RelayServeCommand.self, RelayInfoCommand.self, RelayAddCommand.self, RelayListCommand.self, RelayRemoveCommand.self, RelayAcceptCommand.self])
 }
 
 struct RelayServeCommand: AsyncParsableCommand {
@@ -136,21 +136,35 @@ struct RelayListCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let relays = try home.open().relays()
+            let device = try home.open()
+            let relays = try device.relays()
+            let suggested = try device.suggestedRelays()
+            let titles = Dictionary(try device.groups().map { ($0.id, $0.title) }, uniquingKeysWith: { a, _ in a })
+            func scope(_ groups: [GroupID]) -> String {
+                groups.isEmpty ? "every group" : groups.map { "\"\(titles[$0] ?? String(Output.hex($0).prefix(12)))\"" }.joined(separator: ", ")
+            }
             if output.json {
-                try Output.json(relays.map { relay -> [String: Any] in
-                    var entry: [String: Any] = ["address": relay.address, "added": Output.time(relay.addedAt)]
-                    if let last = relay.lastSync { entry["last_sync"] = Output.time(last) }
-                    if let error = relay.lastError { entry["last_error"] = error }
-                    return entry
-                })
-            } else if relays.isEmpty {
+                try Output.json([
+                    "relays": relays.map { relay -> [String: Any] in
+                        var entry: [String: Any] = ["address": relay.address, "added": Output.time(relay.addedAt),
+                                                    "groups": relay.groups.map { Output.hex($0) }]
+                        if let last = relay.lastSync { entry["last_sync"] = Output.time(last) }
+                        if let error = relay.lastError { entry["last_error"] = error }
+                        return entry
+                    },
+                    "suggested": suggested.map { ["address": $0.address, "groups": $0.groups.map { Output.hex($0) }] as [String: Any] },
+                ] as [String: Any])
+                return
+            }
+            if relays.isEmpty {
                 Output.line("No relays. Add one with `dcgka relay add dcgka-relay://HOST:PORT/RELAY-ID`.")
-            } else {
-                for relay in relays {
-                    let last = relay.lastSync.map { "last sync \(Output.time($0))" } ?? "never synced"
-                    Output.line("\(relay.address)  \(last)\(relay.lastError.map { "  (last error: \($0))" } ?? "")")
-                }
+            }
+            for relay in relays {
+                let last = relay.lastSync.map { "last sync \(Output.time($0))" } ?? "never synced"
+                Output.line("\(relay.address)  for \(scope(relay.groups)); \(last)\(relay.lastError.map { "  (last error: \($0))" } ?? "")")
+            }
+            for relay in suggested {
+                Output.line("\(relay.address)  suggested by \(scope(relay.groups)), not used: `dcgka relay accept \(relay.address)`")
             }
         }
     }
