@@ -20,8 +20,8 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         self.device = device
         self.me = me
         self.report = report
-        cursor = LinkCursor(peer: peer)
         relay = try device.relays().contains { $0.relay == peer } ? peer : nil
+        cursor = LinkCursor(peer: peer, isRelay: relay != nil)
     }
 
     /// Runs the §11 exchange. Quiet means a `ping` came back with nothing in between; then what
@@ -60,6 +60,12 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
                     activity = 0
                     ping += 1
                     try await channel.link.send([.ping(ping)])
+                    continue
+                }
+                // A peer's own quiet check (a direct peer runs this same pass) is answered and is
+                // not activity: counting it, two peers would keep each other from ever being quiet.
+                if case .ping(let nonce) = message {
+                    try await channel.link.send([.pong(nonce)])
                     continue
                 }
                 activity += 1
@@ -158,8 +164,13 @@ final class LinkCursor: Sendable {
     private let state = Mutex(State())
     /// The holder at the other end: only groups it may have are pushed to it.
     let peer: MemberID
+    /// A relay of mine learns of new groups by their `have` alone.
+    let peerIsRelay: Bool
 
-    init(peer: MemberID) { self.peer = peer }
+    init(peer: MemberID, isRelay: Bool) {
+        self.peer = peer
+        peerIsRelay = isRelay
+    }
 
     /// My joined groups the peer may have. A participant stays one (§11.2), so only groups judged
     /// unshared are judged again, and only when their log grew.
@@ -212,8 +223,11 @@ final class LinkCursor: Sendable {
             } else {
                 // A group new on this home (created, or joined by another link): the peer gets it
                 // by answering my `have`, and I subscribe for what follows.
+                // A device peer may not know the group yet (it was added on another side of the
+                // mesh): it is told, as a `hello` answer would (§11.1), and asks with its `have`.
                 let last = try device.lastLogPosition(of: group)
                 state.withLock { $0.positions[group] = last }
+                if !peerIsRelay { messages.append(.invited([group])) }
                 messages += [.have(group, try device.holdings(of: group).vector()), .subscribe(group)]
                 continue
             }

@@ -84,7 +84,9 @@ public struct SyncSession: Sendable {
             peer = hello.holder
             let shared = try await holder.groups(sharedWith: hello.holder)
             var outputs: [Output] = []
-            let uninvited = shared.filter { !hello.groups.contains($0) && !wanted.contains($0) }
+            // Every shared group the peer did not name may be news to it (a device learns of a
+            // group it was added to from whichever holder it links with, §11.1, §14.3).
+            let uninvited = shared.filter { !hello.groups.contains($0) }
             if !uninvited.isEmpty { outputs.append(.send(.invited(uninvited))) }
             // My vectors for what either side wants and both may have: the peer answers each.
             for group in shared where wanted.contains(group) || hello.groups.contains(group) {

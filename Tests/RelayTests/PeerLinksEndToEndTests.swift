@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import DCGKATestSupport
+
+// Direct links and the mesh (NETWORK.md §14.2, §14.3; issue 11 items 3 and 5) with real
+// processes on loopback and no relay: `dcgka peer listen` and `dcgka peer connect`.
+
+extension Home {
+    /// `dcgka peer listen --listen 127.0.0.1:0 [--connect …]`, and the port it printed.
+    fileprivate func listen(connect: [String] = []) throws -> (Spawned, String) {
+        let spawned = try spawn(["peer", "listen", "--listen", "127.0.0.1:0"] + (connect.isEmpty ? [] : ["--connect"] + connect))
+        guard let output = spawned.waitForOutput(timeout: 30, until: { $0.contains("listening on ") && $0.contains("\n") }),
+              let line = output.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") })
+        else {
+            spawned.stop(grace: 5)
+            throw CLI.Failure("\(name): peer listen printed no address: \(spawned.result())")
+        }
+        return (spawned, String(line.dropFirst("listening on ".count)))
+    }
+
+    fileprivate func texts(in group: String) -> [String] {
+        ((try? log(group)) ?? []).filter(\.isMessage).map(\.text)
+    }
+
+    /// Polls the home's log until `condition` holds (at most `timeout` seconds).
+    fileprivate func waitForTexts(_ group: String, timeout: Double = 30, _ condition: ([String]) -> Bool) -> [String]? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let texts = texts(in: group)
+            if condition(texts) { return texts }
+            usleep(100_000)
+        }
+        return nil
+    }
+}
+
+@Suite("Direct links end to end: a chain of devices with no relay (issue 11)", .serialized)
+struct PeerLinksEndToEndTests {
+    @Test("A—B—C: Bob listens, Carol keeps a link to Bob, Alice makes one pass with Bob; the group and every message cross the chain both ways; a stranger gets nothing", .timeLimit(.minutes(5)))
+    func chain() throws {
+        let scratch = try Scratch("peer-chain")
+        defer { scratch.remove() }
+        let alice = try Home.create("alice", in: scratch)
+        let bob = try Home.create("bob", in: scratch)
+        let carol = try Home.create("carol", in: scratch)
+        let stranger = try Home.create("mallory", in: scratch)
+        for (a, b) in [(alice, bob), (alice, carol), (bob, carol)] { try Home.introduce(a, b) }
+
+        let (bobListening, bobAddress) = try bob.listen()
+        defer { bobListening.stop(grace: 5); bobListening.cleanUp() }
+        let (carolListening, _) = try carol.listen(connect: [bobAddress])
+        defer { carolListening.stop(grace: 5); carolListening.cleanUp() }
+
+        // Alice creates the group and talks; one pass with Bob. Carol, who never links with
+        // Alice, learns of the group from Bob (an invitation over the mesh) and reads it.
+        _ = try alice.createGroup("Chain", with: ["bob", "carol"])
+        try alice.must(["send", "Chain", "alice: over the chain"])
+        let pass = try alice.must(["peer", "connect", bobAddress, "--peer", "bob", "--json"]).object()
+        #expect((pass["sent"] as? Int ?? 0) >= 3, "\(pass)")
+        #expect(bob.waitForTexts("Chain") { $0 == ["alice: over the chain"] } != nil, "Bob: \(bob.texts(in: "Chain"))")
+        #expect(carol.waitForTexts("Chain") { $0 == ["alice: over the chain"] } != nil, "Carol: \(carol.texts(in: "Chain")); \(carolListening.result())")
+
+        // Carol answers (while her listener runs, from another process on her home): it goes to
+        // Bob live, and to Alice at her next pass.
+        try carol.must(["send", "Chain", "carol: back along it"])
+        #expect(bob.waitForTexts("Chain") { $0.contains("carol: back along it") } != nil, "Bob: \(bob.texts(in: "Chain"))")
+        try alice.must(["peer", "connect", bobAddress])
+        #expect(alice.texts(in: "Chain") == ["alice: over the chain", "carol: back along it"])
+
+        // A stranger (no contact, no group) is turned away by Bob's listener.
+        let refused = try stranger.run(["peer", "connect", bobAddress])
+        #expect(refused.isOneLineRefusal, "\(refused)")
+        // A wrong expected identity fails the handshake.
+        let wrong = try alice.run(["peer", "connect", bobAddress, "--peer", "carol"])
+        #expect(wrong.isOneLineRefusal, "\(wrong)")
+    }
+}
