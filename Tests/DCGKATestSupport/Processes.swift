@@ -320,6 +320,8 @@ public struct Home: CustomStringConvertible, Sendable {
     public var path: String
     public var id = ""
     public var code = ""
+    /// The network namespace its commands run in (``NetworkLab``), nil for this process's own.
+    public var namespace: String?
 
     public var description: String { name }
 
@@ -337,7 +339,8 @@ public struct Home: CustomStringConvertible, Sendable {
     }
 
     public func run(_ arguments: [String], environment: [String: String] = [:], input: Data? = nil, timeout: Double = 60) throws -> CLI.Result {
-        try CLI.run(try self.arguments(arguments), environment: environment, input: input, timeout: timeout)
+        let (executable, arguments) = try NetworkLab.command(try self.arguments(arguments), in: namespace)
+        return try CLI.run(arguments, executable: executable, environment: environment, input: input, timeout: timeout)
     }
 
     /// Runs a command that must succeed.
@@ -350,7 +353,8 @@ public struct Home: CustomStringConvertible, Sendable {
 
     /// Starts a long-running command of this home (`log --follow`, `chat`) in the background.
     public func spawn(_ arguments: [String], environment: [String: String] = [:], pipeInput: Bool = false) throws -> Spawned {
-        try Spawned(try self.arguments(arguments), environment: environment, pipeInput: pipeInput)
+        let (executable, arguments) = try NetworkLab.command(try self.arguments(arguments), in: namespace)
+        return try Spawned(arguments, executable: executable, environment: environment, pipeInput: pipeInput)
     }
 
     public static func create(_ name: String, in scratch: Scratch) throws -> Home {
@@ -520,14 +524,23 @@ public final class RelayProcess: @unchecked Sendable {
     /// Starts `dcgka relay serve --listen LISTEN --data DATA OPTIONS` and waits (at most
     /// `timeout` seconds) for its address on standard output.
     public static func start(
-        data: String, listen: String = "127.0.0.1:0", options: [String] = RelayProcess.loopbackOptions, timeout: Double = 30
+        data: String, listen: String = "127.0.0.1:0", options: [String] = RelayProcess.loopbackOptions, timeout: Double = 30,
+        namespace: String? = nil
     ) throws -> RelayProcess {
-        let (spawned, address) = try launch(data: data, listen: listen, options: options, timeout: timeout)
-        return RelayProcess(data: data, options: options, spawned: spawned, address: address)
+        let (spawned, address) = try launch(data: data, listen: listen, options: options, timeout: timeout, namespace: namespace)
+        let relay = RelayProcess(data: data, options: options, spawned: spawned, address: address)
+        relay.namespace = namespace
+        return relay
     }
 
-    private static func launch(data: String, listen: String, options: [String], timeout: Double) throws -> (Spawned, String) {
-        let spawned = try Spawned(["relay", "serve", "--listen", listen, "--data", data] + options)
+    /// The network namespace it runs in (``NetworkLab``), nil for this process's own.
+    public private(set) var namespace: String?
+
+    private static func launch(
+        data: String, listen: String, options: [String], timeout: Double, namespace: String? = nil
+    ) throws -> (Spawned, String) {
+        let (executable, arguments) = try NetworkLab.command(["relay", "serve", "--listen", listen, "--data", data] + options, in: namespace)
+        let spawned = try Spawned(arguments, executable: executable)
         let output = spawned.waitForOutput(timeout: timeout) { $0.contains("\n") }
         guard let output, let line = output.split(separator: "\n").first, line.hasPrefix("dcgka-relay://") else {
             spawned.stop(grace: 5)
@@ -589,7 +602,7 @@ public final class RelayProcess: @unchecked Sendable {
         while true {
             do {
                 let (spawned, address) = try Self.launch(
-                    data: data, listen: authority, options: options, timeout: max(1, deadline.timeIntervalSinceNow))
+                    data: data, listen: authority, options: options, timeout: max(1, deadline.timeIntervalSinceNow), namespace: namespace)
                 self.spawned = spawned
                 recorded = false
                 guard address == previous else {

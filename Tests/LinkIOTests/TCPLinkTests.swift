@@ -405,11 +405,13 @@ struct TCPLinkTests {
                 ended.withLock { $0 += 1 }
             }
         }
+        let start = ContinuousClock.now
         try await Task.sleep(for: .milliseconds(5))
         listener.cancel()
         try await listener.value
         for client in clients { await client.value }
         #expect(ended.current == 32)
+        #expect(ContinuousClock.now - start < .seconds(10), "every connection was closed by the listener, none left open")
     }
 
     @Test("close(code, text) sends error(code, text) before closing", .timeLimit(.minutes(2)))

@@ -151,6 +151,15 @@ extension Device: SyncHolder {
         }
     }
 
+    /// Fork pairs I keep as evidence for a group (PROTOCOL.md §6.2), to pass on.
+    public func evidence(of group: GroupID) throws -> [(first: [UInt8], second: [UInt8])] {
+        try store.read { try $0.evidence(group: group) }
+    }
+
+    public func evidenceCount(of group: GroupID) throws -> Int {
+        try store.read { try $0.evidenceCount(group: group) }
+    }
+
     public func lastLogPosition(of group: GroupID) throws -> Int64 {
         try store.read { try $0.lastLogPosition(group: group) }
     }

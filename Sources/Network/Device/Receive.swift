@@ -163,7 +163,13 @@ struct ReceiveSession {
         }
         if held != nil, let other = try tx.logEntry(group: item.group, sender: envelope.sender, seq: envelope.seq) {
             // Same sender and seq, another hash: a fork (PROTOCOL.md §6.2). Kept as evidence only.
+            // Reported once: the same fork passed on again by other holders is not news.
+            let known = try tx.evidenceCount(group: item.group)
             try tx.saveEvidence(group: item.group, sender: envelope.sender, seq: envelope.seq, first: other.wire, second: item.wire)
+            guard try tx.evidenceCount(group: item.group) > known else {
+                report.duplicate += 1
+                return
+            }
             report.equivocations += 1
             if try records[item.group] != nil || tx.group(item.group) != nil {
                 try open(item.group, tx: tx)

@@ -60,8 +60,6 @@ public final class TCPLink: SyncLink {
     public func write(frames: [[UInt8]]) async throws {
         var plaintext: [UInt8] = []
         for frame in frames { plaintext += frame }
-        await writers.enter()
-        defer { writers.leave() }
         let records: [UInt8]
         do {
             records = try transport.withLock { transport throws(LinkError) in
@@ -70,6 +68,7 @@ public final class TCPLink: SyncLink {
         } catch {
             throw TCPLinkError.link(error)
         }
+        await Task.yield()
         try await outbound.write(ByteBuffer(bytes: records))
     }
 
@@ -229,67 +228,56 @@ public enum TCPLinks {
         maximumConnections: Int = 64, maximumFrameBytes: Int = SyncFraming.defaultMaximumFrameBytes,
         bound: @Sendable (Int) -> Void, handler: @escaping @Sendable (inout TCPChannel) async throws -> Void
     ) async throws {
+        let connections = ListenerConnections(limit: maximumConnections)
+        // The accepted connection is wrapped and kept by `connections`; NIO's stream of accepted
+        // connections carries only its number. NIO drops what that stream still holds when the
+        // loop below is cancelled or the listening socket closes, and it traps on a dropped
+        // NIOAsyncChannel whose writer was never finished (apple/swift-nio#2813); a number is
+        // safe to drop, and `stop()` finishes whatever was never taken.
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture { try wrap(channel) }
+                channel.eventLoop.makeCompletedFuture { connections.accept(channel) }
             }
         bound(server.channel.localAddress?.port ?? port)
-        let connections = OpenConnections()
-        // The accept loop runs in a task of its own, awaited here, because cancelling the loop's
-        // iteration would make NIO drop connections it accepted but has not handed out yet, and
-        // it traps on those (apple/swift-nio#2813). Cancellation closes the listening socket
-        // instead: the loop then receives the rest, closes each, and ends.
-        let accepting = Task { () -> (any Error)? in
-            do {
-                return try await server.executeThenClose { inbound in
-                    await withDiscardingTaskGroup { group -> (any Error)? in
-                        var failure: (any Error)?
-                        do {
-                            for try await connection in inbound {
-                                guard let id = connections.admit(connection.channel, limit: maximumConnections) else {
-                                    // Refused before any key is made. executeThenClose finishes the
-                                    // connection's writer, which NIO requires.
-                                    group.addTask { try? await connection.executeThenClose { _, _ in } }
-                                    continue
-                                }
-                                group.addTask {
-                                    defer { connections.remove(id) }
-                                    try? await connection.executeThenClose { inbound, outbound in
-                                        var channel = try await establish(
-                                            .responder(identity), channel: connection.channel, inbound: inbound,
-                                            outbound: outbound, timeout: handshakeTimeout,
-                                            maximumFrameBytes: maximumFrameBytes)
-                                        try await handler(&channel)
-                                    }
-                                }
+        let failure: (any Error)? = try await server.executeThenClose { inbound in
+            await withDiscardingTaskGroup { group -> (any Error)? in
+                var failure: (any Error)?
+                do {
+                    for try await accepted in inbound {
+                        guard let id = accepted, let connection = connections.take(id) else { continue }
+                        group.addTask {
+                            defer { connections.remove(id) }
+                            try? await connection.executeThenClose { inbound, outbound in
+                                var channel = try await establish(
+                                    .responder(identity), channel: connection.channel, inbound: inbound,
+                                    outbound: outbound, timeout: handshakeTimeout, maximumFrameBytes: maximumFrameBytes)
+                                try await handler(&channel)
                             }
-                        } catch {
-                            failure = error
                         }
-                        // Handlers that do not watch for cancellation still see their connection end.
-                        connections.closeAll()
-                        group.cancelAll()
-                        return failure
                     }
+                } catch is CancellationError {
+                } catch {
+                    failure = error
                 }
-            } catch {
-                return error
+                // Handlers are cancelled and their connections closed (one that ignores
+                // cancellation still sees its connection end); connections accepted but never
+                // taken are closed too.
+                group.cancelAll()
+                for connection in connections.stop() {
+                    group.addTask { try? await connection.executeThenClose { _, _ in } }
+                }
+                return failure
             }
-        }
-        let failure = await withTaskCancellationHandler {
-            await accepting.value
-        } onCancel: {
-            server.channel.close(promise: nil)
         }
         if let failure, !Task.isCancelled { throw failure }
     }
 
     /// Half-closure both ways: a peer's `close()` ends what it sends, not what it still reads.
-    private static func wrap(_ channel: any Channel) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+    static func wrap(_ channel: any Channel) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
     }
@@ -375,36 +363,63 @@ private final class HandshakeDeadline: Sendable {
     }
 }
 
-/// The listener's open connections: counted for its limit, closed all at once when it stops.
-private final class OpenConnections: Sendable {
+/// The listener's connections, from the moment NIO accepts one: counted for its limit, handed to
+/// the accept loop by number, and all closed when the listener stops.
+private final class ListenerConnections: Sendable {
     private struct State {
         var next = 0
+        /// Accepted, not yet taken by the accept loop.
+        var waiting: [Int: NIOAsyncChannel<ByteBuffer, ByteBuffer>] = [:]
+        /// Taken, served by a task of the listener.
         var open: [Int: any Channel] = [:]
         var stopped = false
     }
     private let state = Mutex(State())
+    private let limit: Int
 
-    /// An id for this connection, or nil when `limit` connections are already open or the
-    /// listener stopped.
-    func admit(_ channel: any Channel, limit: Int) -> Int? {
-        state.withLock { state in
-            guard !state.stopped, state.open.count < limit else { return nil }
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// On the accepted connection's event loop, before anything is read: its number, or nil
+    /// when the listener is full or stopped (then it is closed at once, before any public-key
+    /// work).
+    func accept(_ channel: any Channel) -> Int? {
+        let id = state.withLock { state -> Int? in
+            guard !state.stopped, state.waiting.count + state.open.count < limit else { return nil }
+            // Wrapped under the lock, so that `stop()` sees every wrapped connection.
+            guard let connection = try? TCPLinks.wrap(channel) else { return nil }
             state.next += 1
-            state.open[state.next] = channel
+            state.waiting[state.next] = connection
             return state.next
+        }
+        if id == nil { channel.close(promise: nil) }
+        return id
+    }
+
+    /// The accept loop takes connection `id`; nil if `stop()` already did.
+    func take(_ id: Int) -> NIOAsyncChannel<ByteBuffer, ByteBuffer>? {
+        state.withLock { state in
+            guard let connection = state.waiting.removeValue(forKey: id) else { return nil }
+            state.open[id] = connection.channel
+            return connection
         }
     }
 
+    /// Connection `id` was closed.
     func remove(_ id: Int) {
         _ = state.withLock { $0.open.removeValue(forKey: id) }
     }
 
-    /// Closes every open connection and admits no more.
-    func closeAll() {
-        let channels = state.withLock { state in
+    /// Accepts no more, closes every open connection, and returns those never taken: the caller
+    /// closes them through `executeThenClose`, which finishes their writers as NIO requires.
+    func stop() -> [NIOAsyncChannel<ByteBuffer, ByteBuffer>] {
+        let (open, waiting) = state.withLock { state in
             state.stopped = true
-            return Array(state.open.values)
+            defer { state.waiting = [:] }
+            return (Array(state.open.values), Array(state.waiting.values))
         }
-        for channel in channels { channel.close(promise: nil) }
+        for channel in open { channel.close(promise: nil) }
+        return waiting
     }
 }

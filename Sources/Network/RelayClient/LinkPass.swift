@@ -37,7 +37,8 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         let directory: [SyncMessage] = [.bundles([try device.profile().bundle.wireBytes]),
                                         .bundleRequest(try device.contacts().map(\.id))]
         try await channel.link.send(
-            session.start().compactMap { if case .send(let m) = $0 { m } else { nil } } + directory + [.ping(ping)])
+            session.start().compactMap { if case .send(let m) = $0 { m } else { nil } } + directory
+                + (try cursor.evidence(device, groups: wanted)) + [.ping(ping)])
         var pusher: Task<Void, any Error>?
         defer { pusher?.cancel() }
         while true {
@@ -160,6 +161,8 @@ final class LinkCursor: Sendable {
         /// Groups the peer may not have (§11.2), and the log end at which that was judged: an
         /// add of the peer later in the log makes it a participant.
         var unshared: [GroupID: Int64] = [:]
+        /// How many fork pairs of each group this link passed on.
+        var evidenceSent: [GroupID: Int] = [:]
     }
     private let state = Mutex(State())
     /// The holder at the other end: only groups it may have are pushed to it.
@@ -205,11 +208,25 @@ final class LinkCursor: Sendable {
         }
     }
 
+    /// Fork evidence I hold that this link has not passed on yet (PROTOCOL.md §6.2: kept and
+    /// passed on, so that an equivocation shown on one path is reported on every other).
+    func evidence<R>(_ device: Device<R>, groups: [GroupID]) throws -> [SyncMessage] {
+        var messages: [SyncMessage] = []
+        for group in groups {
+            let count = try device.evidenceCount(of: group)
+            guard count > state.withLock({ $0.evidenceSent[group] ?? 0 }) else { continue }
+            messages += try device.evidence(of: group).map { .evidence(group, $0.first, $0.second) }
+            state.withLock { $0.evidenceSent[group] = count }
+        }
+        return messages
+    }
+
     /// The envelopes my log gained since the cursor (mine, or from another link), as `push`
     /// messages for the peer; groups new on the home are announced with `have` instead.
     func fresh<R>(_ device: Device<R>) throws -> [SyncMessage] {
         var messages: [SyncMessage] = []
-        for group in try sharedGroups(device) {
+        let shared = try sharedGroups(device)
+        for group in shared {
             let (known, requested) = state.withLock { ($0.positions[group], $0.requested.contains(group)) }
             var after: Int64
             if let known {
@@ -245,7 +262,7 @@ final class LinkCursor: Sendable {
             }
             state.withLock { $0.positions[group] = after }
         }
-        return messages
+        return messages + (try evidence(device, groups: shared))
     }
 }
 
