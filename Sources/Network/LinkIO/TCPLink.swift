@@ -60,6 +60,8 @@ public final class TCPLink: SyncLink {
     public func write(frames: [[UInt8]]) async throws {
         var plaintext: [UInt8] = []
         for frame in frames { plaintext += frame }
+        await writers.enter()
+        defer { writers.leave() }
         let records: [UInt8]
         do {
             records = try transport.withLock { transport throws(LinkError) in
@@ -68,7 +70,6 @@ public final class TCPLink: SyncLink {
         } catch {
             throw TCPLinkError.link(error)
         }
-        await Task.yield()
         try await outbound.write(ByteBuffer(bytes: records))
     }
 
