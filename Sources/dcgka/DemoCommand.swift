@@ -8,15 +8,36 @@ import Foundation
 /// The README's main job: four people, each with their own device (a home with its own SQLite
 /// database in a temporary folder), talk with no server at all by passing files, as they would
 /// with USB sticks: imported late, out of order and twice.
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Alice, Bob and Carol chat by passing files; Dave joins, Bob leaves; files arrive out of order and twice.")
+        abstract: "Alice, Bob and Carol chat by passing files; Dave joins, Bob leaves; files arrive out of order and twice.",
+        discussion: "--switching: five people move from a company relay to a home relay, to direct links, to a file, while members are added and removed (NETWORK.md §14).")
 
     @Option(help: "Seed for the order in which files are carried.") var seed: UInt64 = 2021
     @Option(help: "Keep the homes in this folder (default: a temporary folder, deleted at the end).") var keep: String?
+    @Flag(help: "The switching scenario on loopback: company relay, home relay, direct links, a file.") var switching = false
 
-    func run() throws {
+    func run() async throws {
+        if switching {
+            try await runReportingAsync {
+                let root = try Self.folder(keep)
+                defer { if keep == nil { try? FileManager.default.removeItem(atPath: root) } }
+                var demo = try SwitchingDemo(root: root)
+                try await demo.run()
+            }
+            return
+        }
+        try runFiles()
+    }
+
+    static func folder(_ keep: String?) throws -> String {
+        let root = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-demo-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        return root
+    }
+
+    func runFiles() throws {
         try runReporting {
             let root: String
             if let keep {

@@ -102,4 +102,19 @@ struct SeveralRelaysEndToEndTests {
         let heldCount = held.values.reduce(0) { $0 + $1.count }
         #expect(heldCount == log.count, "the home relay holds \(heldCount) of the group's \(log.count) envelopes")
     }
+
+    @Test("dcgka demo --switching runs the scenario on loopback and shows what each person sees", .timeLimit(.minutes(5)))
+    func switchingDemo() throws {
+        let result = try CLI.run(["demo", "--switching"], timeout: 240)
+        #expect(result.succeeded, "\(result)")
+        let out = result.stdout
+        for step in ["== (1)", "== (2)", "== (3)", "== (4)", "== (5)"] { #expect(out.contains(step), "\(step) missing") }
+        // Erin, offline all along, reads what was sent over the chain; Dave, removed, does not.
+        let erin = out.components(separatedBy: "--- what Erin sees").last?.components(separatedBy: "---").first ?? ""
+        let dave = out.components(separatedBy: "--- what Dave sees").last?.components(separatedBy: "---").first ?? ""
+        #expect(erin.contains("Carol: fresh keys, and still talking") && erin.contains("Alice: no relay left, this goes over the chain"), "\(erin)")
+        #expect(!dave.contains("fresh keys") && dave.contains("removed you from the group"), "\(dave)")
+        #expect(out.contains("Dave: Alice, Bob, Carol, Erin  (removed)"))
+        #expect(out.contains("Erin: Alice, Bob, Carol, Erin"))
+    }
 }

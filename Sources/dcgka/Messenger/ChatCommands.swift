@@ -31,6 +31,7 @@ struct HistoryRenderer {
         case "updated": return "\(Who) refreshed \(entry.sender == me ? "your" : "their") keys"
         case "title": return "\(Who) named the group \"\(entry.text)\""
         case "relays": return "\(Who) suggested relays: \(entry.text)"
+        case "relay-used": return "This device now uses \(entry.text) for this group (suggested by \(who))"
         case "unreadable": return "A message from \(who) could not be read: \(entry.text)"
         case "expired": return "A message from \(who) is gone: \(entry.text)"
         case "non-member": return "A message from \(who) was ignored: \(entry.text)"
