@@ -74,4 +74,27 @@ struct PeerLinksEndToEndTests {
         let wrong = try alice.run(["peer", "connect", bobAddress, "--peer", "carol"])
         #expect(wrong.isOneLineRefusal, "\(wrong)")
     }
+
+    @Test("dcgka chat --connect keeps a direct link: typed lines reach the peer live, the peer's messages appear in the chat", .timeLimit(.minutes(5)))
+    func chatOverADirectLink() throws {
+        let scratch = try Scratch("peer-chat")
+        defer { scratch.remove() }
+        let alice = try Home.create("alice", in: scratch)
+        let bob = try Home.create("bob", in: scratch)
+        try Home.introduce(alice, bob)
+        _ = try alice.createGroup("Direct", with: ["bob"])
+        let (bobListening, bobAddress) = try bob.listen()
+        defer { bobListening.stop(grace: 5); bobListening.cleanUp() }
+        let chat = try alice.spawn(["chat", "Direct", "--connect", bobAddress], pipeInput: true)
+        defer { chat.stop(grace: 5); chat.cleanUp() }
+        #expect(chat.waitForOutput(timeout: 30) { $0.contains("type a message") } != nil, "\(chat.result())")
+        // The group reaches Bob over the chat's link; then a typed line does.
+        #expect(bob.waitForTexts("Direct") { _ in (try? bob.members("Direct")) != nil } != nil)
+        try chat.write("alice: typed in chat\n")
+        #expect(bob.waitForTexts("Direct") { $0.contains("alice: typed in chat") } != nil, "Bob: \(bob.texts(in: "Direct"))")
+        try bob.must(["send", "Direct", "bob: straight back"])
+        #expect(chat.waitForOutput(timeout: 30) { $0.contains("bob: straight back") } != nil, "\(chat.result())")
+        chat.closeInput()
+        #expect(chat.wait(timeout: 30))
+    }
 }

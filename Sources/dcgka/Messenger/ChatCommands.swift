@@ -139,11 +139,15 @@ struct ChatCommand: ParsableCommand {
 
     @OptionGroup var home: HomeOptions
     @Argument(help: "The group: its title or an ID prefix.") var group: String
+    @Option(help: "Also accept direct links from contacts on HOST:PORT (as `dcgka peer listen`).") var listen: String?
+    @Option(name: .long, parsing: .upToNextOption, help: "Also keep direct links to these devices, HOST:PORT each.") var connect: [String] = []
 
     func run() throws {
         try runReporting {
             var device = try home.open()
-            let summary = try RelayLinks.resolve(group, device: device, syncing: true)
+            let peers = try RelayLinks.Peers(listen: listen, connect: connect)
+            RelayLinks.start(device, peers: peers)
+            let summary = try RelayLinks.resolve(group, device: device, syncing: true, waitingForPeers: !peers.isEmpty)
             let groupID = summary.id
             let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
             var last: Int64 = 0
@@ -192,8 +196,17 @@ struct ChatCommand: ParsableCommand {
 enum RelayLinks {
     /// The group by title or ID prefix; one that is not here yet may be waiting at a relay (an
     /// invitation): with relays, a sync pass runs first.
-    static func resolve(_ name: String, device: Device<SystemRandomNumberGenerator>, syncing: Bool) throws -> Device<SystemRandomNumberGenerator>.GroupSummary {
+    static func resolve(
+        _ name: String, device: Device<SystemRandomNumberGenerator>, syncing: Bool, waitingForPeers: Bool = false
+    ) throws -> Device<SystemRandomNumberGenerator>.GroupSummary {
         if let found = try? device.resolveGroup(name) { return found }
+        // Direct links run in the background: a group on its way over one gets a while to arrive.
+        if waitingForPeers {
+            for _ in 0..<100 {
+                Thread.sleep(forTimeInterval: 0.2)
+                if let found = try? device.resolveGroup(name) { return found }
+            }
+        }
         guard syncing, let relays = try? device.relays(), !relays.isEmpty, let identity = try? device.identityKey() else {
             return try device.resolveGroup(name)
         }
@@ -208,6 +221,43 @@ enum RelayLinks {
         }
         done.wait()
         return try device.resolveGroup(name)
+    }
+
+    /// Direct links a live command keeps beside its relays (NETWORK.md §14.2).
+    struct Peers {
+        var listen: (host: String, port: Int)?
+        var connect: [(host: String, port: Int)]
+        var isEmpty: Bool { listen == nil && connect.isEmpty }
+
+        init(listen: String?, connect: [String]) throws {
+            self.listen = try listen.map { text in
+                let (host, port) = try RelayAddress.split(text, allowingPortZero: true)
+                return (host, Int(port))
+            }
+            self.connect = try connect.map { text in
+                let (host, port) = try RelayAddress.split(text)
+                return (host, Int(port))
+            }
+        }
+    }
+
+    /// Starts the direct links: listening for contacts, and links kept to other devices.
+    static func start(_ device: Device<SystemRandomNumberGenerator>, peers: Peers) {
+        guard !peers.isEmpty, let identity = try? device.identityKey() else { return }
+        let client = PeerClient(device: device, identity: identity, logger: SyncCommand.quietLogger)
+        if let listen = peers.listen {
+            Task.detached {
+                do {
+                    try await client.listen(host: listen.host, port: listen.port, bound: { _ in }, onLink: { _, _, _ in })
+                } catch {
+                    FileHandle.standardError.write(Data("dcgka: cannot listen on \(listen.host):\(listen.port): \(error)\n".utf8))
+                }
+            }
+        }
+        if !peers.connect.isEmpty {
+            let connect = peers.connect
+            Task.detached { await client.followAll(connect) { _, _ in } }
+        }
     }
 
     static func start(_ device: Device<SystemRandomNumberGenerator>) {
