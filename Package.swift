@@ -143,8 +143,17 @@ let package = Package(
             name: "RelayClient",
             dependencies: ["Device", "Link", "LinkIO", "Sync", "DCGKAEncoding", "DCGKACrypto", "CausalBroadcast",
                            .product(name: "WSClient", package: "swift-websocket"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
             path: "Sources/Network/RelayClient", swiftSettings: strict),
+        // NETWORK.md §14–§15: the switching scenario simulated over the real device, sync and
+        // relay engines, on memory links with topology changes (`dcgka simulate --topology switching`).
+        .target(
+            name: "NetworkSimulation",
+            dependencies: ["Device", "DeviceStorage", "Sync", "Relay", "RelayStorage", "RelayClient", "LinkIO", "DCGKAEncoding",
+                           "DCGKACrypto", "CausalBroadcast", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Network/Simulation", swiftSettings: strict),
         // The device's SQLite store (GRDB, WAL, migrations, secure_delete).
         .target(
             name: "DeviceStorage",
@@ -161,7 +170,7 @@ let package = Package(
             name: "dcgka",
             dependencies: [
                 "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking", "Device", "DeviceStorage", "Sync",
-                "RelayServer", "RelayClient", "Relay", "RelayStorage", "RelayPostgres",
+                "RelayServer", "RelayClient", "Relay", "RelayStorage", "RelayPostgres", "NetworkSimulation",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -194,7 +203,7 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Relay", "RelayStorage", "RelayPostgres", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",
+            dependencies: ["NetworkSimulation", "Relay", "RelayStorage", "RelayPostgres", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",
                            "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport",
                            .product(name: "WSClient", package: "swift-websocket")]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),

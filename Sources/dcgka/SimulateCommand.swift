@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import NetworkSimulation
 import Simulator
 #if canImport(Glibc)
 import Glibc
@@ -6,13 +8,13 @@ import Glibc
 import Darwin
 #endif
 
-struct SimulateCommand: ParsableCommand {
+struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "Run the deterministic network simulator and check convergence, FS and PCS.")
 
-    @Option(help: "Members at creation.") var members = 8
-    @Option(help: "Scheduled operations (messages, updates, adds, removes).") var operations = 200
+    @Option(help: "Members at creation (default 8; 5 for --topology switching).") var members: Int?
+    @Option(help: "Scheduled operations (messages, updates, adds, removes; default 200, 60 for --topology switching).") var operations: Int?
     @Option(help: "Seed of the whole run.") var seed: UInt64 = 1
     @Option(help: "Share of operations that are application messages (0...1).") var messageShare = 0.7
     @Option(help: "Member states to snapshot for forward-secrecy and PCS checks.") var compromises = 3
@@ -23,11 +25,21 @@ struct SimulateCommand: ParsableCommand {
     var prekeyLosses = 0
     @Flag(help: "Deliver in order with no delay, loss, partitions or forgeries.") var benign = false
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "protocol (default): the core simulator; switching: the transport scenario of NETWORK.md §14 over the real device, sync and relay engines (--members ≥ 5, default 5; --operations default 60).")
+    var topology = "protocol"
 
-    func run() throws {
+    func run() async throws {
+        if topology == "switching" {
+            try await runSwitching()
+            return
+        }
+        guard topology == "protocol" else {
+            FileHandle.standardError.write(Data("dcgka: unknown topology \"\(topology)\": use protocol or switching\n".utf8))
+            throw ExitCode(1)
+        }
         let start = monotonicSeconds()
         let report = Simulation.run(SimulationConfiguration(
-            members: members, operations: operations, seed: seed, adversarial: !benign,
+            members: members ?? 8, operations: operations ?? 200, seed: seed, adversarial: !benign,
             messageShare: messageShare, compromises: compromises, threads: threads ?? processorCount(),
             forgeryRate: forgeryRate, prekeyLosses: prekeyLosses))
         let wall = monotonicSeconds() - start
@@ -36,6 +48,37 @@ struct SimulateCommand: ParsableCommand {
             print(report.json(wallSeconds: wall, peakMemoryMB: peak))
         } else {
             print(report.summary(wallSeconds: wall, peakMemoryMB: peak))
+        }
+        if !report.ok { throw ExitCode(1) }
+    }
+}
+
+extension SimulateCommand {
+    /// `--topology switching`: five or more people over a company relay, a home relay, a chain
+    /// of direct links and a file (issue 11), seeded; every check at the end.
+    func runSwitching() async throws {
+        let people = members ?? 5
+        let steps = operations ?? 60
+        guard people >= 5 else {
+            FileHandle.standardError.write(Data("dcgka: the switching scenario needs at least 5 members\n".utf8))
+            throw ExitCode(1)
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-switching-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let start = monotonicSeconds()
+        let report = try await SwitchingSimulation(.init(members: people, operations: steps, seed: seed)).run(in: folder)
+        let wall = monotonicSeconds() - start
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] ?? [:]
+            object["topology"] = "switching"
+            object["wall_seconds"] = (wall * 100).rounded() / 100
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(report.summary)
+            print("  \((wall * 100).rounded() / 100) s")
         }
         if !report.ok { throw ExitCode(1) }
     }

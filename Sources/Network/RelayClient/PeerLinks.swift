@@ -102,6 +102,14 @@ public struct PeerClient<Random: RandomNumberGenerator & Sendable>: Sendable {
         }
     }
 
+    /// One pass over a link that is already established, whatever carries it (the simulator's
+    /// memory links, for instance): the same pass as over TCP or with a relay.
+    public func pass<Channel: SyncChannel>(over channel: inout Channel) async throws -> SyncReport {
+        var pass = try LinkPass(device: device, me: identity.id, peer: channel.link.peer, report: SyncReport(peer: "\(channel.link.peer)"))
+        try await pass.run(&channel, follow: nil)
+        return pass.report
+    }
+
     func link(host: String, port: Int, expectedPeer: MemberID?, follow: (@Sendable (SyncReport) -> Void)?) async throws -> SyncReport {
         let device = device
         let me = identity.id

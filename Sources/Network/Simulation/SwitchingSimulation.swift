@@ -1,0 +1,410 @@
+public import Foundation
+public import DCGKAEncoding
+public import DCGKACrypto
+internal import Device
+internal import DeviceStorage
+internal import Sync
+internal import Relay
+internal import RelayStorage
+internal import RelayClient
+internal import LinkIO
+internal import Logging
+internal import Synchronization
+
+/// The switching scenario of NETWORK.md §14 (issue 11) as a seeded simulation over the real
+/// engines: each person is a ``Device`` on its own SQLite database, the relays are the relay's
+/// own per-link logic (``RelayConnection``) on its SQLite store, links are memory links that
+/// carry §11 frames through the device's own pass (the one `dcgka sync` and `dcgka peer` run),
+/// and files are the device's own export and import. The seed decides the operations, who syncs
+/// when, the relay policies, who is added and removed, the order of the chain and where links
+/// are cut; every check is made at the end.
+///
+/// Phases: (1) everyone on the company relay; (2) a member posts the home relay, devices take it
+/// up by policy; (3) the company relay dies while a member adds the offline person and another
+/// member removes someone, concurrently; (4) the home relay dies, the online members link in a
+/// chain (neighbours only), some passes cut midway; (5) the offline person gets everything in a
+/// file from a chain member.
+public struct SwitchingSimulation: Sendable {
+    public struct Configuration: Sendable {
+        /// People, at least 5; all but the last are online, the last is offline throughout.
+        public var members: Int
+        public var operations: Int
+        public var seed: UInt64
+        /// Whether the offline person gets its file (a test turns it off to see the checks fail).
+        public var deliversFile = true
+
+        public init(members: Int = 5, operations: Int = 60, seed: UInt64 = 1) {
+            self.members = members
+            self.operations = operations
+            self.seed = seed
+        }
+    }
+
+    public struct Check: Sendable, Codable, Equatable {
+        public var name: String
+        public var ok: Bool
+        public var detail: String
+    }
+
+    public struct Report: Sendable, Codable {
+        public var ok: Bool
+        public var members: Int
+        public var operations: Int
+        public var seed: UInt64
+        public var messages: Int
+        public var passes: Int
+        public var cutPasses: Int
+        public var chain: [String]
+        public var added: String
+        public var removed: String
+        public var checks: [Check]
+
+        /// A few lines for a person.
+        public var summary: String {
+            var lines = [
+                "switching scenario: \(members) people, \(operations) operations, seed \(seed)",
+                "  \(messages) messages, \(passes) sync passes (\(cutPasses) cut midway); chain \(chain.joined(separator: "—")); \(added) added while \(removed) was removed",
+            ]
+            for check in checks { lines.append("  \(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
+            lines.append(ok ? "all checks hold" : "SOME CHECKS FAILED")
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    public let configuration: Configuration
+
+    public init(_ configuration: Configuration) { self.configuration = configuration }
+
+    /// Runs the scenario with its databases in `folder` (created and left for the caller).
+    public func run(in folder: String) async throws -> Report {
+        var world = try World(configuration, folder: folder)
+        return try await world.run()
+    }
+}
+
+/// A random generator that copies of a device share (a device is a value; its copies in
+/// concurrent passes draw from one sequence).
+final class SharedRandom: RandomNumberGenerator, Sendable {
+    private let state: Mutex<SeededRandom>
+    init(seed: UInt64) { state = Mutex(SeededRandom(seed: seed)) }
+    func next() -> UInt64 { state.withLock { $0.next() } }
+}
+
+/// The simulation's clock: seconds, moved by the scenario.
+final class SimulatedClock: Sendable {
+    private let seconds = Mutex<UInt64>(1_800_000_000)
+    var now: UInt64 { seconds.withLock { $0 } }
+    func advance(_ by: UInt64 = 1) { seconds.withLock { $0 += by } }
+}
+
+/// A relay in the simulator: the relay's own link logic and store, no sockets.
+struct SimulatedRelay: RelayEnvironment {
+    let identity: IdentityKey
+    let store: any RelayStore
+    var limits = RelayLimits()
+    let clock: SimulatedClock
+
+    func commit(_ batch: StoreBatch) async throws -> [StoreOutcome] {
+        try await store.store([batch], now: clock.now, quotas: StoreQuotas(limits)).first ?? []
+    }
+
+    func takeEnvelopeTokens(_ identity: MemberID, _ count: Int, now: Double) async -> Bool { true }
+
+    var address: RelayAddress { RelayAddress(host: "relay-\(identity.id.raw.hex.prefix(8)).sim", port: 7447, relay: identity.id) }
+
+    /// Serves one link until the device ends it (or the link is cut).
+    func serve(_ channel: inout MemoryChannel) async {
+        var connection = RelayConnection(relay: identity.id, peer: channel.link.peer, environment: self, now: Double(clock.now))
+        defer { channel.link.close() }
+        do {
+            for output in connection.start() { if case .send(let message) = output { try await channel.link.send([message]) } }
+            while let messages = try await channel.receive() {
+                for message in messages {
+                    for output in try await connection.receive(message, now: Double(clock.now)) {
+                        switch output {
+                        case .send(let message): try await channel.link.send([message])
+                        case .close(let refusal):
+                            try await channel.link.send([.error(refusal.code, refusal.description)])
+                            return
+                        case .closed: return
+                        case .subscribe, .published: break
+                        }
+                    }
+                }
+            }
+        } catch {
+            // The link was cut: what was stored stays stored.
+        }
+    }
+}
+
+/// Hands one end of a memory link to the task that alone uses it from then on.
+struct HandOver<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+struct Sent {
+    var sender: Int
+    var text: String
+    /// The sender's view when it sent, without itself: who must read it, and nobody else.
+    var readers: Set<MemberID>
+}
+
+struct World {
+    typealias SimDevice = Device<SharedRandom>
+    let configuration: SwitchingSimulation.Configuration
+    var random: SeededRandom
+    let clock = SimulatedClock()
+    var devices: [SimDevice] = []
+    var names: [String] = []
+    var ids: [MemberID] = []
+    var relays: [SimulatedRelay] = []
+    var liveRelays: [Bool] = []
+    var group: GroupID?
+    var sent: [Sent] = []
+    var passes = 0
+    var cutPasses = 0
+    let logger: Logger
+
+    var offline: Int { configuration.members - 1 }
+    var online: [Int] { Array(0..<offline) }
+
+    init(_ configuration: SwitchingSimulation.Configuration, folder: String) throws {
+        self.configuration = configuration
+        random = SeededRandom(seed: configuration.seed)
+        var logger = Logger(label: "dcgka.simulate")
+        logger.logLevel = .critical
+        self.logger = logger
+        let clock = clock
+        for index in 0..<configuration.members {
+            let name = index < 26 ? String(UnicodeScalar(UInt8(65 + index))) : "P\(index)"
+            let store = try SQLiteDeviceStore(path: (folder as NSString).appendingPathComponent("\(name).sqlite"))
+            var device = Device(store: store, clock: { clock.now }, random: SharedRandom(seed: configuration.seed &* 1_000 &+ UInt64(index)))
+            ids.append(try device.initialize(name: name))
+            names.append(name)
+            devices.append(device)
+        }
+        for index in devices.indices {
+            let code = try devices[index].profile().contactCode
+            for other in devices.indices where other != index {
+                _ = try devices[other].addContact(code: code, name: names[index])
+            }
+        }
+        for label in ["company", "home"] {
+            var keyRandom = SeededRandom(seed: configuration.seed &+ UInt64(label.utf8.count))
+            let store = try SQLiteRelayStore(path: (folder as NSString).appendingPathComponent("relay-\(label).sqlite"))
+            relays.append(SimulatedRelay(identity: IdentityKey.generate(using: &keyRandom), store: store, clock: clock))
+            liveRelays.append(true)
+        }
+    }
+
+    // MARK: Links
+
+    /// One pass between two devices over a memory link, perhaps cut after `budget` messages.
+    mutating func pass(_ a: Int, _ b: Int, budget: Int? = nil) async throws {
+        let (sideA, sideB) = MemoryChannel.pair(ids[a], ids[b], budget: budget)
+        let clientA = PeerClient(device: devices[a], identity: try devices[a].identityKey(), logger: logger)
+        let clientB = PeerClient(device: devices[b], identity: try devices[b].identityKey(), logger: logger)
+        let (handA, handB) = (HandOver(sideA), HandOver(sideB))
+        async let left: Bool = { var channel = handA.value; defer { channel.link.close() }; return (try? await clientA.pass(over: &channel)) != nil }()
+        async let right: Bool = { var channel = handB.value; defer { channel.link.close() }; return (try? await clientB.pass(over: &channel)) != nil }()
+        _ = await (left, right)
+        passes += 1
+        if budget != nil { cutPasses += 1 }
+        clock.advance()
+    }
+
+    /// A device syncs with every live relay it uses (`dcgka sync`).
+    mutating func sync(_ person: Int) async throws {
+        for (index, relay) in relays.enumerated() where liveRelays[index] {
+            guard try devices[person].relays().contains(where: { $0.relay == relay.identity.id }) else { continue }
+            let (deviceSide, relaySide) = MemoryChannel.pair(ids[person], relay.identity.id, budget: nil)
+            let client = PeerClient(device: devices[person], identity: try devices[person].identityKey(), logger: logger)
+            let (relayHand, deviceHand) = (HandOver(relaySide), HandOver(deviceSide))
+            async let served: Void = { var channel = relayHand.value; await relay.serve(&channel) }()
+            async let passed: Bool = { var channel = deviceHand.value; defer { channel.link.close() }; return (try? await client.pass(over: &channel)) != nil }()
+            _ = await (served, passed)
+            passes += 1
+        }
+        clock.advance()
+    }
+
+    // MARK: Operations
+
+    func view(_ person: Int) throws -> Set<MemberID>? {
+        guard let group, let summary = try devices[person].groups().first(where: { $0.id == group }), summary.isMember else { return nil }
+        return Set(summary.members)
+    }
+
+    /// A message, an update, or nothing, from a random online member (in its own view).
+    mutating func operate(_ step: Int, among people: [Int]) throws {
+        guard let group else { return }
+        let candidates = try people.filter { try view($0) != nil }
+        guard !candidates.isEmpty else { return }
+        let person = candidates[Int(random.next() % UInt64(candidates.count))]
+        if random.next() % 10 < 8 {
+            let text = "m\(step) from \(names[person])"
+            let readers = try view(person)!.subtracting([ids[person]])
+            try devices[person].send(text: text, to: group)
+            sent.append(Sent(sender: person, text: text, readers: readers))
+        } else {
+            try devices[person].update(group)
+        }
+        clock.advance()
+    }
+
+    mutating func someoneSyncs(among people: [Int]) async throws {
+        let count = 1 + Int(random.next() % 3)
+        for _ in 0..<count { try await sync(people[Int(random.next() % UInt64(people.count))]) }
+    }
+
+    // MARK: The scenario
+
+    mutating func run() async throws -> SwitchingSimulation.Report {
+        let steps = max(configuration.operations, 10)
+        let company = relays[0], home = relays[1]
+        for person in online { try devices[person].addRelay(company.address) }
+
+        // (1) Everyone on the company relay.
+        group = try devices[0].createGroup(title: "Newsroom", with: online.dropFirst().map { ids[$0] })
+        for _ in 0..<2 { for person in online { try await sync(person) } }
+        var step = 0
+        while step < steps * 3 / 10 {
+            try operate(step, among: online)
+            try await someoneSyncs(among: online)
+            step += 1
+        }
+
+        // (2) A member posts the home relay; policies decide; those who ask accept later.
+        let policies: [RelayPolicy] = [.ask, .contacts, .always]
+        var asking: [Int] = []
+        for person in online.dropFirst() {
+            let policy = policies[Int(random.next() % 3)]
+            try devices[person].setRelayPolicy(policy)
+            if policy == .ask { asking.append(person) }
+        }
+        let poster = online[Int(random.next() % UInt64(online.count))]
+        if try view(poster) != nil, let group { try devices[poster].setRelays([home.address], for: group) }
+        for _ in 0..<2 { for person in online { try await sync(person) } }
+        for person in asking { try devices[person].acceptRelay(home.address) }
+        // Whoever still does not use it (the poster's list may have lost to nobody's) is given it.
+        for person in online {
+            if try !devices[person].relays().contains(where: { $0.relay == home.identity.id }) { try devices[person].acceptRelay(home.address) }
+        }
+        while step < steps / 2 {
+            try operate(step, among: online)
+            try await someoneSyncs(among: online)
+            step += 1
+        }
+        for _ in 0..<2 { for person in online { try await sync(person) } }
+
+        // (3) The company relay dies; concurrently one member adds the offline person and
+        // another removes someone.
+        liveRelays[0] = false
+        let members = try online.filter { try view($0) != nil }
+        let adder = members[Int(random.next() % UInt64(members.count))]
+        let others = members.filter { $0 != adder }
+        let remover = others[Int(random.next() % UInt64(others.count))]
+        let targets = members.filter { $0 != adder && $0 != remover }
+        let removed = targets[Int(random.next() % UInt64(targets.count))]
+        if let group {
+            try devices[adder].add(ids[offline], to: group)
+            try devices[remover].remove(ids[removed], from: group)
+        }
+        clock.advance()
+        while step < steps * 7 / 10 {
+            try operate(step, among: online)
+            try await someoneSyncs(among: online)
+            step += 1
+        }
+        for _ in 0..<3 { for person in online { try await sync(person) } }
+
+        // (4) The home relay dies: a chain of direct links between neighbours, some passes cut.
+        liveRelays[1] = false
+        var chain = online
+        chain.shuffle(using: &random)
+        while step < steps {
+            try operate(step, among: online)
+            let link = Int(random.next() % UInt64(chain.count - 1))
+            let cut = random.next() % 5 == 0 ? Int(1 + random.next() % 20) : nil
+            try await pass(chain[link], chain[link + 1], budget: cut)
+            step += 1
+        }
+        // The chain settles: sweeps both ways until a sweep moves nothing.
+        for _ in 0..<(4 * chain.count) {
+            let before = try logSizes()
+            for link in 0..<(chain.count - 1) { try await pass(chain[link], chain[link + 1]) }
+            for link in (0..<(chain.count - 1)).reversed() { try await pass(chain[link], chain[link + 1]) }
+            if try logSizes() == before { break }
+        }
+
+        // (5) The offline person gets everything in a file from a chain member.
+        let carrier = chain[Int(random.next() % UInt64(chain.count))]
+        if let group, configuration.deliversFile {
+            let bundle = try devices[carrier].participantBundles(of: [group]).filter { $0.identity == ids[offline] }
+            let (bytes, _) = try devices[carrier].exportFile(groups: [group], protection: bundle.isEmpty ? .plain : .recipients(bundle))
+            _ = try devices[offline].importFile(bytes)
+        }
+
+        let checks = try check(removed: removed)
+        return SwitchingSimulation.Report(
+            ok: checks.allSatisfy(\.ok), members: configuration.members, operations: steps, seed: configuration.seed,
+            messages: sent.count, passes: passes, cutPasses: cutPasses, chain: chain.map { names[$0] },
+            added: names[offline], removed: names[removed], checks: checks)
+    }
+
+    func logSizes() throws -> [Int] {
+        guard let group else { return [] }
+        return try devices.map { try $0.log(of: group, after: 0, limit: Int.max).wires.count }
+    }
+
+    // MARK: Checks
+
+    func check(removed: Int) throws -> [SwitchingSimulation.Check] {
+        guard let group else { return [] }
+        var checks: [SwitchingSimulation.Check] = []
+        // Identical views: every device that counts itself a member sees the same members.
+        let views = try devices.indices.compactMap { index in try view(index).map { (index, $0) } }
+        let distinct = Set(views.map(\.1))
+        let expected = Set(online.filter { $0 != removed }.map { ids[$0] } + [ids[offline]])
+        checks.append(.init(
+            name: "identical views", ok: distinct.count == 1 && distinct.first == expected && views.count == expected.count,
+            detail: "\(views.count) devices count themselves members; \(distinct.count) distinct view(s) of \(distinct.first?.count ?? 0) members"))
+        // Nothing lost: every device, the removed one and the offline one included, holds every
+        // envelope any online device holds; the offline device's only extras are its own (its
+        // acknowledgments after the import, waiting in its outbox for a link it never gets).
+        let holdings = try devices.map { try $0.holdings(of: group).chains }
+        let logs = holdings.map { Set($0.flatMap { $0.value.values }) }
+        let union = online.reduce(into: Set<Bytes32>()) { $0.formUnion(logs[$1]) }
+        var short = logs.enumerated().filter { !$0.element.isSuperset(of: union) }.map { "\(names[$0.offset]) lacks \(union.subtracting($0.element).count)" }
+        let offlineOwn = Set(holdings[offline][ids[offline]]?.values.map { $0 } ?? [])
+        let extras = logs[offline].subtracting(union).subtracting(offlineOwn)
+        if !extras.isEmpty { short.append("\(names[offline]) holds \(extras.count) envelopes of others that no online device has") }
+        checks.append(.init(
+            name: "nothing lost", ok: short.isEmpty,
+            detail: short.isEmpty ? "every device holds all \(union.count) envelopes (\(names[offline]) also its own \(logs[offline].subtracting(union).count) new ones)" : short.joined(separator: ", ")))
+        // Exactly the intended readers: a message is read by its sender and the members of
+        // its sender's view when it was sent, and by nobody else.
+        var wrong: [String] = []
+        for (index, device) in devices.enumerated() {
+            let read = try device.history(of: group).filter { $0.kind == .message }
+            let counts = Dictionary(read.map { ($0.text, 1) }, uniquingKeysWith: +)
+            for message in sent {
+                let should = message.sender == index || message.readers.contains(ids[index])
+                let copies = counts[message.text] ?? 0
+                if copies != (should ? 1 : 0) { wrong.append("\(names[index]) read \"\(message.text)\" \(copies) times") }
+            }
+        }
+        checks.append(.init(
+            name: "exactly the intended readers", ok: wrong.isEmpty,
+            detail: wrong.isEmpty ? "\(sent.count) messages, each read by exactly its sender's view" : wrong.prefix(5).joined(separator: "; ")))
+        // The removed member reads nothing sent by senders who knew of its removal.
+        let after = sent.filter { !$0.readers.contains(ids[removed]) && $0.sender != removed }
+        let leaked = try devices[removed].history(of: group).filter { line in line.kind == .message && after.contains { $0.text == line.text } }
+        checks.append(.init(
+            name: "removed member", ok: leaked.isEmpty,
+            detail: "\(names[removed]) read \(leaked.count) of the \(after.count) messages sent without it in the sender's view"))
+        return checks
+    }
+}
