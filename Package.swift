@@ -85,10 +85,11 @@ let package = Package(
             dependencies: ["DCGKAEncoding", "DCGKACrypto", "CausalBroadcast"],
             path: "Sources/Network/Sync", swiftSettings: strict),
         // NETWORK.md §10: the device engine (identity, prekeys, contacts, groups, envelope log,
-        // outbox, history) over a storage protocol; message content; sync files (§14.4).
+        // outbox, history) over a storage protocol; message content; sync files (§14.4); groups
+        // carried for their members with the relay's admission rules (§14.3).
         .target(
             name: "Device",
-            dependencies: ["DCGKAEncoding", "DCGKACrypto", "CausalBroadcast", "KeyAgreement", "DCGKAGroup", "Sync",
+            dependencies: ["DCGKAEncoding", "DCGKACrypto", "CausalBroadcast", "KeyAgreement", "DCGKAGroup", "Sync", "Relay",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "_CryptoExtras", package: "swift-crypto")],
             path: "Sources/Network/Device", swiftSettings: strict),

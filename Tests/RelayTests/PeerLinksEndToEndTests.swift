@@ -97,4 +97,39 @@ struct PeerLinksEndToEndTests {
         chat.closeInput()
         #expect(chat.wait(timeout: 30))
     }
+
+    @Test("a carrier: Kim, not a member, carries the group between Alice and Bob, who never link; Kim reads nothing; a stranger to the group gets nothing from Kim", .timeLimit(.minutes(5)))
+    func carrier() throws {
+        let scratch = try Scratch("peer-carrier")
+        defer { scratch.remove() }
+        let alice = try Home.create("alice", in: scratch)
+        let bob = try Home.create("bob", in: scratch)
+        let kim = try Home.create("kim", in: scratch)
+        let mallory = try Home.create("mallory", in: scratch)
+        for (a, b) in [(alice, bob), (alice, kim), (bob, kim), (kim, mallory)] { try Home.introduce(a, b) }
+        let group = try alice.createGroup("Carried", with: ["bob"])
+        try alice.must(["send", "Carried", "alice: Kim carries this"])
+        let granted = try alice.must(["group", "grant", "Carried", "kim", "--days", "7"]).stdout
+        #expect(granted.contains("kim may carry"), "\(granted)")
+
+        let (kimListening, kimAddress) = try kim.listen()
+        defer { kimListening.stop(grace: 5); kimListening.cleanUp() }
+        try alice.must(["peer", "connect", kimAddress])
+        let listed = try kim.must(["group", "list"]).stdout
+        #expect(listed.contains(String(group.prefix(12))) && listed.contains("carried for its members"), "\(listed)")
+
+        // Bob never links with Alice: the group and her message reach him through Kim.
+        try bob.must(["peer", "connect", kimAddress])
+        #expect(bob.texts(in: "Carried") == ["alice: Kim carries this"], "Bob: \(bob.texts(in: "Carried"))")
+        try bob.must(["send", "Carried", "bob: and back through Kim"])
+        try bob.must(["peer", "connect", kimAddress])
+        try alice.must(["peer", "connect", kimAddress])
+        #expect(alice.texts(in: "Carried") == ["alice: Kim carries this", "bob: and back through Kim"])
+
+        // Kim holds it and reads none of it; a contact of Kim's outside the group gets nothing.
+        #expect(try kim.members(group) == nil, "Kim is not in the group")
+        try mallory.must(["peer", "connect", kimAddress])
+        #expect(try mallory.members(group) == nil)
+        #expect(try mallory.must(["group", "list", "--json"]).array().isEmpty)
+    }
 }

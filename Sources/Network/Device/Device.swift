@@ -213,7 +213,7 @@ extension Device {
 
     public func groups() throws -> [GroupSummary] {
         try store.read { tx in
-            try tx.groups().map { record in
+            try tx.groups().filter { $0.status != .carried }.map { record in
                 let group = try Self.decodeGroup(record)
                 return GroupSummary(
                     id: record.id, title: record.title, members: group.map { $0.members.sorted() } ?? [],

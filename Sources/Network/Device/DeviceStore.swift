@@ -65,6 +65,13 @@ public protocol DeviceStoreTransaction {
     func relaySuggestions(group: GroupID) throws -> [RelaySuggestion]
     func saveRelaySuggestion(_ suggestion: RelaySuggestion) throws
 
+    /// Grants (NETWORK.md §11.2, §14.3) I made or was shown, as their wire bytes.
+    func grants(group: GroupID) throws -> [[UInt8]]
+    func saveGrant(group: GroupID, holder: MemberID, granter: MemberID, notAfter: UInt64, wire: [UInt8]) throws
+    /// The participants of a group I carry (every ID its stored creates and adds name).
+    func participants(group: GroupID) throws -> Set<MemberID>
+    func addParticipants(group: GroupID, _ members: [MemberID]) throws
+
     /// A device setting (`dcgka config`), nil when never set.
     func setting(_ key: String) throws -> String?
     func setSetting(_ key: String, _ value: String) throws
@@ -173,6 +180,9 @@ public struct GroupRecord: Equatable, Sendable {
         case joined = 0
         /// Someone who is not a contact invited me; the user decides (`dcgka group accept`).
         case invited = 1
+        /// Not mine: a member granted me to carry it (NETWORK.md §14.3). Its envelopes are kept
+        /// and passed on to its participants; nothing in it can be read here.
+        case carried = 2
     }
 
     public var id: GroupID

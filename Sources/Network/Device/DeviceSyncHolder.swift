@@ -8,24 +8,25 @@ public import DCGKACrypto
 extension Device: SyncHolder {
     /// A relay I use carries the groups I gave it (every group I am in, for a relay I added
     /// myself); any other peer gets the groups it takes part in (NETWORK.md §11.2).
+    /// A group I carry for its members goes only to its participants (§14.3).
     public func groups(sharedWith peer: MemberID) throws -> [GroupID] {
-        try store.read { tx in
+        let now = clock()
+        return try store.read { tx in
             let asMyRelay = try tx.relays().filter { $0.relay == peer }
             return try tx.groups().filter { record in
-                guard record.status == .joined else { return false }
-                if asMyRelay.contains(where: { $0.carries(record.id) }) { return true }
-                guard let group = try Self.decodeGroup(record) else { return false }
-                return group.keyAgreement.history.isKnownParticipant(peer)
+                if record.status == .joined, asMyRelay.contains(where: { $0.carries(record.id) }) { return true }
+                return try Self.shares(record, with: peer, tx: tx, now: now)
             }.map(\.id).sorted()
         }
     }
 
     /// Whether `peer` may have `group`'s envelopes: as ``groups(sharedWith:)``, for one group.
     public func shares(_ group: GroupID, with peer: MemberID) throws -> Bool {
-        try store.read { tx in
-            guard let record = try tx.group(group), record.status == .joined else { return false }
-            if try tx.relays().contains(where: { $0.relay == peer && $0.carries(group) }) { return true }
-            return try Self.decodeGroup(record)?.keyAgreement.history.isKnownParticipant(peer) ?? false
+        let now = clock()
+        return try store.read { tx in
+            guard let record = try tx.group(group) else { return false }
+            if record.status == .joined, try tx.relays().contains(where: { $0.relay == peer && $0.carries(group) }) { return true }
+            return try Self.shares(record, with: peer, tx: tx, now: now)
         }
     }
 
@@ -33,6 +34,11 @@ extension Device: SyncHolder {
     /// decoding any group state: cheap enough for a loop that polls.
     public func joinedGroupIDs() throws -> [GroupID] {
         try store.read { tx in try tx.groups().filter { $0.status == .joined }.map(\.id).sorted() }
+    }
+
+    /// The groups whose envelopes I hold for others: those I am in and those I carry.
+    public func heldGroupIDs() throws -> [GroupID] {
+        try store.read { tx in try tx.groups().filter { $0.status == .joined || $0.status == .carried }.map(\.id).sorted() }
     }
 
     /// A relay stored these durably: they leave its outbox (NETWORK.md §10.2, §14.1).

@@ -177,6 +177,10 @@ struct ReceiveSession {
             }
             return
         }
+        if try (records[item.group] ?? tx.group(item.group))?.status == .carried {
+            try carry(envelope, wire: item.wire, group: item.group, tx: tx)
+            return
+        }
         guard try open(item.group, tx: tx), var record = records[item.group] else {
             try consider(envelope, tx: tx, rng: &rng)
             return

@@ -176,6 +176,16 @@ public final class SQLiteDeviceStore: DeviceStore {
                 DELETE FROM outbox WHERE transport = '' AND EXISTS (SELECT 1 FROM relay);
                 """)
         }
+        // Carrying groups for their members (NETWORK.md §14.3): grants, and the participants
+        // of the groups carried.
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE TABLE groupGrant (
+                    groupID BLOB NOT NULL, holder BLOB NOT NULL, granter BLOB NOT NULL, notAfter INTEGER NOT NULL, wire BLOB NOT NULL,
+                    PRIMARY KEY (groupID, holder, granter));
+                CREATE TABLE carriedParticipant (groupID BLOB NOT NULL, member BLOB NOT NULL, PRIMARY KEY (groupID, member));
+                """)
+        }
         return migrator
     }
 
@@ -497,6 +507,28 @@ struct SQLiteTransaction: DeviceStoreTransaction {
             ON CONFLICT (groupID, sender) DO UPDATE SET sentAt = excluded.sentAt, relays = excluded.relays
             """, arguments: [Data(suggestion.group.bytes), Data(suggestion.sender.bytes), Int64(suggestion.sentAt),
                              seal(Array(suggestion.relays.joined(separator: "\n").utf8), "relay suggestion")])
+    }
+
+    func grants(group: GroupID) throws -> [[UInt8]] {
+        try Data.fetchAll(db, sql: "SELECT wire FROM groupGrant WHERE groupID = ?", arguments: [Data(group.bytes)]).map { Array($0) }
+    }
+
+    func saveGrant(group: GroupID, holder: MemberID, granter: MemberID, notAfter: UInt64, wire: [UInt8]) throws {
+        try db.execute(sql: """
+            INSERT INTO groupGrant (groupID, holder, granter, notAfter, wire) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (groupID, holder, granter) DO UPDATE SET notAfter = excluded.notAfter, wire = excluded.wire
+            WHERE excluded.notAfter > groupGrant.notAfter
+            """, arguments: [Data(group.bytes), Data(holder.bytes), Data(granter.bytes), Int64(notAfter), Data(wire)])
+    }
+
+    func participants(group: GroupID) throws -> Set<MemberID> {
+        Set(try Data.fetchAll(db, sql: "SELECT member FROM carriedParticipant WHERE groupID = ?", arguments: [Data(group.bytes)]).map(memberID))
+    }
+
+    func addParticipants(group: GroupID, _ members: [MemberID]) throws {
+        for member in members {
+            try db.execute(sql: "INSERT OR IGNORE INTO carriedParticipant (groupID, member) VALUES (?, ?)", arguments: [Data(group.bytes), Data(member.bytes)])
+        }
     }
 
     func setting(_ key: String) throws -> String? {

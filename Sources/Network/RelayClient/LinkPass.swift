@@ -36,8 +36,11 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         // The directory (§13.3): my newest bundle for those who need it, my contacts' newest for me.
         let directory: [SyncMessage] = [.bundles([try device.profile().bundle.wireBytes]),
                                         .bundleRequest(try device.contacts().map(\.id))]
+        // Grants first (§11.2): a peer that may carry a group of mine, or that takes part in a
+        // group I carry, learns it before its `have` is answered.
+        let grants: [SyncMessage] = try device.grants(presentedTo: cursor.peer).map { .grant($0) }
         try await channel.link.send(
-            session.start().compactMap { if case .send(let m) = $0 { m } else { nil } } + directory
+            session.start().compactMap { if case .send(let m) = $0 { m } else { nil } } + grants + directory
                 + (try cursor.evidence(device, groups: wanted)) + [.ping(ping)])
         var pusher: Task<Void, any Error>?
         defer { pusher?.cancel() }
@@ -119,7 +122,9 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
                 throw RelayClientError.refused(code, text)
             case .bundles(let bundles):
                 report.bundlesRefreshed += try device.refreshContacts(bundles)
-            case .prunedAtPeer, .subscribed, .granted, .pong, .bundlesRequested:
+            case .granted(let grant):
+                if try device.acceptGrant(grant, from: cursor.peer) { cursor.reconsider(grant.group) }
+            case .prunedAtPeer, .subscribed, .pong, .bundlesRequested:
                 break
             }
         }
@@ -179,7 +184,7 @@ final class LinkCursor: Sendable {
     /// unshared are judged again, and only when their log grew.
     func sharedGroups<R>(_ device: Device<R>) throws -> [GroupID] {
         var shared: [GroupID] = []
-        for group in try device.joinedGroupIDs() {
+        for group in try device.heldGroupIDs() {
             let (known, judgedAt) = state.withLock { ($0.positions[group] != nil || $0.requested.contains(group), $0.unshared[group]) }
             if known { shared.append(group); continue }
             let last = try device.lastLogPosition(of: group)
@@ -207,6 +212,9 @@ final class LinkCursor: Sendable {
             state.withLock { $0.positions[group] = last }
         }
     }
+
+    /// A grant changed who may have `group`: judge it again.
+    func reconsider(_ group: GroupID) { state.withLock { _ = $0.unshared.removeValue(forKey: group) } }
 
     /// Fork evidence I hold that this link has not passed on yet (PROTOCOL.md §6.2: kept and
     /// passed on, so that an equivocation shown on one path is reported on every other).

@@ -6,7 +6,7 @@ import Foundation
 struct GroupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group", abstract: "Create groups, see them, add and remove members.",
-        subcommands: [Create.self, List.self, Members.self, Add.self, Remove.self, Update.self, Accept.self, Timer.self, GroupRelaysCommand.self])
+        subcommands: [Create.self, List.self, Members.self, Add.self, Remove.self, Update.self, Accept.self, Timer.self, GroupRelaysCommand.self, Grant.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a group with some of your contacts.")
@@ -62,6 +62,32 @@ struct GroupCommand: ParsableCommand {
                         }
                     }
                 }
+                if !output.json {
+                    let names = try device.names()
+                    for carried in try device.carriedGroups() {
+                        let by = carried.grantedBy.map { names[$0] ?? String(Output.hex($0).prefix(12)) }.joined(separator: ", ")
+                        Output.line("\(String(Output.hex(carried.group).prefix(12)))  (carried for its members, granted by \(by); \(carried.envelopes) envelopes you cannot read)")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let a contact's device carry a group it is not in (it passes the envelopes on and can read none of them).")
+        @OptionGroup var home: HomeOptions
+        @Argument(help: "The group.") var group: String
+        @Argument(help: "The contact whose device may carry it.") var contact: String
+        @Option(help: "For how many days.") var days: UInt64 = 30
+
+        func run() throws {
+            try runReporting {
+                var device = try home.open()
+                let summary = try device.resolveGroup(group)
+                let holder = try device.resolveContact(contact)
+                let grant = try device.grant(summary.id, to: holder.id, days: days)
+                Output.line("\(holder.name) may carry \"\(summary.title)\" until \(Output.time(grant.notAfter)); the grant reaches their device at your next link with it.")
             }
         }
     }
