@@ -59,7 +59,7 @@ public enum RelayClientError: Error, Equatable, Sendable, CustomStringConvertibl
         switch self {
         case .unreachable(let why): "the relay cannot be reached (\(why))"
         case .refused(let code, let text): "the relay refused: \(text) (\(code))"
-        case .link(let why): "the link to the relay failed: \(why)"
+        case .link(let why): "the link failed: \(why)"
         case .timeout: "the relay did not answer in time"
         }
     }
