@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Network namespaces a test creates for itself (`ip netns` + veth): one namespace per node, all
 /// joined by a bridge in a switch namespace, addresses 10.77.N.x/24. Links are cut and restored
@@ -20,13 +21,17 @@ public final class NetworkLab: @unchecked Sendable {
         return nil
     }()
 
+    private static let serial = Mutex(0)
+
     static let ipPath: String? = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// Makes the switch and one namespace per node (named `PREFIX-NODE`).
     public init(nodes names: [String]) throws {
         guard let ip = Self.ipPath else { throw CLI.Failure("no ip command") }
-        subnet = Int(getpid() % 200) + 20
-        prefix = "dl\(getpid() % 100_000)"
+        // Unique per lab: tests in one process run side by side, and namespaces are global.
+        let serial = Self.serial.withLock { value -> Int in value += 1; return value }
+        subnet = Int((Int(getpid()) &* 7 &+ serial) % 200) + 20
+        prefix = "dl\(getpid() % 100_000)n\(serial)"
         let switchName = "\(prefix)-sw"
         try Self.run(ip, ["netns", "add", switchName])
         namespaces.append(switchName)

@@ -16,7 +16,7 @@ import Synchronization
 
 @Suite("TCP links")
 struct TCPLinkTests {
-    @Test("connect and listen: sync messages both ways, each side sees the other's identity", .timeLimit(.minutes(2)))
+    @Test("connect and listen: sync messages both ways, each side sees the other's identity", .timeLimit(.minutes(5)))
     func roundTrip() async throws {
         let server = identity(1), client = identity(2)
         let seenByServer = Locked<[MemberID]>([])
@@ -58,30 +58,30 @@ struct TCPLinkTests {
             #expect(pongs == [1, 2, 3, 4, 5])
             #expect(serverPing == 100)
             #expect(rest == [], "nothing more, then the link ends cleanly")
-            #expect(await poll(timeout: .seconds(10)) { handlerEnded.current ? true : nil } == true)
+            #expect(await poll(timeout: .seconds(60)) { handlerEnded.current ? true : nil } == true)
             #expect(seenByServer.current == [client.id])
         }
     }
 
-    @Test("a wrong expectedPeer fails with a typed error and the handler never runs", .timeLimit(.minutes(2)))
+    @Test("a wrong expectedPeer fails with a typed error and the handler never runs", .timeLimit(.minutes(5)))
     func wrongExpectedPeer() async throws {
         let server = identity(1), client = identity(2), stranger = identity(3)
         let handled = Locked(0)
         try await withListener(identity: server, handler: pingHandler(count: handled)) { port in
             await #expect(throws: TCPLinkError.link(.unexpectedPeer(expected: stranger.id, actual: server.id))) {
-                try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: stranger.id) { _ in 0 }
+                try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: stranger.id, handshakeTimeout: .seconds(60)) { _ in 0 }
             }
             try await Task.sleep(for: .milliseconds(300))
             #expect(handled.current == 0)
             // expectedPeer nil accepts anyone: the caller judges the peer.
-            let peer = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: nil) { channel in
+            let peer = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: nil, handshakeTimeout: .seconds(60)) { channel in
                 channel.link.peer
             }
             #expect(peer == server.id)
         }
     }
 
-    @Test("the listener closes a silent client, and one that stops mid-handshake, after handshakeTimeout", .timeLimit(.minutes(2)))
+    @Test("the listener closes a silent client, and one that stops mid-handshake, after handshakeTimeout", .timeLimit(.minutes(5)))
     func silentClientIsClosed() async throws {
         let server = identity(1)
         let handled = Locked(0)
@@ -108,7 +108,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("connect gives handshakeTimeout when the listener says nothing", .timeLimit(.minutes(2)))
+    @Test("connect gives handshakeTimeout when the listener says nothing", .timeLimit(.minutes(5)))
     func silentListenerTimesOut() async throws {
         try await withRawServer(serve: { raw in await raw.waitForClose() }) { port in
             let start = ContinuousClock.now
@@ -122,7 +122,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("bad bytes after the handshake end that link with a typed error; the listener keeps serving", .timeLimit(.minutes(2)))
+    @Test("bad bytes after the handshake end that link with a typed error; the listener keeps serving", .timeLimit(.minutes(5)))
     func garbageAfterHandshake() async throws {
         let server = identity(1), client = identity(2)
         let failures = Locked<[TCPLinkError]>([])
@@ -186,7 +186,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("a sync frame announcing more than maximumFrameBytes gives the frame error, on either side", .timeLimit(.minutes(2)))
+    @Test("a sync frame announcing more than maximumFrameBytes gives the frame error, on either side", .timeLimit(.minutes(5)))
     func frameTooLarge() async throws {
         let server = identity(1), client = identity(2)
         let failures = Locked<[TCPLinkError]>([])
@@ -221,7 +221,7 @@ struct TCPLinkTests {
                 }
             }
             // With the default limit it arrives.
-            let received = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { channel in
+            let received = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                 try await channel.link.send([.ping(2)])
                 var received: [SyncMessage] = []
                 while !received.contains(.pong(2)), let messages = try await channel.receive() { received += messages }
@@ -231,7 +231,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("records cut into 1-byte TCP writes still work, both ways", .timeLimit(.minutes(2)))
+    @Test("records cut into 1-byte TCP writes still work, both ways", .timeLimit(.minutes(5)))
     func oneByteWrites() async throws {
         let server = identity(1), client = identity(2)
         // A raw client writing one byte at a time to the listener, handshake included.
@@ -258,17 +258,17 @@ struct TCPLinkTests {
                 if messages.contains(.pong(5)) { break }
             }
         }) { port in
-            try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { channel in
+            try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                 while let messages = try await channel.receive() {
                     for case .ping(let n) in messages { try await channel.link.send([.pong(n)]) }
                     if messages.contains(.ping(5)) { break }
                 }
             }
-            #expect(await poll(timeout: .seconds(10)) { heard.current.contains(.pong(5)) ? true : nil } == true)
+            #expect(await poll(timeout: .seconds(60)) { heard.current.contains(.pong(5)) ? true : nil } == true)
         }
     }
 
-    @Test("16 concurrent writers on one link: the peer opens everything, each writer's messages in order", .timeLimit(.minutes(2)))
+    @Test("16 concurrent writers on one link: the peer opens everything, each writer's messages in order", .timeLimit(.minutes(5)))
     func concurrentWriters() async throws {
         let server = identity(1), client = identity(2)
         let writers = 16, perWriter = 20
@@ -281,7 +281,7 @@ struct TCPLinkTests {
                 for case .ping(let n) in messages { try await channel.link.send([.pong(n)]) }
             }
         }) { port in
-            let pongs = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { channel in
+            let pongs = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                 let link = channel.link
                 return try await withThrowingTaskGroup(of: Void.self) { group in
                     for writer in 0..<writers {
@@ -316,7 +316,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("at most maximumConnections at once: one more is closed before its handshake", .timeLimit(.minutes(2)))
+    @Test("at most maximumConnections at once: one more is closed before its handshake", .timeLimit(.minutes(5)))
     func connectionLimit() async throws {
         let server = identity(1), client = identity(2)
         let handled = Locked(0)
@@ -324,17 +324,17 @@ struct TCPLinkTests {
             let holding = Locked(false)
             let release = Locked(false)
             let first = Task {
-                try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { channel in
+                try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                     holding.withLock { $0 = true }
                     while !release.current { try await Task.sleep(for: .milliseconds(10)) }
                     return channel.link.peer
                 }
             }
-            #expect(await poll(timeout: .seconds(10)) { holding.current ? true : nil } == true)
+            #expect(await poll(timeout: .seconds(60)) { holding.current ? true : nil } == true)
 
             let start = ContinuousClock.now
             await #expect(throws: (any Error).self) {
-                try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { _ in 0 }
+                try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { _ in 0 }
             }
             #expect(ContinuousClock.now - start < .seconds(5), "refused at once, not after a timeout")
             #expect(handled.current == 1)
@@ -351,7 +351,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("the listener closes its connections and returns when its task is cancelled", .timeLimit(.minutes(2)))
+    @Test("the listener closes its connections and returns when its task is cancelled", .timeLimit(.minutes(5)))
     func listenerStopsOnCancel() async throws {
         let server = identity(1), client = identity(2)
         let ports = Locked<Int?>(nil)
@@ -364,15 +364,15 @@ struct TCPLinkTests {
                 while try await channel.receive() != nil {}
             }
         }
-        let port = try #require(await poll(timeout: .seconds(10)) { ports.current })
+        let port = try #require(await poll(timeout: .seconds(60)) { ports.current })
         let connected = Task {
-            try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { channel in
+            try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                 // Waits for the listener: nil when it closes the connection (or an error).
                 while try await channel.receive() != nil {}
                 return true
             }
         }
-        #expect(await poll(timeout: .seconds(10)) { inHandler.current ? true : nil } == true)
+        #expect(await poll(timeout: .seconds(60)) { inHandler.current ? true : nil } == true)
 
         listener.cancel()
         try await listener.value  // returns, does not throw
@@ -384,7 +384,7 @@ struct TCPLinkTests {
         }
     }
 
-    @Test("cancelling the listener during a burst of connections closes them all and returns", .timeLimit(.minutes(2)))
+    @Test("cancelling the listener during a burst of connections closes them all and returns", .timeLimit(.minutes(5)))
     func cancelDuringBurst() async throws {
         let server = identity(1)
         let ports = Locked<Int?>(nil)
@@ -395,7 +395,7 @@ struct TCPLinkTests {
                 while try await channel.receive() != nil {}
             }
         }
-        let port = try #require(await poll(timeout: .seconds(10)) { ports.current })
+        let port = try #require(await poll(timeout: .seconds(60)) { ports.current })
         // Connections accepted but not yet handed to the accept loop when it stops must be closed
         // too (NIO traps on ones that are dropped instead).
         let ended = Locked(0)
@@ -414,14 +414,14 @@ struct TCPLinkTests {
         #expect(ContinuousClock.now - start < .seconds(10), "every connection was closed by the listener, none left open")
     }
 
-    @Test("close(code, text) sends error(code, text) before closing", .timeLimit(.minutes(2)))
+    @Test("close(code, text) sends error(code, text) before closing", .timeLimit(.minutes(5)))
     func closeWithError() async throws {
         let server = identity(1), client = identity(2)
         try await withListener(identity: server, handler: { channel in
             await channel.link.close(.rateLimited, "slow down")
             while try await channel.receive() != nil {}
         }) { port in
-            let received = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id) { channel in
+            let received = try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                 var received: [SyncMessage] = []
                 while let messages = try await channel.receive() { received += messages }
                 return received
@@ -472,7 +472,7 @@ private func poll<T>(timeout: Duration, every interval: Duration = .milliseconds
 
 /// Whether `error` was recorded `count` times within a few seconds.
 private func failure(in failures: Locked<[TCPLinkError]>, _ error: TCPLinkError, count: Int = 1) async -> Bool {
-    await poll(timeout: .seconds(10)) { failures.current.filter { $0 == error }.count >= count ? true : nil } ?? false
+    await poll(timeout: .seconds(60)) { failures.current.filter { $0 == error }.count >= count ? true : nil } ?? false
 }
 
 /// A handler that answers `ping(n)` with `pong(n)` and counts the links it served.
@@ -487,7 +487,7 @@ private func pingHandler(count: Locked<Int>) -> @Sendable (inout TCPChannel) asy
 
 /// One link to the listener at `port`: `ping(n)` answered by `pong(n)`.
 private func pingPong(port: Int, identity: IdentityKey, server: MemberID, n: UInt64) async throws -> Bool {
-    try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: identity, expectedPeer: server) { channel in
+    try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: identity, expectedPeer: server, handshakeTimeout: .seconds(60)) { channel in
         try await channel.link.send([.ping(n)])
         while let messages = try await channel.receive() {
             if messages.contains(.pong(n)) { return true }
@@ -499,7 +499,7 @@ private func pingPong(port: Int, identity: IdentityKey, server: MemberID, n: UIn
 /// Runs `TCPLinks.listen` on 127.0.0.1 with a free port for as long as `body` runs, then cancels it
 /// and waits for it to return.
 private func withListener<T: Sendable>(
-    identity: IdentityKey, handshakeTimeout: Duration = .seconds(10), maximumConnections: Int = 64,
+    identity: IdentityKey, handshakeTimeout: Duration = .seconds(60), maximumConnections: Int = 64,
     maximumFrameBytes: Int = SyncFraming.defaultMaximumFrameBytes,
     handler: @escaping @Sendable (inout TCPChannel) async throws -> Void, _ body: (Int) async throws -> T
 ) async throws -> T {
@@ -604,7 +604,7 @@ private func wrap(_ channel: any Channel) -> EventLoopFuture<NIOAsyncChannel<Byt
 /// A raw connection to 127.0.0.1:`port` for `body`, closed afterwards, and closed under it after
 /// `timeout` so that a test never waits forever for a peer.
 private func withRawConnection<T: Sendable>(
-    port: Int, splitWrites: Bool = false, timeout: Duration = .seconds(30), _ body: (inout RawConnection) async throws -> T
+    port: Int, splitWrites: Bool = false, timeout: Duration = .seconds(60), _ body: (inout RawConnection) async throws -> T
 ) async throws -> T {
     let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port) { wrap($0) }
