@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
             everything it causes. Runs are shuffled after a warm-up. The CSV starts with the columns of \
             ../shared/reference/*.csv (the Java prototype's conventions), followed by ours.
             """,
-        subcommands: [DeviceBenchCommand.self, RelayBenchCommand.self])
+        subcommands: [DeviceBenchCommand.self, RelayBenchCommand.self, MeshBenchCommand.self])
 
     @Option(help: "Group sizes, comma-separated.")
     var sizes: String = BenchConfiguration.paperSizes.map(String.init).joined(separator: ",")

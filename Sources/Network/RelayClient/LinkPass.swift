@@ -33,9 +33,10 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         var session = SyncSession(me: me, wanted: wanted)
         var ping: UInt64 = 1
         var activity = 0
-        // The directory (§13.3): my newest bundle for those who need it, my contacts' newest for me.
-        let directory: [SyncMessage] = [.bundles([try device.profile().bundle.wireBytes]),
-                                        .bundleRequest(try device.contacts().map(\.id))]
+        // The directory (§13.3), at my relays: my newest bundle for those who need it, my
+        // contacts' newest for me. A direct peer keeps no directory.
+        let directory: [SyncMessage] = relay == nil ? [] : [.bundles([try device.profile().bundle.wireBytes]),
+                                                            .bundleRequest(try device.contacts().map(\.id))]
         // Grants first (§11.2): a peer that may carry a group of mine, or that takes part in a
         // group I carry, learns it before its `have` is answered.
         let grants: [SyncMessage] = try device.grants(presentedTo: cursor.peer).map { .grant($0) }
@@ -98,6 +99,9 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         while !pending.isEmpty {
             switch pending.removeFirst() {
             case .send(let message):
+                // Only a relay's `ack` clears anything (my outbox for it); a device's clears
+                // nothing at a relay or at another device, so a device sends none.
+                if case .ack = message { continue }
                 if case .envelopes(_, let wires) = message { report.sent += wires.count }
                 try await link.send([message])
                 sent += 1

@@ -36,16 +36,14 @@ struct PeerListenCommand: AsyncParsableCommand {
         let device: Device<SystemRandomNumberGenerator>
         let client: PeerClient<SystemRandomNumberGenerator>
         let peers: [(host: String, port: Int)]
-        let (host, port): (String, UInt16)
+        let (host, port): (String, Int)
         var lanOptions = LANDiscoveryOptions()
         do {
             device = try home.open()
             client = PeerClient(device: device, identity: try device.identityKey(), logger: SyncCommand.quietLogger)
-            (host, port) = try RelayAddress.split(listen, allowingPortZero: true)
-            peers = try connect.map { text in
-                let (host, port) = try RelayAddress.split(text)
-                return (host, Int(port))
-            }
+            let parsed = try RelayLinks.Peers(listen: listen, connect: connect)
+            (host, port) = parsed.listen ?? ("0.0.0.0", 7448)
+            peers = parsed.connect
             if lan {
                 if let lanGroup {
                     let (group, port) = try RelayAddress.split(lanGroup)
@@ -67,7 +65,7 @@ struct PeerListenCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    try await client.listen(host: host, port: Int(port)) { bound in
+                    try await client.listen(host: host, port: port) { bound in
                         Output.line("listening on \(host):\(bound)")
                         boundContinuation.yield(bound)
                         boundContinuation.finish()
