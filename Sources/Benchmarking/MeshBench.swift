@@ -195,6 +195,8 @@ public enum MeshBench {
                 let text = "probe \(repetition)"
                 let start = clock.now
                 try devices[0].send(text: text, to: group)
+                // As `dcgka chat` does after a send: this process's links push at once.
+                LogActivity.shared.changed()
                 var arrived: [Int: Double] = [:]
                 while arrived.count < 3 {
                     for index in 1...3 where arrived[index] == nil {

@@ -111,6 +111,7 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
                 cursor.arrived(hashes)
                 let result = try device.receive(wires.map { ReceivedEnvelope(group: group, wire: $0) })
                 report.new += result.new
+                if result.new > 0 { LogActivity.shared.changed() }
                 report.joined += result.joined.count
                 report.invitations += result.invitations.count
                 report.messages += result.messages
@@ -135,8 +136,9 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         return sent
     }
 
-    /// After the first quiet point: subscribe to every group, then push my log's growth (from
-    /// this process or any other on the home) every quarter second.
+    /// After the first quiet point: subscribe to every group, then push my log's growth: at once
+    /// when this process stored something (``LogActivity``), and every quarter second for what
+    /// other processes on the home wrote.
     func startFollowing(
         _ link: some SyncLink, session: SyncSession, follow: @escaping @Sendable (SyncReport) -> Void
     ) async throws -> Task<Void, any Error> {
@@ -146,13 +148,19 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
         let device = device
         let cursor = cursor
         return Task {
-            var ticks: UInt64 = 0
+            var pings: UInt64 = 0
+            var lastPing = ContinuousClock.now
             while !Task.isCancelled {
-                try await Task.sleep(for: .milliseconds(250))
-                ticks += 1
+                // At once when this process's log grew, else every quarter second.
+                await LogActivity.shared.wait(upTo: .milliseconds(250))
+                try Task.checkCancellation()
                 var fresh = try cursor.fresh(device)
                 // A keep-alive well within the relay's idle limit (its answer is ignored).
-                if ticks % 240 == 0 { fresh.append(.ping(UInt64.max - ticks)) }
+                if lastPing.duration(to: .now) > .seconds(60) {
+                    pings += 1
+                    lastPing = .now
+                    fresh.append(.ping(UInt64.max - pings))
+                }
                 if !fresh.isEmpty { try await link.send(fresh) }
             }
         }

@@ -181,7 +181,10 @@ struct ChatCommand: ParsableCommand {
                 let text = line.trimmingCharacters(in: .whitespaces)
                 if text.isEmpty { continue }
                 if text == "/quit" { break }
-                do { try device.send(text: text, to: groupID) } catch {
+                do {
+                    try device.send(text: text, to: groupID)
+                    LogActivity.shared.changed()
+                } catch {
                     FileHandle.standardError.write(Data("dcgka: \(error)\n".utf8))
                 }
             }
