@@ -6,7 +6,7 @@ import Testing
     /// `dcgka bench mesh` at tiny sizes: real devices on SQLite, real TCP links on loopback. Every
     /// probe crosses every hop, the pass's bytes are counted both ways and cover the differing
     /// envelopes, and forwarding costs something (the full run is in BENCHMARKS.md).
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func meshBenchmarkAtTinySizes() async throws {
         var options = MeshBench.Options()
         options.repetitions = 2

@@ -356,15 +356,21 @@ struct TCPLinkTests {
         let server = identity(1), client = identity(2)
         let ports = Locked<Int?>(nil)
         let inHandler = Locked(false)
+        let failure = Locked<String?>(nil)
         let listener = Task {
-            try await TCPLinks.listen(
+            do { try await TCPLinks.listen(
                 host: "127.0.0.1", port: 0, identity: server, bound: { port in ports.withLock { $0 = port } }
             ) { channel in
                 inHandler.withLock { $0 = true }
                 while try await channel.receive() != nil {}
+            } } catch {
+                failure.withLock { $0 = "\(error)" }
+                throw error
             }
         }
-        let port = try #require(await poll(timeout: .seconds(60)) { ports.current })
+        // Bound, or failed: a test process busy with other suites may take a while to start it.
+        let port = try #require(await poll(timeout: .seconds(240)) { ports.current ?? (failure.current != nil ? -1 : nil) })
+        try #require(port > 0, "the listener failed: \(failure.current ?? "")")
         let connected = Task {
             try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { channel in
                 // Waits for the listener: nil when it closes the connection (or an error).
@@ -388,14 +394,22 @@ struct TCPLinkTests {
     func cancelDuringBurst() async throws {
         let server = identity(1)
         let ports = Locked<Int?>(nil)
+        let failure = Locked<String?>(nil)
         let listener = Task {
-            try await TCPLinks.listen(
-                host: "127.0.0.1", port: 0, identity: server, bound: { port in ports.withLock { $0 = port } }
-            ) { channel in
-                while try await channel.receive() != nil {}
+            do {
+                try await TCPLinks.listen(
+                    host: "127.0.0.1", port: 0, identity: server, bound: { port in ports.withLock { $0 = port } }
+                ) { channel in
+                    while try await channel.receive() != nil {}
+                }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                throw error
             }
         }
-        let port = try #require(await poll(timeout: .seconds(60)) { ports.current })
+        // Bound, or failed: a test process busy with other suites may take a while to start it.
+        let port = try #require(await poll(timeout: .seconds(240)) { ports.current ?? (failure.current != nil ? -1 : nil) })
+        try #require(port > 0, "the listener failed: \(failure.current ?? "")")
         // Connections accepted but not yet handed to the accept loop when it stops must be closed
         // too (NIO traps on ones that are dropped instead).
         let ended = Locked(0)

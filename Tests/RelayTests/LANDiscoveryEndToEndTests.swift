@@ -10,7 +10,7 @@ import RelayClient
 
 @Suite("LAN sightings: each contact reported once, again when it moved or was gone")
 struct LANSightingsTests {
-    @Test("new, the same again, moved, gone and back", .timeLimit(.minutes(3)))
+    @Test("new, the same again, moved, gone and back", .timeLimit(.minutes(10)))
     func sightings() {
         let alice = MemberID(Bytes32([UInt8](repeating: 1, count: 32))!), bob = MemberID(Bytes32([UInt8](repeating: 2, count: 32))!)
         var sightings = LANSightings(lifetime: .seconds(10))
@@ -91,7 +91,7 @@ private func foundLines(_ output: String) -> [String] {
 @Suite("LAN discovery end to end in network namespaces (issue 11)", .serialized)
 struct LANDiscoveryEndToEndTests {
     @Test("Alice and Bob find each other by multicast and link; Bob reads Alice's group without her address; Carol on Bob's host finds Bob; Mallory, who is not Alice's contact, is never linked",
-          .timeLimit(.minutes(3)))
+          .timeLimit(.minutes(10)))
     func discovery() throws {
         if let reason = NetworkLab.unavailableReason {
             print("LANDiscovery: skipped: \(reason)")
