@@ -109,6 +109,15 @@ public enum MeshBench {
         /// (chain − direct) / envelopes: what the middle device adds (median of the trials).
         public var forwardingMicrosecondsPerEnvelope: Double
         public var forwardingMicrosecondsPerTrial: [Double]
+        /// A→K, then C→K, where K is not in the group and carries it on a grant from A (§14.3):
+        /// K checks each envelope as a relay would and stores it, then serves it.
+        public var carrierCPUSeconds: Double
+        public var carrierWallSeconds: Double
+        /// (carrier chain − direct) / envelopes: what carrying costs the carrier (median).
+        public var carrierMicrosecondsPerEnvelope: Double
+        public var carrierMicrosecondsPerTrial: [Double]
+        /// Bytes the carrier's log holds for the group (wire bytes of what it carries).
+        public var carriedBytes: Int
     }
 
     public struct Report: Sendable, Codable, Equatable {
@@ -344,10 +353,19 @@ public enum MeshBench {
         let trials = max(1, options.forwardTrials)
         var names = ["a"]
         for trial in 0..<trials { names += ["m\(trial)", "b\(trial)", "c\(trial)"] }
+        // Then, per trial, the member the carrier serves and the carrier, who is a contact of
+        // everyone and not in the group.
+        for trial in 0..<trials { names.append("d\(trial)") }
+        for trial in 0..<trials { names.append("k\(trial)") }
         var devices = try makeDevices(names, folder: folder)
         progress("forwarding: \(options.forwardEnvelopes) envelopes, \(trials) trials")
-        let (group, _) = try commonHistory(devices: &devices, envelopes: options.forwardEnvelopes + 1, imports: [0])
+        let memberCount = 1 + 4 * trials
+        let (group, _) = try commonHistory(
+            devices: &devices, envelopes: options.forwardEnvelopes + 1, imports: [0], members: Set(0..<memberCount))
+        var carriers = Array(devices[memberCount...])
+        devices = Array(devices[..<memberCount])
         try exchangeOwn(&devices, group)
+        let served = Array(devices[(1 + 3 * trials)...])
         let a = devices[0]
         let target = try a.holdings(of: group).chains
         let sent = try holdingCount(a, group) - holdingCount(devices[1], group)
@@ -376,6 +394,14 @@ public enum MeshBench {
 
         var direct: [(cpu: Double, wall: Double)] = []
         var chain: [(cpu: Double, wall: Double)] = []
+        var carried: [(cpu: Double, wall: Double)] = []
+        var grantor = devices[0]
+        for trial in 0..<trials {
+            try grantor.grant(group, to: try carriers[trial].me().id, days: 1)
+            carried.append(try await passes([a, served[trial]], via: carriers[trial]))
+        }
+        let carriedBytes = try allWires(carriers[0], group).reduce(0) { $0 + $1.count }
+        carriers.removeAll()
         for trial in 0..<trials {
             let (m, b, c) = (devices[1 + 3 * trial], devices[2 + 3 * trial], devices[3 + 3 * trial])
             if trial % 2 == 0 {
@@ -387,12 +413,16 @@ public enum MeshBench {
             }
         }
         let perEnvelope = zip(direct, chain).map { ($1.cpu - $0.cpu) / Double(sent) * 1e6 }
+        let perCarried = zip(direct, carried).map { ($1.cpu - $0.cpu) / Double(sent) * 1e6 }
         let directCPU = percentile(direct.map(\.cpu), 0.5)
         return Forwarding(
             envelopes: sent, trials: trials, directCPUSeconds: directCPU, directWallSeconds: percentile(direct.map(\.wall), 0.5),
             chainCPUSeconds: percentile(chain.map(\.cpu), 0.5), chainWallSeconds: percentile(chain.map(\.wall), 0.5),
             directMicrosecondsPerEnvelope: directCPU / Double(sent) * 1e6,
-            forwardingMicrosecondsPerEnvelope: percentile(perEnvelope, 0.5), forwardingMicrosecondsPerTrial: perEnvelope)
+            forwardingMicrosecondsPerEnvelope: percentile(perEnvelope, 0.5), forwardingMicrosecondsPerTrial: perEnvelope,
+            carrierCPUSeconds: percentile(carried.map(\.cpu), 0.5), carrierWallSeconds: percentile(carried.map(\.wall), 0.5),
+            carrierMicrosecondsPerEnvelope: percentile(perCarried, 0.5), carrierMicrosecondsPerTrial: perCarried,
+            carriedBytes: carriedBytes)
     }
 
     // MARK: - Devices
@@ -417,7 +447,10 @@ public enum MeshBench {
     /// A group made in memory by a creator who is every device's contact: the create, the title,
     /// then application messages up to `envelopes` in all. The devices at `imports` receive all
     /// of it; the others only the create (they join, and lack the rest).
-    static func commonHistory(devices: inout [MeshDevice], envelopes: Int, imports: Set<Int>) throws -> (GroupID, MemberID) {
+    static func commonHistory(
+        devices: inout [MeshDevice], envelopes: Int, imports: Set<Int>, members: Set<Int>? = nil
+    ) throws -> (GroupID, MemberID) {
+        let members = members ?? Set(devices.indices)
         var random = SystemRandomNumberGenerator()
         let now = UInt64(Date().timeIntervalSince1970)
         let identity = IdentityKey.generate(using: &random)
@@ -426,7 +459,7 @@ public enum MeshBench {
         var bundles: [KeyBundle] = []
         for index in devices.indices {
             _ = try devices[index].addContact(code: ContactCode.encode(bundle), name: "creator")
-            bundles.append(try devices[index].profile().bundle)
+            if members.contains(index) { bundles.append(try devices[index].profile().bundle) }
         }
         var (group, create) = try Group.create(
             identity: identity, ownBundle: bundle, members: bundles, prekeys: prekeys, now: now, using: &random)
@@ -440,7 +473,7 @@ public enum MeshBench {
             for envelope in try group.send(content.bytes, prekeys: prekeys, now: now, using: &random) { wires.append(envelope.wireBytes) }
             number += 1
         }
-        for index in devices.indices {
+        for index in devices.indices where members.contains(index) {
             let items = (imports.contains(index) ? wires : [wires[0]]).map { ReceivedEnvelope(group: group.groupID, wire: $0) }
             let report = try devices[index].receive(items)
             guard report.new == items.count, report.joined == [group.groupID] else {

@@ -78,6 +78,9 @@ struct MeshBenchCommand: AsyncParsableCommand {
             print(String(format: "  through M (A→M, C→M): %.3f s CPU, %.3f s wall", forwarding.chainCPUSeconds, forwarding.chainWallSeconds))
             print(String(format: "  a middle device adds %.0f µs per envelope (trials: %@)", forwarding.forwardingMicrosecondsPerEnvelope,
                          forwarding.forwardingMicrosecondsPerTrial.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+            print(String(format: "  through a carrier K, not in the group (A→K, C→K): %.3f s CPU, %.3f s wall; carrying adds %.0f µs per envelope (trials: %@); K holds %d bytes",
+                         forwarding.carrierCPUSeconds, forwarding.carrierWallSeconds, forwarding.carrierMicrosecondsPerEnvelope,
+                         forwarding.carrierMicrosecondsPerTrial.map { String(format: "%.0f", $0) }.joined(separator: ", "), forwarding.carriedBytes))
         }
     }
 }

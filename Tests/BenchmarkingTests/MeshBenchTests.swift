@@ -42,5 +42,7 @@ import Testing
         let forwarding = try #require(report.forwarding)
         #expect(forwarding.envelopes == 50)
         #expect(forwarding.directCPUSeconds > 0 && forwarding.chainCPUSeconds > 0)
+        // The carrier, not in the group, held every envelope (the passes wait for it).
+        #expect(forwarding.carrierCPUSeconds > 0 && forwarding.carriedBytes > 50 * 100)
     }
 }

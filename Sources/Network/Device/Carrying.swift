@@ -129,7 +129,8 @@ extension Device {
 extension ReceiveSession {
     /// An envelope of a group I carry: kept when a relay would keep it (§13.3), within my quota.
     mutating func carry(_ envelope: Envelope, wire: [UInt8], group: GroupID, tx: any DeviceStoreTransaction) throws {
-        let participants = try tx.participants(group: group)
+        if carried[group] == nil { carried[group] = (try tx.participants(group: group), try tx.logCount(group: group)) }
+        guard let (participants, count) = carried[group] else { return }
         let admitted: AdmittedEnvelope
         do {
             admitted = try RelayAdmission.check(
@@ -139,11 +140,13 @@ extension ReceiveSession {
             report.reject("not kept for carrying: \(error)")
             return
         }
-        guard try tx.logCount(group: group) < Device<SystemRandomNumberGenerator>.maximumCarriedEnvelopes else {
+        guard count < Device<SystemRandomNumberGenerator>.maximumCarriedEnvelopes else {
             report.reject("the carried group is at its quota")
             return
         }
-        try tx.addParticipants(group: group, admitted.names)
+        let newNames = admitted.names.filter { !participants.contains($0) }
+        if !newNames.isEmpty { try tx.addParticipants(group: group, newNames) }
+        carried[group] = (participants.union(newNames), count + 1)
         try append(envelope, wire: wire, tx: tx)
     }
 }

@@ -120,6 +120,8 @@ struct ReceiveSession {
     var groups: [GroupID: Group] = [:]
     var effects: [GroupID: Effects] = [:]
     var lostSync: Set<GroupID> = []
+    /// Groups I carry, as read once per batch: their participants and log sizes (§14.3).
+    var carried: [GroupID: (participants: Set<MemberID>, count: Int)] = [:]
     var report = ReceiveReport()
 
     init(keys: Keys, now: UInt64, configuration: GroupConfiguration, contacts: Set<MemberID> = []) {
