@@ -557,16 +557,8 @@ public enum MeshBench {
         }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    /// Nearest rank on the sorted values.
-    static func percentile(_ values: [Double], _ p: Double) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let sorted = values.sorted()
-        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
-    }
+    static func seconds(_ duration: Duration) -> Double { BenchStatistics.seconds(duration) }
+    static func percentile(_ values: [Double], _ p: Double) -> Double { BenchStatistics.percentile(values, p) }
 
     /// CPU time of the whole process (every thread), in seconds.
     static func processCPUSeconds() -> Double {

@@ -136,15 +136,8 @@ public enum RelayBench {
         }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    static func percentile(_ values: [Double], _ p: Double) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let sorted = values.sorted()
-        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
-    }
+    static func seconds(_ duration: Duration) -> Double { BenchStatistics.seconds(duration) }
+    static func percentile(_ values: [Double], _ p: Double) -> Double { BenchStatistics.percentile(values, p) }
 
     public static func run(
         relay: RelayAddress, store: String, options: Options, relayRSS: (@Sendable () -> Int?)?,

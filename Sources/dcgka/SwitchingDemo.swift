@@ -8,6 +8,7 @@ import RelayClient
 import RelayServer
 import RelayStorage
 import Sync
+import Synchronization
 
 /// `dcgka demo --switching`: the switching scenario of NETWORK.md §14 on loopback, for a
 /// newcomer. Five people with their own devices (each a home with its own SQLite database), a
@@ -70,17 +71,18 @@ struct SwitchingDemo {
 
         print("== (4) The home relay dies too. Direct links in a chain: Alice—Bob—Carol—Dave (dcgka peer)")
         await home.stop()
-        let bobPort = try await DemoPeer.listen(device("Bob"), logger: logger)
-        let carolPort = try await DemoPeer.listen(device("Carol"), logger: logger, following: bobPort)
-        _ = try await DemoPeer.listen(device("Dave"), logger: logger, following: carolPort)
+        let peers = DemoPeers(logger: logger)
+        let bobPort = try await peers.listen(device("Bob"))
+        let carolPort = try await peers.listen(device("Carol"), following: bobPort)
+        _ = try await peers.listen(device("Dave"), following: carolPort)
         try say("Alice", "Alice: no relay left, this goes over the chain", group)
-        try await DemoPeer.pass(device("Alice"), to: bobPort, logger: logger)
+        try await peers.pass(device("Alice"), to: bobPort)
         try await waitFor("Carol", group) { $0.contains("Alice: no relay left, this goes over the chain") }
         var carol = device("Carol")
         try carol.update(group)
         try say("Carol", "Carol: fresh keys, and still talking", group)
         try await waitFor("Bob", group) { $0.contains("Carol: fresh keys, and still talking") }
-        try await DemoPeer.pass(device("Alice"), to: bobPort, logger: logger)
+        try await peers.pass(device("Alice"), to: bobPort)
         let (daveDevice, carolDevice) = (device("Dave"), device("Carol"))
         try await waitFor("Dave", group) { _ in
             (try? daveDevice.log(of: group, after: 0).wires.count) == (try? carolDevice.log(of: group, after: 0).wires.count)
@@ -98,7 +100,7 @@ struct SwitchingDemo {
         try world.printMembers(group)
         print("Dave, removed by Bob, still carried the group's envelopes to Erin; he reads nothing sent after his removal.")
         print("Two relays died and nothing was lost; nobody coordinated the switch.")
-        await DemoPeer.stopAll()
+        await peers.stopAll()
     }
 
     func say(_ person: String, _ text: String, _ group: GroupID) throws {
@@ -106,18 +108,11 @@ struct SwitchingDemo {
         try device.send(text: text, to: group)
     }
 
-    /// `dcgka sync` for one person: every relay, rounds while one brings news.
+    /// `dcgka sync` for one person (a relay that is gone fails its pass; the others carry on).
     func sync(_ person: String) async throws {
         let device = device(person)
         let client = RelayClient(device: device, identity: try device.identityKey(), logger: logger)
-        for _ in 0..<3 {
-            var news = 0
-            for record in try device.relays() {
-                guard let address = try? RelayAddress(parsing: record.address) else { continue }
-                if let report = try? await client.sync(with: address, timeout: .seconds(10)) { news += report.new }
-            }
-            if news == 0 { return }
-        }
+        _ = await client.syncAll(try device.relays().compactMap { try? RelayAddress(parsing: $0.address) }, timeout: .seconds(10))
     }
 
     func syncAll(_ people: [String]) async throws {
@@ -159,30 +154,37 @@ struct DemoRelay {
     }
 }
 
-/// Direct links in this process on 127.0.0.1 (what `dcgka peer listen` and `peer connect` run).
-enum DemoPeer {
-    nonisolated(unsafe) static var tasks: [Task<Void, Never>] = []
+/// Direct links in this process on 127.0.0.1 (what `dcgka peer listen` and `peer connect` run);
+/// the demo stops them all at its end.
+final class DemoPeers: Sendable {
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
 
     /// Listens (and keeps a link to `following`, if given); returns the port.
-    static func listen(_ device: Device<SystemRandomNumberGenerator>, logger: Logger, following: Int? = nil) async throws -> Int {
+    func listen(_ device: Device<SystemRandomNumberGenerator>, following: Int? = nil) async throws -> Int {
         let client = PeerClient(device: device, identity: try device.identityKey(), logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        tasks.append(Task { try? await client.listen(host: "127.0.0.1", port: 0, bound: { continuation.yield($0) }, onLink: { _, _, _ in }) })
+        var started: [Task<Void, Never>] = [Task {
+            try? await client.listen(host: "127.0.0.1", port: 0, bound: { continuation.yield($0) }, onLink: { _, _, _ in })
+        }]
         if let following {
-            tasks.append(Task { await client.followAll([("127.0.0.1", following)]) { _, _ in } })
+            started.append(Task { await client.followAll([("127.0.0.1", following)]) { _, _ in } })
         }
+        tasks.withLock { $0 += started }
         for await port in ports { return port }
         throw CLIError("a direct link listener did not start")
     }
 
-    static func pass(_ device: Device<SystemRandomNumberGenerator>, to port: Int, logger: Logger) async throws {
+    func pass(_ device: Device<SystemRandomNumberGenerator>, to port: Int) async throws {
         let client = PeerClient(device: device, identity: try device.identityKey(), logger: logger)
         _ = try await client.sync(host: "127.0.0.1", port: port)
     }
 
-    static func stopAll() async {
-        for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
-        tasks = []
+    func stopAll() async {
+        let running = tasks.withLock { tasks in defer { tasks = [] }; return tasks }
+        for task in running { task.cancel() }
+        for task in running { await task.value }
     }
 }

@@ -91,7 +91,7 @@ struct TCPLinkTests {
             try await withRawConnection(port: port, timeout: .seconds(30)) { raw in await raw.waitForClose() }
             let elapsed = ContinuousClock.now - start
             #expect(elapsed >= .milliseconds(900), "closed after the timeout, not before: \(elapsed)")
-            #expect(elapsed < .seconds(10), "closed by the listener, not by the test's own deadline: \(elapsed)")
+            #expect(elapsed < .seconds(30), "closed by the listener, not by the test's own 60 s deadline: \(elapsed)")
 
             // Sends a valid message 1, then nothing.
             let again = ContinuousClock.now
@@ -103,7 +103,7 @@ struct TCPLinkTests {
                 await raw.waitForClose()
             }
             let elapsedAgain = ContinuousClock.now - again
-            #expect(elapsedAgain >= .milliseconds(900) && elapsedAgain < .seconds(10), "\(elapsedAgain)")
+            #expect(elapsedAgain >= .milliseconds(900) && elapsedAgain < .seconds(30), "\(elapsedAgain)")
             #expect(handled.current == 0)
         }
     }
@@ -118,7 +118,7 @@ struct TCPLinkTests {
                 ) { _ in 0 }
             }
             let elapsed = ContinuousClock.now - start
-            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(10), "\(elapsed)")
+            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(30), "\(elapsed)")
         }
     }
 
@@ -336,7 +336,7 @@ struct TCPLinkTests {
             await #expect(throws: (any Error).self) {
                 try await TCPLinks.connect(host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)) { _ in 0 }
             }
-            #expect(ContinuousClock.now - start < .seconds(5), "refused at once, not after a timeout")
+            #expect(ContinuousClock.now - start < .seconds(30), "refused at once, not after the 60 s handshake timeout")
             #expect(handled.current == 1)
 
             release.withLock { $0 = true }
@@ -412,20 +412,22 @@ struct TCPLinkTests {
         try #require(port > 0, "the listener failed: \(failure.current ?? "")")
         // Connections accepted but not yet handed to the accept loop when it stops must be closed
         // too (NIO traps on ones that are dropped instead).
-        let ended = Locked(0)
+        // Each client gives up on its own only after 180 s: one that ends well before was closed
+        // by the listener (or refused once it stopped), not left open.
+        let start = ContinuousClock.now
+        let closedAfter = Locked<[Duration]>([])
         let clients = (0..<32).map { _ in
             Task {
-                _ = try? await withRawConnection(port: port, timeout: .seconds(30)) { raw in await raw.waitForClose() }
-                ended.withLock { $0 += 1 }
+                _ = try? await withRawConnection(port: port, timeout: .seconds(180)) { raw in await raw.waitForClose() }
+                closedAfter.withLock { $0.append(ContinuousClock.now - start) }
             }
         }
-        let start = ContinuousClock.now
         try await Task.sleep(for: .milliseconds(5))
         listener.cancel()
         try await listener.value
         for client in clients { await client.value }
-        #expect(ended.current == 32)
-        #expect(ContinuousClock.now - start < .seconds(10), "every connection was closed by the listener, none left open")
+        let leftOpen = closedAfter.current.filter { $0 >= .seconds(90) }
+        #expect(closedAfter.current.count == 32 && leftOpen.isEmpty, "\(leftOpen.count) connections were left open until their own deadline")
     }
 
     @Test("close(code, text) sends error(code, text) before closing", .timeLimit(.minutes(5)))

@@ -108,18 +108,23 @@ extension Device {
 
     /// Whether `peer` may have a group's envelopes from me (§11.2): a participant; or, for a
     /// group I am in, a holder of a grant a participant signed; a group I carry goes only to
-    /// its participants, and only while a participant's grant lets me carry it.
-    static func shares(_ record: GroupRecord, with peer: MemberID, tx: any DeviceStoreTransaction, now: UInt64) throws -> Bool {
-        guard let participants = try participants(record, tx: tx) else { return false }
-        let grants = try tx.grants(group: record.id).compactMap { try? Grant(wireBytes: $0) }
-        let valid = grants.filter { (try? $0.verify(now: now, isParticipant: { participants.contains($0) })) != nil }
+    /// its participants, and only while a participant's grant lets me carry it. Grants are read
+    /// (and their signatures checked) only when membership alone does not decide.
+    static func shares(_ record: GroupRecord, with peer: MemberID, me: MemberID?, tx: any DeviceStoreTransaction, now: UInt64) throws -> Bool {
+        func validGrants(_ isParticipant: (MemberID) -> Bool) throws -> [Grant] {
+            try tx.grants(group: record.id).compactMap { try? Grant(wireBytes: $0) }
+                .filter { (try? $0.verify(now: now, isParticipant: isParticipant)) != nil }
+        }
         switch record.status {
         case .joined:
-            return participants.contains(peer) || valid.contains { $0.holder == peer }
+            guard let group = try decodeGroup(record) else { return false }
+            let history = group.keyAgreement.history
+            if history.isKnownParticipant(peer) { return true }
+            return try validGrants { history.isKnownParticipant($0) }.contains { $0.holder == peer }
         case .carried:
-            guard let profile = try tx.profile() else { return false }
-            let me = try Keys(profile).me
-            return participants.contains(peer) && valid.contains { $0.holder == me }
+            let participants = try tx.participants(group: record.id)
+            guard let me, participants.contains(peer) else { return false }
+            return try validGrants { participants.contains($0) }.contains { $0.holder == me }
         case .invited:
             return false
         }

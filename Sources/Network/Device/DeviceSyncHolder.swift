@@ -12,10 +12,13 @@ extension Device: SyncHolder {
     public func groups(sharedWith peer: MemberID) throws -> [GroupID] {
         let now = clock()
         return try store.read { tx in
+            let records = try tx.groups()
+            // My ID matters only for groups I carry (my own grant); read it only then.
+            let me = try records.contains { $0.status == .carried } ? tx.profile().map { try Keys($0).me } : nil
             let asMyRelay = try tx.relays().filter { $0.relay == peer }
-            return try tx.groups().filter { record in
+            return try records.filter { record in
                 if record.status == .joined, asMyRelay.contains(where: { $0.carries(record.id) }) { return true }
-                return try Self.shares(record, with: peer, tx: tx, now: now)
+                return try Self.shares(record, with: peer, me: me, tx: tx, now: now)
             }.map(\.id).sorted()
         }
     }
@@ -26,7 +29,8 @@ extension Device: SyncHolder {
         return try store.read { tx in
             guard let record = try tx.group(group) else { return false }
             if record.status == .joined, try tx.relays().contains(where: { $0.relay == peer && $0.carries(group) }) { return true }
-            return try Self.shares(record, with: peer, tx: tx, now: now)
+            let me = try record.status == .carried ? tx.profile().map { try Keys($0).me } : nil
+            return try Self.shares(record, with: peer, me: me, tx: tx, now: now)
         }
     }
 

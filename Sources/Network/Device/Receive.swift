@@ -179,11 +179,12 @@ struct ReceiveSession {
             }
             return
         }
-        if try (records[item.group] ?? tx.group(item.group))?.status == .carried {
+        let known = try open(item.group, tx: tx)
+        if known, records[item.group]?.status == .carried {
             try carry(envelope, wire: item.wire, group: item.group, tx: tx)
             return
         }
-        guard try open(item.group, tx: tx), var record = records[item.group] else {
+        guard known, var record = records[item.group] else {
             try consider(envelope, tx: tx, rng: &rng)
             return
         }
@@ -373,7 +374,8 @@ struct ReceiveSession {
     /// recovery the protocol asks for (§5.7): a resync request where ratchets were lost.
     mutating func finish<R: RandomNumberGenerator>(_ tx: any DeviceStoreTransaction, rng: inout R) throws {
         for id in records.keys.sorted() {
-            guard var record = records[id] else { continue }
+            // A carried group's record does not change: its envelopes went to the log already.
+            guard var record = records[id], record.status != .carried else { continue }
             var lines = effects[id] ?? Effects(group: id, now: now)
             if var group = groups[id] {
                 if group.needsResync, let request = try? group.requestResync(using: &rng) {

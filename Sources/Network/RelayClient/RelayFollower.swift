@@ -51,3 +51,32 @@ extension RelayClient {
         }
     }
 }
+
+extension RelayClient {
+    /// `dcgka sync`: a pass with every relay, again while one brought envelopes new here, so
+    /// each relay gets what the others brought (NETWORK.md §14.1); at most three rounds (what is
+    /// left travels on the next sync). One report per relay, its counts summed over the rounds;
+    /// `noted` hears how each pass ended.
+    public func syncAll(
+        _ relays: [RelayAddress], timeout: Duration = .seconds(60), noted: (RelayAddress, String?) -> Void = { _, _ in }
+    ) async -> [SyncReport] {
+        var reports = relays.map { SyncReport(peer: $0.description) }
+        for round in 0..<3 {
+            var news = 0
+            for (index, relay) in relays.enumerated() {
+                do {
+                    let report = try await sync(with: relay, timeout: timeout)
+                    reports[index].add(report)
+                    reports[index].error = nil
+                    news += report.new
+                    noted(relay, nil)
+                } catch {
+                    reports[index].error = "\(error)"
+                    noted(relay, "\(error)")
+                }
+            }
+            if relays.count < 2 || news == 0 || round == 2 { break }
+        }
+        return reports
+    }
+}

@@ -196,26 +196,8 @@ struct SyncCommand: AsyncParsableCommand {
             let relays = try device.relays()
             guard !relays.isEmpty else { throw CLIError("no relays; add one with `dcgka relay add ADDRESS`") }
             let client = RelayClient(device: device, identity: try device.identityKey(), logger: Self.quietLogger)
-            // Each relay gets what the others brought (NETWORK.md §14.1): rounds until one brings
-            // nothing new (at most three; what is left travels on the next sync).
-            var reports = relays.map { SyncReport(peer: $0.address) }
-            for round in 0..<3 {
-                var news = 0
-                for (index, record) in relays.enumerated() {
-                    let address = try RelayAddress(parsing: record.address)
-                    do {
-                        let report = try await client.sync(with: address)
-                        reports[index].add(report)
-                        reports[index].error = nil
-                        news += report.new
-                        try device.noteSync(address, error: nil)
-                    } catch {
-                        reports[index].error = "\(error)"
-                        try device.noteSync(address, error: reports[index].error)
-                    }
-                }
-                if relays.count < 2 || news == 0 || round == 2 { break }
-            }
+            let addresses = try relays.map { try RelayAddress(parsing: $0.address) }
+            let reports = await client.syncAll(addresses) { relay, error in try? device.noteSync(relay, error: error) }
             if output.json {
                 try Output.encodable(reports.count == 1 ? AnyEncodable(reports[0]) : AnyEncodable(reports))
             } else {
