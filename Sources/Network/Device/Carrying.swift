@@ -101,7 +101,7 @@ extension Device {
             return Set(group.keyAgreement.history.participants)
         case .carried:
             return try tx.participants(group: record.id)
-        case .invited:
+        case .invited, .declined:
             return nil
         }
     }
@@ -125,7 +125,7 @@ extension Device {
             let participants = try tx.participants(group: record.id)
             guard let me, participants.contains(peer) else { return false }
             return try validGrants { participants.contains($0) }.contains { $0.holder == me }
-        case .invited:
+        case .invited, .declined:
             return false
         }
     }

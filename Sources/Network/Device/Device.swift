@@ -213,7 +213,7 @@ extension Device {
 
     public func groups() throws -> [GroupSummary] {
         try store.read { tx in
-            try tx.groups().filter { $0.status != .carried }.map { record in
+            try tx.groups().filter { $0.status != .carried && $0.status != .declined }.map { record in
                 let group = try Self.decodeGroup(record)
                 return GroupSummary(
                     id: record.id, title: record.title, members: group.map { $0.members.sorted() } ?? [],
@@ -327,6 +327,18 @@ extension Device {
             var session = ReceiveSession(keys: keys, now: now, configuration: groupConfiguration, contacts: Set(try tx.contacts().map(\.id)))
             try session.join(record: &record, invitation: entry, tx: tx, rng: &random)
             try session.finish(tx, rng: &random)
+        }
+    }
+
+    /// Refuses a group's invitation: the group is not joined, its envelopes are dropped, and the
+    /// same invitation offered again (by a relay, a peer or a file) is not shown again.
+    public mutating func declineInvitation(_ groupID: GroupID) throws {
+        try store.write { tx in
+            guard var record = try tx.group(groupID), record.status == .invited else {
+                throw DeviceError.noPendingInvitation(title: (try tx.group(groupID))?.title ?? groupID.raw.hex)
+            }
+            record.status = .declined
+            try tx.saveGroup(record)
         }
     }
 

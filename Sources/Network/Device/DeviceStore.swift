@@ -78,6 +78,9 @@ public protocol DeviceStoreTransaction {
 
     @discardableResult func appendHistory(_ entry: HistoryRecord) throws -> Int64
     func history(group: GroupID, after id: Int64, limit: Int) throws -> [HistoryRecord]
+    /// How many messages (not events) after `id` were sent by someone other than `me`, and the
+    /// newest line's time: a group list's unread count, without reading (or opening) the lines.
+    func historyActivity(group: GroupID, after id: Int64, me: MemberID) throws -> (unread: Int, lastTime: UInt64?, lastID: Int64)
     /// Deletes every history line that is past its group's disappearing-messages timer at `now`.
     @discardableResult func deleteDisappearedHistory(now: UInt64) throws -> Int
 
@@ -183,6 +186,9 @@ public struct GroupRecord: Equatable, Sendable {
         /// Not mine: a member granted me to carry it (NETWORK.md §14.3). Its envelopes are kept
         /// and passed on to its participants; nothing in it can be read here.
         case carried = 2
+        /// An invitation the user refused: kept so that the same invitation, offered again by a
+        /// relay or a peer, is not shown again; nothing of the group is kept or passed on.
+        case declined = 3
     }
 
     public var id: GroupID

@@ -188,6 +188,11 @@ struct ReceiveSession {
             try consider(envelope, tx: tx, rng: &rng)
             return
         }
+        if record.status == .declined {
+            // A refused invitation: nothing of the group is kept.
+            report.ignored += 1
+            return
+        }
         // Taken out of the table while it changes: a copy left behind would make every change
         // copy the group's tables (copy on write).
         guard record.status == .joined, var group = groups.removeValue(forKey: item.group) else {
@@ -375,7 +380,7 @@ struct ReceiveSession {
     mutating func finish<R: RandomNumberGenerator>(_ tx: any DeviceStoreTransaction, rng: inout R) throws {
         for id in records.keys.sorted() {
             // A carried group's record does not change: its envelopes went to the log already.
-            guard var record = records[id], record.status != .carried else { continue }
+            guard var record = records[id], record.status != .carried, record.status != .declined else { continue }
             var lines = effects[id] ?? Effects(group: id, now: now)
             if var group = groups[id] {
                 if group.needsResync, let request = try? group.requestResync(using: &rng) {

@@ -566,6 +566,15 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         }
     }
 
+    func historyActivity(group: GroupID, after id: Int64, me: MemberID) throws -> (unread: Int, lastTime: UInt64?, lastID: Int64) {
+        let unread = try Int.fetchOne(db.cachedStatement(sql: """
+            SELECT COUNT(*) FROM history WHERE groupID = ? AND id > ? AND kind = ? AND (sender IS NULL OR sender != ?)
+            """), arguments: [Data(group.bytes), id, HistoryRecord.Kind.message.rawValue, Data(me.bytes)]) ?? 0
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, time FROM history WHERE groupID = ? ORDER BY id DESC LIMIT 1"),
+                                    arguments: [Data(group.bytes)])
+        return (unread, last.map { UInt64($0["time"] as Int64) }, last?["id"] ?? 0)
+    }
+
     /// One statement, no group state read: the timers are a column of `chatGroup`.
     func deleteDisappearedHistory(now: UInt64) throws -> Int {
         try db.cachedStatement(sql: """

@@ -6,49 +6,7 @@ import Foundation
 import RelayClient
 import Sync
 
-/// History lines in words, with names as this device knows them.
-struct HistoryRenderer {
-    let names: [MemberID: String]
-    let me: MemberID
-
-    func name(_ id: MemberID?) -> String {
-        guard let id else { return "someone" }
-        if id == me { return "you" }
-        return names[id] ?? String(id.raw.hex.prefix(12))
-    }
-
-    func list(_ ids: [MemberID]) -> String { ids.map { name($0) }.joined(separator: ", ") }
-
-    func sentence(_ entry: HistoryRecord) -> String {
-        let who = name(entry.sender)
-        let Who = who.prefix(1).uppercased() + who.dropFirst()
-        switch entry.event ?? "" {
-        case "created": return "\(Who) created the group with \(list(entry.subjects))"
-        case "joined": return "\(Who) added you; you are in the group"
-        case "added": return "\(Who) added \(list(entry.subjects))"
-        case "removed": return "\(Who) removed \(list(entry.subjects))"
-        case "removed-me": return "\(Who) removed you from the group; you will not read anything sent after this"
-        case "updated": return "\(Who) refreshed \(entry.sender == me ? "your" : "their") keys"
-        case "title": return "\(Who) named the group \"\(entry.text)\""
-        case "relays": return "\(Who) suggested relays: \(entry.text)"
-        case "relay-used": return "This device now uses \(entry.text) for this group (suggested by \(who))"
-        case "unreadable": return "A message from \(who) could not be read: \(entry.text)"
-        case "expired": return "A message from \(who) is gone: \(entry.text)"
-        case "non-member": return "A message from \(who) was ignored: \(entry.text)"
-        case "equivocation":
-            return "\(Who) showed different messages to different members (a sign of a compromised or malicious device); the evidence is kept"
-        default: return "\(Who): \(entry.text)"
-        }
-    }
-
-    func line(_ entry: HistoryRecord) -> String {
-        let time = Self.shortTime(entry.time)
-        switch entry.kind {
-        case .message: return "[\(time)] \(name(entry.sender)): \(entry.text)"
-        case .event: return "[\(time)] * \(sentence(entry))"
-        }
-    }
-
+extension HistoryRenderer {
     func json(_ entry: HistoryRecord) -> [String: Any] {
         var object: [String: Any] = ["time": Timestamp.iso8601(entry.time), "received": Timestamp.iso8601(entry.receivedAt)]
         if let sender = entry.sender {
@@ -69,12 +27,6 @@ struct HistoryRenderer {
             }
         }
         return object
-    }
-
-    /// `YYYY-MM-DD HH:MM` in UTC.
-    static func shortTime(_ seconds: UInt64) -> String {
-        let iso = Timestamp.iso8601(seconds)
-        return String(iso.prefix(16)).replacingOccurrences(of: "T", with: " ")
     }
 }
 
