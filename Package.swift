@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "RelayPostgres", targets: ["RelayPostgres"]),
         .library(name: "RelayServer", targets: ["RelayServer"]),
         .library(name: "LinkIO", targets: ["LinkIO"]),
+        .library(name: "WebUI", targets: ["WebUI"]),
         .executable(name: "dcgka", targets: ["dcgka"]),
     ],
     dependencies: [
@@ -161,6 +162,18 @@ let package = Package(
             dependencies: ["Device", "DCGKAEncoding", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")],
             path: "Sources/Network/DeviceStorage", swiftSettings: strict),
+        // `dcgka ui`: the local web client on loopback (Hummingbird, a JSON WebSocket API), driving
+        // the same device engine as the CLI; its page (HTML, CSS, JavaScript modules) ships as a
+        // resource.
+        .target(
+            name: "WebUI",
+            dependencies: ["Device", "RelayClient", "Sync", "DCGKAEncoding", "DCGKACrypto",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/WebUI", resources: [.copy("Resources/site")], swiftSettings: strict),
         // `dcgka bench`: the paper's evaluation method and the crypto floor.
         .target(
             name: "Benchmarking",
@@ -171,7 +184,7 @@ let package = Package(
             name: "dcgka",
             dependencies: [
                 "Simulator", "DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "Benchmarking", "Device", "DeviceStorage", "Sync",
-                "RelayServer", "RelayClient", "Relay", "RelayStorage", "RelayPostgres", "NetworkSimulation",
+                "RelayServer", "RelayClient", "Relay", "RelayStorage", "RelayPostgres", "NetworkSimulation", "WebUI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -207,6 +220,8 @@ let package = Package(
             dependencies: ["NetworkSimulation", "Relay", "RelayStorage", "RelayPostgres", "RelayServer", "RelayClient", "Link", "LinkIO", "Sync", "Device", "DeviceStorage",
                            "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding", "DCGKATestSupport",
                            .product(name: "WSClient", package: "swift-websocket")]),
+        // The web client: its guard as values, and the real page in headless Chromium (Tests/Browser).
+        .testTarget(name: "WebUITests", dependencies: ["WebUI", "dcgka", "DCGKATestSupport"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(
             name: "DeviceTests",

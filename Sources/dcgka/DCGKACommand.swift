@@ -8,7 +8,7 @@ struct DCGKACommand: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, InitCommand.self, WhoamiCommand.self, ContactCommand.self, GroupCommand.self, SendCommand.self,
             LogCommand.self, ChatCommand.self, ExportCommand.self, ImportCommand.self, WipeCommand.self,
-            RelayCommand.self, SyncCommand.self, PeerCommand.self, ConfigCommand.self,
+            RelayCommand.self, SyncCommand.self, PeerCommand.self, ConfigCommand.self, UICommand.self,
             SimulateCommand.self, BenchCommand.self, MembershipGrowthCommand.self,
         ],
         defaultSubcommand: DemoCommand.self)
