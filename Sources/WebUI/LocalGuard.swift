@@ -96,10 +96,12 @@ public struct LocalGuard: Sendable {
 
     /// The Content-Security-Policy on every response: scripts and styles from this server only,
     /// no inline script or style, no other resource, the WebSocket to this server only, no
-    /// framing, no forms posting anywhere.
+    /// framing, no forms posting anywhere. (An IPv6 literal is not a valid CSP host source; a
+    /// page opened at `[::1]` reaches its WebSocket through `'self'`, which CSP 3 extends to
+    /// `ws:` on the same host and port.)
     public var contentSecurityPolicy: String {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-            + "connect-src 'self' ws://127.0.0.1:\(port) ws://localhost:\(port) ws://[::1]:\(port); "
+            + "connect-src 'self' ws://127.0.0.1:\(port) ws://localhost:\(port); "
             + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     }
 

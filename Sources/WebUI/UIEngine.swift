@@ -48,18 +48,9 @@ actor UIEngine {
     func stop() async { await links?.stop() }
 
     /// A fingerprint of what the page shows: it changes when a log grows, a link's state or a
-    /// read mark changes, or another process on the home writes.
+    /// read mark changes, or another process on the home writes (one read of the store).
     func fingerprint() async -> [Int64] {
-        var print: [Int64] = [Int64(version), Int64(await links?.version ?? 0)]
-        guard let me = try? device.me().id else { return print }
-        for group in (try? device.groups()) ?? [] {
-            print.append((try? device.lastLogPosition(of: group.id)) ?? 0)
-            print.append((try? device.activity(of: group.id, me: me).lastID) ?? 0)
-            print.append(group.pendingInvitation ? 1 : 0)
-        }
-        print.append(Int64((try? device.relays().count) ?? 0))
-        print.append(Int64((try? device.contacts().count) ?? 0))
-        return print
+        [Int64(version), Int64(await links?.version ?? 0)] + ((try? device.changeMarks()) ?? [])
     }
 
     // MARK: Requests
@@ -181,6 +172,18 @@ actor UIEngine {
         case "remove_peer":
             await links?.removePeer(try arguments.string("address"))
             return [:]
+        case "set_timer":
+            let seconds = try arguments.int("seconds", default: 0)
+            guard seconds >= 0, seconds < 1 << 32 else { throw UIError("the timer is a number of seconds (0: off)") }
+            try device.setDisappearingTimer(UInt64(seconds), for: try arguments.group())
+            version += 1
+            return [:]
+        case "grant":
+            let days = try arguments.int("days", default: 30)
+            guard (1...365).contains(days) else { throw UIError("a grant lasts 1 to 365 days") }
+            let grant = try device.grant(try arguments.group(), to: try arguments.id("contact"), days: UInt64(days))
+            changedLog()
+            return ["not_after": NSNumber(value: grant.notAfter)]
         case "set_lan":
             guard let links else { throw UIError("choose a name first") }
             try await links.setLAN(try arguments.bool("on"))
@@ -300,19 +303,32 @@ actor UIEngine {
 
     // MARK: Files (NETWORK.md §14.4)
 
-    /// A sync file of one group (or all), sealed to their participants unless `plain`.
-    func export(group: String?, plain: Bool) throws -> (bytes: [UInt8], name: String) {
+    /// How an exported file is protected (`dcgka export`'s choices).
+    enum FileProtection: Sendable {
+        /// Sealed to the groups' participants (the default).
+        case participants
+        case passphrase(String)
+        case plain
+    }
+
+    /// A sync file of one group (or all).
+    func export(group: String?, protection choice: FileProtection) throws -> (bytes: [UInt8], name: String) {
         let groups = try group.map { [try Arguments.groupID($0)] }
         let all = try groups ?? device.groups().filter { !$0.pendingInvitation }.map(\.id)
-        let protection: SyncFile.Protection = plain ? .plain : .recipients(try device.participantBundles(of: all))
+        let protection: SyncFile.Protection
+        switch choice {
+        case .participants: protection = .recipients(try device.participantBundles(of: all))
+        case .passphrase(let passphrase): protection = .passphrase(passphrase)
+        case .plain: protection = .plain
+        }
         let (bytes, _) = try device.exportFile(groups: groups, protection: protection)
         let title = try groups.flatMap { ids in try device.groups().first { $0.id == ids[0] }?.title } ?? "all"
         let safe = String(title.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "-" }.prefix(40))
         return (bytes, "dcgka-\(safe).dcgka")
     }
 
-    func importFile(_ bytes: [UInt8]) throws -> String {
-        let report = try device.importFile(bytes)
+    func importFile(_ bytes: [UInt8], passphrase: String?) throws -> String {
+        let report = try device.importFile(bytes, passphrase: passphrase)
         changedLog()
         return Self.encode([
             "new": report.new, "duplicate": report.duplicate, "rejected": report.rejected, "messages": report.messages,

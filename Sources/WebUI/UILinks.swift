@@ -80,7 +80,7 @@ actor UILinks {
         for address in addresses where relayTasks[address] == nil {
             guard let parsed = try? RelayAddress(parsing: address) else { continue }
             relayStates[address] = LinkState()
-            relayTasks[address] = Task { [device, identity, logger] in
+            relayTasks[address] = Task.detached { [device, identity, logger] in
                 let client = RelayClient(device: device, identity: identity, logger: logger)
                 var backoff = Backoff()
                 var random = SystemRandomNumberGenerator()
@@ -91,10 +91,10 @@ actor UILinks {
                             try? device.noteSync(parsed, error: nil)
                             Task { await self.setRelay(address, LinkState(connected: true)) }
                         }
-                        await setRelay(address, LinkState(connected: false, error: "the relay closed the link"))
+                        await self.setRelay(address, LinkState(connected: false, error: "the relay closed the link"))
                     } catch {
                         try? device.noteSync(parsed, error: "\(error)")
-                        await setRelay(address, LinkState(connected: false, error: "\(error)"))
+                        await self.setRelay(address, LinkState(connected: false, error: "\(error)"))
                     }
                     if started.duration(to: .now) > .seconds(10) { backoff.reset() }
                     try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
@@ -119,7 +119,7 @@ actor UILinks {
         guard peerTasks[label] == nil else { return }
         peerOrder.append(label)
         peerStates[label] = LinkState()
-        peerTasks[label] = Task { [device, identity, logger] in
+        peerTasks[label] = Task.detached { [device, identity, logger] in
             let client = PeerClient(device: device, identity: identity, logger: logger)
             var backoff = Backoff(base: 0.5, cap: 10)
             var random = SystemRandomNumberGenerator()
@@ -129,9 +129,9 @@ actor UILinks {
                     try await client.follow(host: host, port: Int(port)) { _ in
                         Task { await self.setPeer(label, LinkState(connected: true)) }
                     }
-                    await setPeer(label, LinkState(connected: false, error: "the device closed the link"))
+                    await self.setPeer(label, LinkState(connected: false, error: "the device closed the link"))
                 } catch {
-                    await setPeer(label, LinkState(connected: false, error: "\(error)"))
+                    await self.setPeer(label, LinkState(connected: false, error: "\(error)"))
                 }
                 if started.duration(to: .now) > .seconds(10) { backoff.reset() }
                 try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
@@ -159,7 +159,7 @@ actor UILinks {
     func listen(host: String, port: Int) async throws {
         let (bound, continuation) = AsyncThrowingStream.makeStream(of: Int.self)
         let book = book
-        listenTask = Task { [device, identity, logger] in
+        listenTask = Task.detached { [device, identity, logger] in
             let client = PeerClient(device: device, identity: identity, logger: logger)
             do {
                 try await client.listen(host: host, port: port) { port in
@@ -208,7 +208,7 @@ actor UILinks {
         guard lanTask == nil else { return }
         guard let port = listenPort, port > 0 else { throw UIError("LAN discovery needs the direct-link listener (start dcgka ui with --peer-listen)") }
         let book = book
-        lanTask = Task { [device, identity, logger] in
+        lanTask = Task.detached { [device, identity, logger] in
             let client = PeerClient(device: device, identity: identity, logger: logger)
             await client.followLAN(port: port, book: book) { sighting in
                 Task { await self.sighted(sighting) }

@@ -66,25 +66,35 @@ public struct UIServer: Sendable {
         router.add(middleware: GuardMiddleware(box: guardBox))
         router.get("/") { _, _ in try site.response(for: "index.html") }
         router.get("/:file") { _, context in try site.response(for: context.parameters.get("file") ?? "") }
+        // Files (NETWORK.md §14.4): GET for the common cases; POST with a JSON body for a
+        // passphrase, which must not travel in a URL.
         router.get("/api/export") { request, _ in
             try guardBox.apiCheck(request)
-            let group = request.uri.queryParameters.get("group")
             let plain = request.uri.queryParameters.get("protection") == "plain"
-            do {
-                let (bytes, name) = try await engine.export(group: group, plain: plain)
-                return Response(
-                    status: .ok,
-                    headers: [.contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(name)\""],
-                    body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-            } catch {
-                throw HTTPError(.badRequest, message: "\(error)")
+            return try await Self.export(engine, group: request.uri.queryParameters.get("group"), protection: plain ? .plain : .participants)
+        }
+        router.post("/api/export") { request, _ in
+            try guardBox.apiCheck(request)
+            let body = try await request.body.collect(upTo: 64 << 10)
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+            let protection: UIEngine.FileProtection
+            switch object["protection"] as? String {
+            case "passphrase":
+                guard let passphrase = object["passphrase"] as? String, !passphrase.isEmpty else {
+                    throw HTTPError(.badRequest, message: "a passphrase is needed")
+                }
+                protection = .passphrase(passphrase)
+            case "plain": protection = .plain
+            default: protection = .participants
             }
+            return try await Self.export(engine, group: object["group"] as? String, protection: protection)
         }
         router.post("/api/import") { request, _ in
             try guardBox.apiCheck(request)
+            let passphrase = request.headers[HTTPFields.Element.Name("X-DCGKA-File-Passphrase")!].flatMap { $0.isEmpty ? nil : $0 }
             let body = try await request.body.collect(upTo: 256 << 20)
             do {
-                let report = try await engine.importFile(Array(buffer: body))
+                let report = try await engine.importFile(Array(buffer: body), passphrase: passphrase)
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: report)))
             } catch {
                 throw HTTPError(.badRequest, message: "\(error)")
@@ -120,6 +130,20 @@ public struct UIServer: Sendable {
         }
         hub.closeAll()
         await engine.stop()
+    }
+}
+
+extension UIServer {
+    static func export(_ engine: UIEngine, group: String?, protection: UIEngine.FileProtection) async throws -> Response {
+        do {
+            let (bytes, name) = try await engine.export(group: group, protection: protection)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(name)\""],
+                body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch {
+            throw HTTPError(.badRequest, message: "\(error)")
+        }
     }
 }
 

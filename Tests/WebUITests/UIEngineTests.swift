@@ -115,3 +115,16 @@ struct UIEngineTests {
         #expect(try await page.error("set_relay_policy", ["policy": "never"]).contains("ask"))
     }
 }
+
+@Suite("dcgka ui listens on loopback only")
+struct LoopbackOnlyTests {
+    @Test("any other address is refused before anything listens", arguments: ["0.0.0.0", "192.168.1.10", "::", "example.com"])
+    func refused(host: String) async throws {
+        let device = Device(store: try SQLiteDeviceStore(path: nil), clock: { 1_800_000_000 }, random: SystemRandomNumberGenerator())
+        var configuration = UIServer.Configuration()
+        configuration.host = host
+        configuration.port = 0
+        let server = UIServer(device: device, configuration: configuration, logger: Logger(label: "test"))
+        await #expect(throws: UIServer.StartError.self) { try await server.run { _ in Issue.record("it listened on \(host)") } }
+    }
+}

@@ -72,6 +72,9 @@ public protocol DeviceStoreTransaction {
     func participants(group: GroupID) throws -> Set<MemberID>
     func addParticipants(group: GroupID, _ members: [MemberID]) throws
 
+    /// Numbers that change whenever anything a client shows changes (the log, history, groups,
+    /// contacts, relays, read marks), whichever process wrote it: one cheap read, for watchers.
+    func changeMarks() throws -> [Int64]
     /// A device setting (`dcgka config`), nil when never set.
     func setting(_ key: String) throws -> String?
     func setSetting(_ key: String, _ value: String) throws

@@ -29,3 +29,11 @@ extension Device {
         }
     }
 }
+
+extension Device {
+    /// Changes whenever anything a client shows changes, whichever process on the home wrote it
+    /// (``DeviceStoreTransaction/changeMarks()``).
+    public func changeMarks() throws -> [Int64] {
+        try store.read { try $0.changeMarks() }
+    }
+}

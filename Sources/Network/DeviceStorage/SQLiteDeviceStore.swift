@@ -531,6 +531,18 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         }
     }
 
+    func changeMarks() throws -> [Int64] {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT (SELECT IFNULL(MAX(position), 0) FROM envelope), (SELECT IFNULL(MAX(id), 0) FROM history),
+                   (SELECT COUNT(*) FROM history), (SELECT COUNT(*) FROM chatGroup), (SELECT IFNULL(SUM(status), 0) FROM chatGroup),
+                   (SELECT COUNT(*) FROM contact), (SELECT COUNT(*) FROM relay), (SELECT IFNULL(SUM(lastSync), 0) FROM relay),
+                   (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM relaySuggestion),
+                   (SELECT IFNULL(SUM(CAST(value AS INTEGER)), 0) FROM setting WHERE key LIKE 'read-mark.%'),
+                   (SELECT COUNT(*) FROM setting)
+            """)) else { return [] }
+        return (0..<row.count).map { row[$0] as Int64? ?? 0 }
+    }
+
     func setting(_ key: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key])
     }
