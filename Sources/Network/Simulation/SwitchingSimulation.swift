@@ -1,21 +1,13 @@
-public import Foundation
-public import DCGKAEncoding
-public import DCGKACrypto
+internal import Foundation
+internal import DCGKAEncoding
+internal import DCGKACrypto
 internal import Device
-internal import DeviceStorage
-internal import Sync
-internal import Relay
-internal import RelayStorage
-internal import RelayClient
-internal import LinkIO
-internal import Logging
-internal import Synchronization
 
-/// The switching scenario of NETWORK.md §14 (issue 11) as a seeded simulation over the real
-/// engines: each person is a ``Device`` on its own SQLite database, the relays are the relay's
-/// own per-link logic (``RelayConnection``) on its SQLite store, links are memory links that
-/// carry §11 frames through the device's own pass (the one `dcgka sync` and `dcgka peer` run),
-/// and files are the device's own export and import. The seed decides the operations, who syncs
+/// The switching scenario of NETWORK.md §14 (issue 11) as a seeded simulation on a
+/// ``DeviceNetwork``: each person is a device on its own SQLite database, the relays are the
+/// relay's own per-link logic on its SQLite store, links are memory links that carry §11 frames
+/// through the device's own pass (the one `dcgka sync` and `dcgka peer` run), and files are the
+/// device's own export and import. The seed decides the operations, who syncs
 /// when, the relay policies, who is added and removed, the order of the chain and where links
 /// are cut; every check is made at the end.
 ///
@@ -82,68 +74,6 @@ public struct SwitchingSimulation: Sendable {
     }
 }
 
-/// A random generator that copies of a device share (a device is a value; its copies in
-/// concurrent passes draw from one sequence).
-final class SharedRandom: RandomNumberGenerator, Sendable {
-    private let state: Mutex<SeededRandom>
-    init(seed: UInt64) { state = Mutex(SeededRandom(seed: seed)) }
-    func next() -> UInt64 { state.withLock { $0.next() } }
-}
-
-/// The simulation's clock: seconds, moved by the scenario.
-final class SimulatedClock: Sendable {
-    private let seconds = Mutex<UInt64>(1_800_000_000)
-    var now: UInt64 { seconds.withLock { $0 } }
-    func advance(_ by: UInt64 = 1) { seconds.withLock { $0 += by } }
-}
-
-/// A relay in the simulator: the relay's own link logic and store, no sockets.
-struct SimulatedRelay: RelayEnvironment {
-    let identity: IdentityKey
-    let store: any RelayStore
-    var limits = RelayLimits()
-    let clock: SimulatedClock
-
-    func commit(_ batch: StoreBatch) async throws -> [StoreOutcome] {
-        try await store.store([batch], now: clock.now, quotas: StoreQuotas(limits)).first ?? []
-    }
-
-    func takeEnvelopeTokens(_ identity: MemberID, _ count: Int, now: Double) async -> Bool { true }
-
-    var address: RelayAddress { RelayAddress(host: "relay-\(identity.id.raw.hex.prefix(8)).sim", port: 7447, relay: identity.id) }
-
-    /// Serves one link until the device ends it (or the link is cut).
-    func serve(_ channel: inout MemoryChannel) async {
-        var connection = RelayConnection(relay: identity.id, peer: channel.link.peer, environment: self, now: Double(clock.now))
-        defer { channel.link.close() }
-        do {
-            for output in connection.start() { if case .send(let message) = output { try await channel.link.send([message]) } }
-            while let messages = try await channel.receive() {
-                for message in messages {
-                    for output in try await connection.receive(message, now: Double(clock.now)) {
-                        switch output {
-                        case .send(let message): try await channel.link.send([message])
-                        case .close(let refusal):
-                            try await channel.link.send([.error(refusal.code, refusal.description)])
-                            return
-                        case .closed: return
-                        case .subscribe, .published: break
-                        }
-                    }
-                }
-            }
-        } catch {
-            // The link was cut: what was stored stays stored.
-        }
-    }
-}
-
-/// Hands one end of a memory link to the task that alone uses it from then on.
-struct HandOver<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
 struct Sent {
     var sender: Int
     var text: String
@@ -152,89 +82,46 @@ struct Sent {
 }
 
 struct World {
-    typealias SimDevice = Device<SharedRandom>
     let configuration: SwitchingSimulation.Configuration
     var random: SeededRandom
-    let clock = SimulatedClock()
-    var devices: [SimDevice] = []
-    var names: [String] = []
-    var ids: [MemberID] = []
-    var relays: [SimulatedRelay] = []
-    var liveRelays: [Bool] = []
+    var network: DeviceNetwork
     var group: GroupID?
     var sent: [Sent] = []
-    var passes = 0
-    var cutPasses = 0
-    let logger: Logger
 
+    var clock: NetworkClock { network.clock }
+    var names: [String] { network.names }
+    var ids: [MemberID] { network.ids }
     var offline: Int { configuration.members - 1 }
     var online: [Int] { Array(0..<offline) }
 
     init(_ configuration: SwitchingSimulation.Configuration, folder: String) throws {
         self.configuration = configuration
         random = SeededRandom(seed: configuration.seed)
-        var logger = Logger(label: "dcgka.simulate")
-        logger.logLevel = .critical
-        self.logger = logger
-        let clock = clock
-        for index in 0..<configuration.members {
-            let name = index < 26 ? String(UnicodeScalar(UInt8(65 + index))) : "P\(index)"
-            let store = try SQLiteDeviceStore(path: (folder as NSString).appendingPathComponent("\(name).sqlite"))
-            var device = Device(store: store, clock: { clock.now }, random: SharedRandom(seed: configuration.seed &* 1_000 &+ UInt64(index)))
-            ids.append(try device.initialize(name: name))
-            names.append(name)
-            devices.append(device)
-        }
-        for index in devices.indices {
-            let code = try devices[index].profile().contactCode
-            for other in devices.indices where other != index {
-                _ = try devices[other].addContact(code: code, name: names[index])
-            }
-        }
-        for label in ["company", "home"] {
-            var keyRandom = SeededRandom(seed: configuration.seed &+ UInt64(label.utf8.count))
-            let store = try SQLiteRelayStore(path: (folder as NSString).appendingPathComponent("relay-\(label).sqlite"))
-            relays.append(SimulatedRelay(identity: IdentityKey.generate(using: &keyRandom), store: store, clock: clock))
-            liveRelays.append(true)
-        }
+        let names = (0..<configuration.members).map { $0 < 26 ? String(UnicodeScalar(UInt8(65 + $0))) : "P\($0)" }
+        network = try DeviceNetwork(names, .init(storage: .files(in: folder), randomness: .seeded(configuration.seed)))
+        // The relays' keys come from the seeds they had before the harness, so reports of a seed stay the same.
+        for label in ["company", "home"] { try network.addRelay(label, keySeed: configuration.seed &+ UInt64(label.utf8.count)) }
     }
 
-    // MARK: Links
+    // MARK: Links (each moves the clock one second)
 
     /// One pass between two devices over a memory link, perhaps cut after `budget` messages.
     mutating func pass(_ a: Int, _ b: Int, budget: Int? = nil) async throws {
-        let (sideA, sideB) = MemoryChannel.pair(ids[a], ids[b], budget: budget)
-        let clientA = PeerClient(device: devices[a], identity: try devices[a].identityKey(), logger: logger)
-        let clientB = PeerClient(device: devices[b], identity: try devices[b].identityKey(), logger: logger)
-        let (handA, handB) = (HandOver(sideA), HandOver(sideB))
-        async let left: Bool = { var channel = handA.value; defer { channel.link.close() }; return (try? await clientA.pass(over: &channel)) != nil }()
-        async let right: Bool = { var channel = handB.value; defer { channel.link.close() }; return (try? await clientB.pass(over: &channel)) != nil }()
-        _ = await (left, right)
-        passes += 1
-        if budget != nil { cutPasses += 1 }
+        try await network.pass(a, b, budget: budget)
         clock.advance()
     }
 
     /// A device syncs with every live relay it uses (`dcgka sync`).
     mutating func sync(_ person: Int) async throws {
-        for (index, relay) in relays.enumerated() where liveRelays[index] {
-            guard try devices[person].relays().contains(where: { $0.relay == relay.identity.id }) else { continue }
-            let (deviceSide, relaySide) = MemoryChannel.pair(ids[person], relay.identity.id, budget: nil)
-            let client = PeerClient(device: devices[person], identity: try devices[person].identityKey(), logger: logger)
-            let (relayHand, deviceHand) = (HandOver(relaySide), HandOver(deviceSide))
-            async let served: Void = { var channel = relayHand.value; await relay.serve(&channel) }()
-            async let passed: Bool = { var channel = deviceHand.value; defer { channel.link.close() }; return (try? await client.pass(over: &channel)) != nil }()
-            _ = await (served, passed)
-            passes += 1
-        }
+        try await network.sync(person)
         clock.advance()
     }
 
     // MARK: Operations
 
     func view(_ person: Int) throws -> Set<MemberID>? {
-        guard let group, let summary = try devices[person].groups().first(where: { $0.id == group }), summary.isMember else { return nil }
-        return Set(summary.members)
+        guard let group else { return nil }
+        return try network.view(person, group)
     }
 
     /// A message, an update, or nothing, from a random online member (in its own view).
@@ -246,10 +133,10 @@ struct World {
         if random.next() % 10 < 8 {
             let text = "m\(step) from \(names[person])"
             let readers = try view(person)!.subtracting([ids[person]])
-            try devices[person].send(text: text, to: group)
+            try network[person].send(text: text, to: group)
             sent.append(Sent(sender: person, text: text, readers: readers))
         } else {
-            try devices[person].update(group)
+            try network[person].update(group)
         }
         clock.advance()
     }
@@ -263,11 +150,11 @@ struct World {
 
     mutating func run() async throws -> SwitchingSimulation.Report {
         let steps = max(configuration.operations, 10)
-        let company = relays[0], home = relays[1]
-        for person in online { try devices[person].addRelay(company.address) }
+        let company = try network.relayAddress("company"), home = try network.relayAddress("home")
+        for person in online { try network[person].addRelay(company) }
 
         // (1) Everyone on the company relay.
-        group = try devices[0].createGroup(title: "Newsroom", with: online.dropFirst().map { ids[$0] })
+        group = try network[0].createGroup(title: "Newsroom", with: online.dropFirst().map { ids[$0] })
         for _ in 0..<2 { for person in online { try await sync(person) } }
         var step = 0
         while step < steps * 3 / 10 {
@@ -281,16 +168,16 @@ struct World {
         var asking: [Int] = []
         for person in online.dropFirst() {
             let policy = policies[Int(random.next() % 3)]
-            try devices[person].setRelayPolicy(policy)
+            try network[person].setRelayPolicy(policy)
             if policy == .ask { asking.append(person) }
         }
         let poster = online[Int(random.next() % UInt64(online.count))]
-        if try view(poster) != nil, let group { try devices[poster].setRelays([home.address], for: group) }
+        if try view(poster) != nil, let group { try network[poster].setRelays([home], for: group) }
         for _ in 0..<2 { for person in online { try await sync(person) } }
-        for person in asking { try devices[person].acceptRelay(home.address) }
+        for person in asking { try network[person].acceptRelay(home) }
         // Whoever still does not use it (the poster's list may have lost to nobody's) is given it.
         for person in online {
-            if try !devices[person].relays().contains(where: { $0.relay == home.identity.id }) { try devices[person].acceptRelay(home.address) }
+            if try !network[person].relays().contains(where: { $0.relay == home.relay }) { try network[person].acceptRelay(home) }
         }
         while step < steps / 2 {
             try operate(step, among: online)
@@ -301,7 +188,7 @@ struct World {
 
         // (3) The company relay dies; concurrently one member adds the offline person and
         // another removes someone.
-        liveRelays[0] = false
+        try network.killRelay("company")
         let members = try online.filter { try view($0) != nil }
         let adder = members[Int(random.next() % UInt64(members.count))]
         let others = members.filter { $0 != adder }
@@ -309,8 +196,8 @@ struct World {
         let targets = members.filter { $0 != adder && $0 != remover }
         let removed = targets[Int(random.next() % UInt64(targets.count))]
         if let group {
-            try devices[adder].add(ids[offline], to: group)
-            try devices[remover].remove(ids[removed], from: group)
+            try network[adder].add(ids[offline], to: group)
+            try network[remover].remove(ids[removed], from: group)
         }
         clock.advance()
         while step < steps * 7 / 10 {
@@ -321,7 +208,7 @@ struct World {
         for _ in 0..<3 { for person in online { try await sync(person) } }
 
         // (4) The home relay dies: a chain of direct links between neighbours, some passes cut.
-        liveRelays[1] = false
+        try network.killRelay("home")
         var chain = online
         chain.shuffle(using: &random)
         while step < steps {
@@ -342,21 +229,20 @@ struct World {
         // (5) The offline person gets everything in a file from a chain member.
         let carrier = chain[Int(random.next() % UInt64(chain.count))]
         if let group, configuration.deliversFile {
-            let bundle = try devices[carrier].participantBundles(of: [group]).filter { $0.identity == ids[offline] }
-            let (bytes, _) = try devices[carrier].exportFile(groups: [group], protection: bundle.isEmpty ? .plain : .recipients(bundle))
-            _ = try devices[offline].importFile(bytes)
+            let bytes = try network.file(from: carrier, groups: [group], protection: .participants(among: [ids[offline]]))
+            try network.carry(bytes, to: names[offline])
         }
 
         let checks = try check(removed: removed)
         return SwitchingSimulation.Report(
             ok: checks.allSatisfy(\.ok), members: configuration.members, operations: steps, seed: configuration.seed,
-            messages: sent.count, passes: passes, cutPasses: cutPasses, chain: chain.map { names[$0] },
+            messages: sent.count, passes: network.passes, cutPasses: network.cutPasses, chain: chain.map { names[$0] },
             added: names[offline], removed: names[removed], checks: checks)
     }
 
     func logSizes() throws -> [Int] {
         guard let group else { return [] }
-        return try devices.map { try $0.log(of: group, after: 0, limit: Int.max).wires.count }
+        return try network.logSizes(group)
     }
 
     // MARK: Checks
@@ -365,7 +251,7 @@ struct World {
         guard let group else { return [] }
         var checks: [SwitchingSimulation.Check] = []
         // Identical views: every device that counts itself a member sees the same members.
-        let views = try devices.indices.compactMap { index in try view(index).map { (index, $0) } }
+        let views = try network.devices.indices.compactMap { index in try view(index).map { (index, $0) } }
         let distinct = Set(views.map(\.1))
         let expected = Set(online.filter { $0 != removed }.map { ids[$0] } + [ids[offline]])
         checks.append(.init(
@@ -374,7 +260,7 @@ struct World {
         // Nothing lost: every device, the removed one and the offline one included, holds every
         // envelope any online device holds; the offline device's only extras are its own (its
         // acknowledgments after the import, waiting in its outbox for a link it never gets).
-        let holdings = try devices.map { try $0.holdings(of: group).chains }
+        let holdings = try network.devices.map { try $0.holdings(of: group).chains }
         let logs = holdings.map { Set($0.flatMap { $0.value.values }) }
         let union = online.reduce(into: Set<Bytes32>()) { $0.formUnion(logs[$1]) }
         var short = logs.enumerated().filter { !$0.element.isSuperset(of: union) }.map { "\(names[$0.offset]) lacks \(union.subtracting($0.element).count)" }
@@ -387,7 +273,7 @@ struct World {
         // Exactly the intended readers: a message is read by its sender and the members of
         // its sender's view when it was sent, and by nobody else.
         var wrong: [String] = []
-        for (index, device) in devices.enumerated() {
+        for (index, device) in network.devices.enumerated() {
             let read = try device.history(of: group).filter { $0.kind == .message }
             let counts = Dictionary(read.map { ($0.text, 1) }, uniquingKeysWith: +)
             for message in sent {
@@ -401,7 +287,7 @@ struct World {
             detail: wrong.isEmpty ? "\(sent.count) messages, each read by exactly its sender's view" : wrong.prefix(5).joined(separator: "; ")))
         // The removed member reads nothing sent by senders who knew of its removal.
         let after = sent.filter { !$0.readers.contains(ids[removed]) && $0.sender != removed }
-        let leaked = try devices[removed].history(of: group).filter { line in line.kind == .message && after.contains { $0.text == line.text } }
+        let leaked = try network[removed].history(of: group).filter { line in line.kind == .message && after.contains { $0.text == line.text } }
         checks.append(.init(
             name: "removed member", ok: leaked.isEmpty,
             detail: "\(names[removed]) read \(leaked.count) of the \(after.count) messages sent without it in the sender's view"))
