@@ -2,8 +2,8 @@ import ArgumentParser
 import DCGKAEncoding
 import DCGKACrypto
 import Device
-import DeviceStorage
 import Foundation
+import NetworkSimulation
 
 /// The README's main job: four people, each with their own device (a home with its own SQLite
 /// database in a temporary folder), talk with no server at all by passing files, as they would
@@ -39,14 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func runFiles() throws {
         try runReporting {
-            let root: String
-            if let keep {
-                root = keep
-                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            } else {
-                root = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-demo-\(UUID().uuidString)").path
-                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            }
+            let root = try Self.folder(keep)
             defer { if keep == nil { try? FileManager.default.removeItem(atPath: root) } }
             var world = try FileWorld(root: root, seed: seed, people: ["Alice", "Bob", "Carol", "Dave"])
             print("Four devices, one home each, in \(root).")
@@ -54,7 +47,7 @@ struct DemoCommand: AsyncParsableCommand {
             try world.exchangeContacts()
 
             print("== Alice creates \"Newsroom\" with Bob and Carol, and writes")
-            let group = try world.device("Alice").createGroup(title: "Newsroom", with: [world.id("Bob"), world.id("Carol")])
+            let group = try world.network["Alice"].createGroup(title: "Newsroom", with: [world.id("Bob"), world.id("Carol")])
             try world.say("Alice", "Hi both, no server can read this group.", in: group)
             try world.carry(from: "Alice", to: ["Bob", "Carol"])
             try world.say("Bob", "Nice. And when the internet is cut, we pass files.", in: group)
@@ -63,7 +56,7 @@ struct DemoCommand: AsyncParsableCommand {
             try world.carry(from: "Carol", to: ["Alice", "Bob"])
 
             print("== Carol adds Dave; Bob writes before he hears of it")
-            try world.device("Carol").add(world.id("Dave"), to: group)
+            try world.network["Carol"].add(world.id("Dave"), to: group)
             try world.say("Bob", "(Bob, sent while Dave's add is still on its way)", in: group)
             try world.carry(from: "Carol", to: ["Alice", "Bob", "Dave"])
             try world.carry(from: "Bob", to: ["Alice", "Carol", "Dave"])
@@ -72,8 +65,8 @@ struct DemoCommand: AsyncParsableCommand {
             try world.carry(from: "Alice", to: ["Bob", "Carol", "Dave"])
 
             print("== Alice removes Bob, and refreshes her keys")
-            try world.device("Alice").remove(world.id("Bob"), from: group)
-            try world.device("Alice").update(group)
+            try world.network["Alice"].remove(world.id("Bob"), from: group)
+            try world.network["Alice"].update(group)
             try world.say("Alice", "Bob is gone; he cannot read this.", in: group)
             try world.carry(from: "Alice", to: ["Bob", "Carol", "Dave"])
             try world.say("Carol", "Confirmed, three of us now.", in: group)
@@ -91,13 +84,14 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-/// Devices that talk only by files, in one folder: the demo's world. Every step goes through the
+/// The demo's people on a ``DeviceNetwork`` with a home each in one folder, on the system's clock
+/// and generator, who talk only by files written into that folder: every step goes through the
 /// same engine and files as `dcgka export` / `dcgka import`.
 struct FileWorld {
     let root: String
     var rng: SeededRandom
-    var devices: [String: Device<SystemRandomNumberGenerator>] = [:]
-    var order: [String]
+    var network: DeviceNetwork
+    var order: [String] { network.names }
     var filesCarried = 0
     var importsDone = 0
     var duplicateImports = 0
@@ -108,44 +102,25 @@ struct FileWorld {
     init(root: String, seed: UInt64, people: [String]) throws {
         self.root = root
         self.rng = SeededRandom(seed: seed)
-        self.order = people
-        for person in people {
-            let home = (root as NSString).appendingPathComponent(person.lowercased())
-            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let store = try SQLiteDeviceStore(path: (home as NSString).appendingPathComponent("dcgka.sqlite"))
-            var device = Device(store: store, clock: { Clock.now() }, random: SystemRandomNumberGenerator())
-            _ = try device.initialize(name: person)
-            devices[person] = device
-        }
+        network = try DeviceNetwork(people, .init(
+            storage: .homes(in: root), clock: NetworkClock(reading: { Clock.now() }), randomness: .system, exchangesContacts: false))
     }
 
-    func id(_ person: String) throws -> MemberID { try devices[person]!.me().id }
+    func id(_ person: String) throws -> MemberID { try network.id(person) }
 
-    /// Mutable access to one person's device.
-    func device(_ person: String) -> DeviceHandle { DeviceHandle(world: self, person: person) }
-
-    mutating func exchangeContacts() throws {
-        for person in order {
-            let code = try devices[person]!.profile().contactCode
-            for other in order where other != person {
-                _ = try devices[other]!.addContact(code: code, name: person)
-            }
-        }
-    }
+    mutating func exchangeContacts() throws { try network.exchangeContacts() }
 
     mutating func say(_ person: String, _ text: String, in group: GroupID) throws {
-        try devices[person]!.send(text: text, to: group)
+        try network[person].send(text: text, to: group)
     }
 
     /// The sender exports a file (encrypted to the group's participants); each recipient gets
     /// it later: files pile up and are imported in a shuffled order, some twice.
     mutating func carry(from sender: String, to recipients: [String]) throws {
-        var device = devices[sender]!
-        let (bytes, _) = try device.exportFile(protection: .recipients(try device.participantBundles(of: device.groups().map(\.id))))
-        devices[sender] = device
+        let bytes = try network.file(from: sender, protection: .participants())
         filesCarried += 1
         let path = (root as NSString).appendingPathComponent("\(sender.lowercased())-\(filesCarried).dcgka")
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw CLIError("cannot write \(path)") }
         for recipient in recipients { pending[recipient, default: []].append(path) }
         for recipient in recipients {
             var files = pending[recipient] ?? []
@@ -164,16 +139,14 @@ struct FileWorld {
 
     mutating func importFile(_ path: String, into person: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { return }
-        var device = devices[person]!
-        _ = try device.importFile(Array(data))
-        devices[person] = device
+        try network.carry(Array(data), to: person)
         imported[person, default: []].append(path)
         importsDone += 1
     }
 
     func printLogs(_ group: GroupID) throws {
         for person in order {
-            let device = devices[person]!
+            let device = network[person]
             print("--- what \(person) sees")
             let renderer = HistoryRenderer(names: try device.names(), me: try device.me().id)
             for entry in try device.history(of: group) where entry.event != "updated" {
@@ -185,37 +158,11 @@ struct FileWorld {
     func printMembers(_ group: GroupID) throws {
         print("--- members, as each device sees them")
         for person in order {
-            let device = devices[person]!
+            let device = network[person]
             let names = try device.names()
             let summary = try device.groups().first { $0.id == group }
             let members = summary?.members.map { names[$0] ?? "?" }.sorted() ?? []
             print("  \(person): \(members.joined(separator: ", "))\(summary?.isMember == false ? "  (removed)" : "")")
         }
-    }
-}
-
-/// Calls on one person's device inside the world (the device is a value; this writes it back).
-struct DeviceHandle {
-    let world: FileWorld
-    let person: String
-
-    func createGroup(title: String, with members: [MemberID]) throws -> GroupID {
-        var device = world.devices[person]!
-        return try device.createGroup(title: title, with: members)
-    }
-
-    func add(_ member: MemberID, to group: GroupID) throws {
-        var device = world.devices[person]!
-        try device.add(member, to: group)
-    }
-
-    func remove(_ member: MemberID, from group: GroupID) throws {
-        var device = world.devices[person]!
-        try device.remove(member, from: group)
-    }
-
-    func update(_ group: GroupID) throws {
-        var device = world.devices[person]!
-        try device.update(group)
     }
 }

@@ -4,6 +4,7 @@ import Device
 import DeviceStorage
 import Foundation
 import Logging
+import NetworkSimulation
 import RelayClient
 import RelayServer
 import RelayStorage
@@ -28,7 +29,7 @@ struct SwitchingDemo {
         self.logger = logger
     }
 
-    func device(_ person: String) -> Device<SystemRandomNumberGenerator> { world.devices[person]! }
+    func device(_ person: String) -> NetworkDevice { world.network[person] }
 
     mutating func run() async throws {
         print("Five devices, one home each, in \(root). They exchange contact codes.")
@@ -163,7 +164,7 @@ final class DemoPeers: Sendable {
     init(logger: Logger) { self.logger = logger }
 
     /// Listens (and keeps a link to `following`, if given); returns the port.
-    func listen(_ device: Device<SystemRandomNumberGenerator>, following: Int? = nil) async throws -> Int {
+    func listen(_ device: NetworkDevice, following: Int? = nil) async throws -> Int {
         let client = PeerClient(device: device, identity: try device.identityKey(), logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         var started: [Task<Void, Never>] = [Task {
@@ -177,7 +178,7 @@ final class DemoPeers: Sendable {
         throw CLIError("a direct link listener did not start")
     }
 
-    func pass(_ device: Device<SystemRandomNumberGenerator>, to port: Int) async throws {
+    func pass(_ device: NetworkDevice, to port: Int) async throws {
         let client = PeerClient(device: device, identity: try device.identityKey(), logger: logger)
         _ = try await client.sync(host: "127.0.0.1", port: port)
     }
