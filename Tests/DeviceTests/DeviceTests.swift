@@ -6,6 +6,7 @@ import CausalBroadcast
 @_spi(Simulation) import DCGKAGroup
 @testable import Device
 import DeviceStorage
+import NetworkSimulation
 import Sync
 import GRDB
 
@@ -14,116 +15,52 @@ func rawExecute(_ path: String, _ sql: String) throws {
     try queue.write { try $0.execute(sql: sql) }
 }
 
-/// A clock tests move by hand.
-final class TestClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: UInt64
-    init(_ start: UInt64 = 1_800_000_000) { value = start }
-    var now: UInt64 { lock.withLock { value } }
-    func advance(_ seconds: UInt64) { lock.withLock { value += seconds } }
-}
-
-/// Devices in one process, each with its own store, that talk by sync files.
-struct Devices {
-    var clock = TestClock()
-    var devices: [String: Device<SeededRandom>] = [:]
-    var folder: URL?
-
-    /// `onDisk`: each device gets a SQLite file in a temporary folder (else an in-memory database).
-    init(_ names: [String], onDisk: Bool = false, seed: UInt64 = 1) throws {
-        if onDisk {
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-device-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            self.folder = folder
-        }
-        for (index, name) in names.enumerated() {
-            let store = try SQLiteDeviceStore(path: folder.map { $0.appendingPathComponent("\(name).sqlite").path })
-            let clock = self.clock
-            var device = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: seed &* 1000 &+ UInt64(index)))
-            _ = try device.initialize(name: name)
-            devices[name] = device
-        }
-        for name in names {
-            let code = try devices[name]!.profile().contactCode
-            for other in names where other != name { _ = try devices[other]!.addContact(code: code, name: name) }
-        }
-    }
-
-    func cleanUp() { if let folder { try? FileManager.default.removeItem(at: folder) } }
-
-    func id(_ name: String) throws -> MemberID { try devices[name]!.me().id }
-
-    mutating func file(from name: String) throws -> [UInt8] {
-        try devices[name]!.exportFile(protection: .plain).bytes
-    }
-
-    @discardableResult
-    mutating func carry(_ bytes: [UInt8], to name: String) throws -> ReceiveReport {
-        try devices[name]!.importFile(bytes)
-    }
-
-    /// Everyone exports; everyone imports everyone's file, until nothing new moves.
-    mutating func settle(_ names: [String]) throws {
-        for _ in 0..<6 {
-            var moved = 0
-            let files = try names.map { try file(from: $0) }
-            for (index, bytes) in files.enumerated() {
-                for name in names where name != names[index] { moved += try carry(bytes, to: name).new }
-            }
-            if moved == 0 { return }
-        }
-    }
-
-    func texts(_ name: String, _ group: GroupID) throws -> [String] {
-        try devices[name]!.history(of: group).filter { $0.kind == .message }.map(\.text)
-    }
-
-    func members(_ name: String, _ group: GroupID) throws -> [MemberID] {
-        try devices[name]!.groups().first { $0.id == group }?.members ?? []
-    }
+extension DeviceNetwork.Options {
+    /// Each device on a SQLite file in a temporary folder (``DeviceNetwork/cleanUp()`` removes it).
+    static var onDisk: Self { Self(storage: .files(in: nil)) }
 }
 
 @Suite struct DeviceEngineTests {
     @Test("create, message, add (title re-sent), remove, update: every device converges, the removed one reads nothing after")
     func lifecycle() throws {
-        var world = try Devices(["alice", "bob", "carol", "dave"])
-        let group = try world.devices["alice"]!.createGroup(title: "Desk", with: [try world.id("bob"), try world.id("carol")])
-        try world.devices["alice"]!.send(text: "one", to: group)
+        var world = try DeviceNetwork(["alice", "bob", "carol", "dave"])
+        let group = try world["alice"].createGroup(title: "Desk", with: [try world.id("bob"), try world.id("carol")])
+        try world["alice"].send(text: "one", to: group)
         try world.settle(["alice", "bob", "carol"])
-        try world.devices["bob"]!.send(text: "two", to: group)
-        try world.devices["carol"]!.add(try world.id("dave"), to: group)
+        try world["bob"].send(text: "two", to: group)
+        try world["carol"].add(try world.id("dave"), to: group)
         try world.settle(["alice", "bob", "carol", "dave"])
-        #expect(try world.devices["dave"]!.groups().first?.title == "Desk", "the adder re-sends the title")
-        try world.devices["alice"]!.remove(try world.id("bob"), from: group)
-        try world.devices["carol"]!.update(group)
+        #expect(try world["dave"].groups().first?.title == "Desk", "the adder re-sends the title")
+        try world["alice"].remove(try world.id("bob"), from: group)
+        try world["carol"].update(group)
         try world.settle(["alice", "bob", "carol", "dave"])
-        try world.devices["alice"]!.send(text: "after bob", to: group)
+        try world["alice"].send(text: "after bob", to: group)
         try world.settle(["alice", "bob", "carol", "dave"])
         let expected = [try world.id("alice"), try world.id("carol"), try world.id("dave")].sorted()
         for name in ["alice", "bob", "carol", "dave"] { #expect(try world.members(name, group) == expected, "\(name)") }
         for name in ["carol", "dave"] { #expect(try world.texts(name, group).contains("after bob"), "\(name)") }
         #expect(try !world.texts("bob", group).contains("after bob"))
-        #expect(try world.devices["bob"]!.history(of: group).contains { $0.event == "removed-me" })
+        #expect(try world["bob"].history(of: group).contains { $0.event == "removed-me" })
         #expect(try !world.texts("dave", group).contains("one"), "Dave joined after it")
         // No history line twice.
         for name in ["alice", "bob", "carol", "dave"] {
-            let lines = try world.devices[name]!.history(of: group).filter { $0.kind == .message }.map { "\($0.sender!)#\($0.seq!)" }
+            let lines = try world[name].history(of: group).filter { $0.kind == .message }.map { "\($0.sender!)#\($0.seq!)" }
             #expect(Set(lines).count == lines.count, "\(name)")
         }
     }
 
     @Test("files carried in random orders, some twice, converge", arguments: [UInt64(1), 2, 3, 4, 5])
     func randomCarrying(seed: UInt64) throws {
-        var world = try Devices(["a", "b", "c"], seed: seed)
+        var world = try DeviceNetwork(["a", "b", "c"], .init(randomness: .seeded(seed)))
         var rng = SeededRandom(seed: seed)
-        let group = try world.devices["a"]!.createGroup(title: "G", with: [try world.id("b"), try world.id("c")])
+        let group = try world["a"].createGroup(title: "G", with: [try world.id("b"), try world.id("c")])
         var files: [(to: String, bytes: [UInt8])] = []
         var sent: [String] = []
         for step in 0..<12 {
             let name = ["a", "b", "c"][Int(rng.next() % 3)]
-            if try world.devices[name]!.groups().first(where: { $0.id == group })?.isMember == true {
+            if try world[name].groups().first(where: { $0.id == group })?.isMember == true {
                 let text = "\(name)-\(step)"
-                try world.devices[name]!.send(text: text, to: group)
+                try world[name].send(text: text, to: group)
                 sent.append(text)
             }
             let bytes = try world.file(from: name)
@@ -145,34 +82,32 @@ struct Devices {
 
     @Test("an invitation from someone who is not a contact waits for acceptance; what came meanwhile is read after")
     func invitationFromStranger() throws {
-        var world = try Devices(["alice", "bob"])
+        var world = try DeviceNetwork(["alice", "bob"])
         // A third person Bob does not know.
-        let store = try SQLiteDeviceStore(path: nil)
-        let clock = world.clock
-        var mallory = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: 99))
-        _ = try mallory.initialize(name: "mallory")
-        _ = try mallory.addContact(code: try world.devices["bob"]!.profile().contactCode, name: "bob")
+        try world.addPerson("mallory", exchangingContacts: false)
+        try world.introduce("bob", to: "mallory")
+        var mallory = world["mallory"]
         let group = try mallory.createGroup(title: "Unknown", with: [try world.id("bob")])
         try mallory.send(text: "hello bob", to: group)
         let report = try world.carry(try mallory.exportFile(protection: .plain).bytes, to: "bob")
         #expect(report.invitations == [group])
         #expect(report.joined.isEmpty)
-        #expect(try world.devices["bob"]!.groups().first?.pendingInvitation == true)
+        #expect(try world["bob"].groups().first?.pendingInvitation == true)
         #expect(try world.texts("bob", group).isEmpty)
-        try world.devices["bob"]!.acceptInvitation(group)
+        try world["bob"].acceptInvitation(group)
         #expect(try world.texts("bob", group) == ["hello bob"])
-        #expect(try world.devices["bob"]!.groups().first?.title == "Unknown")
+        #expect(try world["bob"].groups().first?.title == "Unknown")
         // Alice is not invited: the same file is nothing for her to keep.
         let other = try world.carry(try mallory.exportFile(protection: .plain).bytes, to: "alice")
         #expect(other.ignored > 0 && other.new == 0)
-        #expect(try world.devices["alice"]!.groups().isEmpty)
+        #expect(try world["alice"].groups().isEmpty)
     }
 
     @Test("a file encrypted to the participants opens for each of them and for nobody else")
     func encryptedFiles() throws {
-        var world = try Devices(["alice", "bob", "eve"])
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
-        var alice = world.devices["alice"]!
+        var world = try DeviceNetwork(["alice", "bob", "eve"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob")])
+        var alice = world["alice"]
         let bundles = try alice.participantBundles(of: [group])
         #expect(Set(bundles.map(\.identity)) == Set([try world.id("alice"), try world.id("bob")]))
         let bytes = try alice.exportFile(protection: .recipients(bundles)).bytes
@@ -183,7 +118,7 @@ struct Devices {
         #expect(throws: (any Error).self) { try world.carry(cut, to: "bob") }
         var flipped = bytes
         flipped[flipped.count - 30] ^= 1
-        #expect(throws: SyncFileError.tampered) { try SyncFile.read(flipped, opener: try world.devices["bob"]!.fileOpener()) }
+        #expect(throws: SyncFileError.tampered) { try SyncFile.read(flipped, opener: try world["bob"].fileOpener()) }
         let sealed = try alice.exportFile(protection: .passphrase("correct horse", .init(logN: 10, r: 8, p: 1))).bytes
         #expect(throws: SyncFileError.wrongKey) { try SyncFile.read(sealed, opener: .init(me: nil, prekeys: PrekeyStore(), passphrase: "wrong")) }
         #expect(try SyncFile.read(sealed, opener: .init(me: nil, prekeys: PrekeyStore(), passphrase: "correct horse")).groups.count == 1)
@@ -191,22 +126,22 @@ struct Devices {
 
     @Test("a file from a contact remembers what it showed, so the next export for that contact carries only the rest")
     func exportSincePeerVector() throws {
-        var world = try Devices(["alice", "bob"])
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
-        for n in 0..<5 { try world.devices["alice"]!.send(text: "m\(n)", to: group) }
+        var world = try DeviceNetwork(["alice", "bob"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob")])
+        for n in 0..<5 { try world["alice"].send(text: "m\(n)", to: group) }
         try world.settle(["alice", "bob"])
-        let full = try world.devices["alice"]!.exportParts().first!.envelopes.count
-        try world.devices["alice"]!.send(text: "new", to: group)
-        let since = try world.devices["alice"]!.exportParts(for: try world.id("bob")).first!.envelopes.count
+        let full = try world["alice"].exportParts().first!.envelopes.count
+        try world["alice"].send(text: "new", to: group)
+        let since = try world["alice"].exportParts(for: try world.id("bob")).first!.envelopes.count
         #expect(since == 1, "only the new message (of \(full + 1))")
-        let bytes = try world.devices["alice"]!.exportFile(for: [try world.id("bob")], protection: .plain).bytes
+        let bytes = try world["alice"].exportFile(for: [try world.id("bob")], protection: .plain).bytes
         #expect(try world.carry(bytes, to: "bob").messages == 1)
     }
 
     @Test("contact codes: a changed character fails the checksum, an expired bundle is refused in words")
     func contactCodes() throws {
-        var world = try Devices(["alice"])
-        let code = try world.devices["alice"]!.profile().contactCode
+        var world = try DeviceNetwork(["alice"])
+        let code = try world["alice"].profile().contactCode
         var characters = Array(code)
         let index = characters.count - 10
         characters[index] = characters[index] == "a" ? "b" : "a"
@@ -225,18 +160,18 @@ struct Devices {
 
     @Test("the engine rotates my bundle before it gets too old, and my groups announce the new one")
     func bundleRotation() throws {
-        var world = try Devices(["alice", "bob"])
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        var world = try DeviceNetwork(["alice", "bob"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob")])
         try world.settle(["alice", "bob"])
-        let first = try world.devices["alice"]!.profile().bundle
+        let first = try world["alice"].profile().bundle
         world.clock.advance(70 * 86_400)
-        let second = try world.devices["alice"]!.profile().bundle
+        let second = try world["alice"].profile().bundle
         #expect(second.notAfter > first.notAfter)
         #expect(second.notAfter >= world.clock.now + ContactCode.minimumValidity)
-        try world.devices["alice"]!.send(text: "after rotation", to: group)
+        try world["alice"].send(text: "after rotation", to: group)
         try world.settle(["alice", "bob"])
         #expect(try world.texts("bob", group).contains("after rotation"))
-        let bobState = try world.devices["bob"]!.store.read { try $0.group(group) }!.state!
+        let bobState = try world["bob"].store.read { try $0.group(group) }!.state!
         #expect(try Group(wireBytes: bobState).bundles[try world.id("alice")] == second, "Bob took the announced bundle")
     }
 }
@@ -259,17 +194,17 @@ struct Devices {
 
     @Test("secrets a received message and acknowledgments use up are not in the SQLite file or its WAL")
     func usedUpSecrets() throws {
-        var world = try Devices(["alice", "bob"], onDisk: true)
+        var world = try DeviceNetwork(["alice", "bob"], .onDisk)
         defer { world.cleanUp() }
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob")])
         try world.settle(["alice", "bob"])
-        for n in 0..<3 { try world.devices["alice"]!.send(text: "secret \(n)", to: group) }
-        try world.devices["alice"]!.update(group)
-        try world.devices["alice"]!.send(text: "after update", to: group)
+        for n in 0..<3 { try world["alice"].send(text: "secret \(n)", to: group) }
+        try world["alice"].update(group)
+        try world["alice"].send(text: "after update", to: group)
         let file = try world.file(from: "alice")
 
         // Bob's state before, replayed with tracing on to learn what the import will use up.
-        let bob = world.devices["bob"]!
+        let bob = world["bob"]
         let before = try bob.store.read { try $0.group(group) }!.state!
         let profile = try bob.store.read { try $0.profile() }!
         let prekeys = try PrekeyStore(wireBytes: profile.prekeys)
@@ -297,16 +232,16 @@ struct Devices {
 
     @Test("expired prekeys are deleted past their grace period and leave the file")
     func expiredPrekeys() throws {
-        var world = try Devices(["alice"], onDisk: true)
+        var world = try DeviceNetwork(["alice"], .onDisk)
         defer { world.cleanUp() }
-        let store = world.devices["alice"]!.store as! SQLiteDeviceStore
+        let store = world["alice"].store as! SQLiteDeviceStore
         let profile = try store.read { try $0.profile() }!
         let old = try PrekeyStore(wireBytes: profile.prekeys).entries.values.map { $0.secret.secretBytes32.bytes }
         #expect(old.count == 1)
         #expect(Self.contains(Self.fileBytes(store), old[0]))
         // Past expiry (90 days) and the 60-day grace.
         world.clock.advance(151 * 86_400)
-        _ = try world.devices["alice"]!.profile()
+        _ = try world["alice"].profile()
         let now = try PrekeyStore(wireBytes: try store.read { try $0.profile() }!.prekeys)
         #expect(!now.entries.values.contains { $0.secret.secretBytes32.bytes == old[0] })
         #expect(!Self.contains(Self.fileBytes(store), old[0]), "a deleted prekey is still in the database file")
@@ -349,7 +284,7 @@ struct Devices {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("a.sqlite").path
-        let clock = TestClock()
+        let clock = NetworkClock()
         let store = try SQLiteDeviceStore(path: path, lockWith: "correct horse")
         #expect(store.isLocked)
         var alice = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: 1))
@@ -375,91 +310,46 @@ struct Devices {
 
     @Test("a group's disappearing-messages timer deletes its history on this device")
     func disappearingMessages() throws {
-        var world = try Devices(["alice", "bob"], onDisk: true)
+        var world = try DeviceNetwork(["alice", "bob"], .onDisk)
         defer { world.cleanUp() }
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
-        try world.devices["alice"]!.send(text: "gone soon", to: group)
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob")])
+        try world["alice"].send(text: "gone soon", to: group)
         try world.settle(["alice", "bob"])
-        try world.devices["bob"]!.setDisappearingTimer(3600, for: group)
+        try world["bob"].setDisappearingTimer(3600, for: group)
         #expect(try world.texts("bob", group) == ["gone soon"])
         world.clock.advance(3601)
         #expect(try world.texts("bob", group).isEmpty, "past the timer nothing is shown")
-        try world.devices["alice"]!.send(text: "new", to: group)
+        try world["alice"].send(text: "new", to: group)
         try world.settle(["alice", "bob"])
         #expect(try world.texts("bob", group) == ["new"])
-        let store = world.devices["bob"]!.store as! SQLiteDeviceStore
+        let store = world["bob"].store as! SQLiteDeviceStore
         #expect(!SecretDeletionTests.contains(SecretDeletionTests.fileBytes(store), Array("gone soon".utf8)), "deleted text left in the file")
         #expect(try world.texts("alice", group).contains("gone soon"), "the timer is Bob's, on his device")
     }
 }
 
-/// Devices over the sync engine itself (NETWORK.md §11): the session the relay and direct links
-/// will run, here over in-memory queues.
+/// Devices over the sync engine (NETWORK.md §11): the pass a relay and direct links run, here
+/// over the network's memory links.
 @Suite struct DeviceSyncTests {
-    /// Runs one link between two devices until it is quiet; returns the messages exchanged.
-    @discardableResult
-    static func link(_ world: inout Devices, _ a: String, _ b: String) async throws -> Int {
-        var sessions = [
-            a: SyncSession(me: try world.id(a), wanted: try world.devices[a]!.groups().map(\.id)),
-            b: SyncSession(me: try world.id(b), wanted: try world.devices[b]!.groups().map(\.id)),
-        ]
-        var queues: [String: [SyncMessage]] = [a: [], b: []]
-        var count = 0
-        func handle(_ outputs: [SyncSession.Output], at name: String, peer: String) async throws {
-            var pending = outputs
-            while !pending.isEmpty {
-                switch pending.removeFirst() {
-                case .send(let message):
-                    var reader = SyncFrameReader()
-                    reader.append(SyncFraming.frame(message))
-                    queues[peer, default: []].append(try #require(try reader.next()))
-                case .deliver(let group, let wires):
-                    let before = Set(try world.devices[name]!.holdings(of: group).chains.flatMap { $0.value.values })
-                    _ = try world.devices[name]!.receive(wires.map { ReceivedEnvelope(group: group, wire: $0) })
-                    let after = try world.devices[name]!.holdings(of: group).chains.flatMap { $0.value.values }
-                    pending += try await sessions[name]!.committed(group, hashes: after.filter { !before.contains($0) }, holder: world.devices[name]!)
-                default:
-                    break
-                }
-            }
-        }
-        try await handle(sessions[a]!.start(), at: a, peer: b)
-        try await handle(sessions[b]!.start(), at: b, peer: a)
-        var rounds = 0
-        while queues.values.contains(where: { !$0.isEmpty }) {
-            rounds += 1
-            guard rounds < 200 else { Issue.record("the link does not quiesce"); break }
-            for (name, peer) in [(a, b), (b, a)] {
-                let inbox = queues[name] ?? []
-                queues[name] = []
-                for message in inbox {
-                    count += 1
-                    try await handle(try await sessions[name]!.receive(message, holder: world.devices[name]!), at: name, peer: peer)
-                }
-            }
-        }
-        return count
-    }
-
-    @Test("three devices in a chain A–B–C reach the same state over sync sessions; a second pass moves nothing new")
+    @Test("three devices in a chain A–B–C reach the same state over memory links; a second pass moves nothing new")
     func chain() async throws {
-        var world = try Devices(["a", "b", "c"])
-        let group = try world.devices["a"]!.createGroup(title: "Chain", with: [try world.id("b"), try world.id("c")])
+        var world = try DeviceNetwork(["a", "b", "c"])
+        let group = try world["a"].createGroup(title: "Chain", with: [try world.id("b"), try world.id("c")])
         // Everyone learns of the group by a file first (a link needs the group on both sides).
         let first = try world.file(from: "a")
         try world.carry(first, to: "b")
         try world.carry(first, to: "c")
-        try world.devices["a"]!.send(text: "from a", to: group)
-        try world.devices["c"]!.send(text: "from c", to: group)
-        try world.devices["b"]!.update(group)
+        try world["a"].send(text: "from a", to: group)
+        try world["c"].send(text: "from c", to: group)
+        try world["b"].update(group)
         func total() throws -> Int {
-            try ["a", "b", "c"].reduce(0) { sum, name in sum + (try world.devices[name]!.store.read { try $0.logCount(group: group) }) }
+            try ["a", "b", "c"].reduce(0) { sum, name in sum + (try world[name].store.read { try $0.logCount(group: group) }) }
         }
         var quiet = false
         for _ in 0..<8 {
             let before = try total()
-            try await Self.link(&world, "a", "b")
-            try await Self.link(&world, "b", "c")
+            try await world.pass("a", "b")
+            try await world.pass("b", "c")
             if try total() == before { quiet = true; break }
         }
         #expect(quiet, "the chain keeps producing envelopes")
@@ -467,11 +357,11 @@ struct Devices {
             #expect(Set(try world.texts(name, group)) == ["from a", "from c"], "\(name)")
             #expect(try world.members(name, group).count == 3)
         }
-        let holdings = try ["a", "b", "c"].map { try world.devices[$0]!.holdings(of: group).chains }
+        let holdings = try ["a", "b", "c"].map { try world[$0].holdings(of: group).chains }
         #expect(holdings[0] == holdings[1] && holdings[1] == holdings[2])
-        let before = try world.devices["a"]!.store.read { try $0.logCount(group: group) }
-        try await Self.link(&world, "a", "b")
-        #expect(try world.devices["a"]!.store.read { try $0.logCount(group: group) } == before)
+        let before = try world["a"].store.read { try $0.logCount(group: group) }
+        try await world.pass("a", "b")
+        #expect(try world["a"].store.read { try $0.logCount(group: group) } == before)
     }
 }
 
@@ -479,31 +369,31 @@ struct Devices {
 @Suite struct RetentionTests {
     @Test("past 30 days payloads are pruned and files say so; the chain continues; a full copy from another holder restores them")
     func pruning() throws {
-        var world = try Devices(["alice", "bob", "carol"])
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
-        for n in 1...3 { try world.devices["alice"]!.send(text: "old \(n)", to: group) }
+        var world = try DeviceNetwork(["alice", "bob", "carol"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
+        for n in 1...3 { try world["alice"].send(text: "old \(n)", to: group) }
         let early = try world.file(from: "alice")
         try world.carry(early, to: "carol")  // Carol keeps full copies; Bob is away.
         world.clock.advance(31 * 86_400)
-        try world.devices["alice"]!.send(text: "new", to: group)  // this write prunes the old payloads
-        let parts = try world.devices["alice"]!.exportParts()
+        try world["alice"].send(text: "new", to: group)  // this write prunes the old payloads
+        let parts = try world["alice"].exportParts()
         let pruned = try #require(parts.first).pruned
         #expect(pruned == [SeqRange(sender: try world.id("alice"), from: 2, through: 5)], "title and three messages: \(pruned)")
         let late = try world.file(from: "alice")
         let report = try world.carry(late, to: "bob")
         #expect(report.joined == [group])
         #expect(try world.texts("bob", group) == ["new"], "later messages still decrypt")
-        #expect(try world.devices["bob"]!.history(of: group).filter { $0.event == "expired" }.count == 4)
-        let held = try world.devices["bob"]!.store.read { try $0.logEntry(group: group, sender: try world.id("alice"), seq: 3) }
+        #expect(try world["bob"].history(of: group).filter { $0.event == "expired" }.count == 4)
+        let held = try world["bob"].store.read { try $0.logEntry(group: group, sender: try world.id("alice"), seq: 3) }
         #expect(held?.isPruned == true)
-        let carolHeld = try world.devices["carol"]!.store.read { try $0.logEntry(group: group, sender: try world.id("alice"), seq: 3) }
+        let carolHeld = try world["carol"].store.read { try $0.logEntry(group: group, sender: try world.id("alice"), seq: 3) }
         #expect(carolHeld?.isPruned == false)
         // Carol has not written since; her file still carries the payloads.
-        let full = try world.devices["carol"]!.exportFile(protection: .plain).bytes
+        let full = try world["carol"].exportFile(protection: .plain).bytes
         let restored = try world.carry(full, to: "bob")
         #expect(restored.new >= 4, "\(restored)")
         #expect(Set(try world.texts("bob", group)) == ["old 1", "old 2", "old 3", "new"])
-        #expect(try world.devices["bob"]!.groups().first?.title == "G")
+        #expect(try world["bob"].groups().first?.title == "G")
     }
 }
 
@@ -511,11 +401,11 @@ struct Devices {
 @Suite struct EvidenceTests {
     @Test("two validly signed envelopes at one seq: the second is evidence, not history, and the evidence travels on")
     func forkEvidencePassedOn() throws {
-        var world = try Devices(["alice", "bob", "carol"])
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
+        var world = try DeviceNetwork(["alice", "bob", "carol"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
         try world.settle(["alice", "bob", "carol"])
         // Alice's device is cloned (a restored backup): both copies sign at the same seq.
-        let state = try world.devices["alice"]!.store.read { try $0.group(group) }!.state!
+        let state = try world["alice"].store.read { try $0.group(group) }!.state!
         var first = try Group(wireBytes: state)
         var second = first
         let one = try first.send(MessageContent(.text("fork one"), sentAt: world.clock.now).bytes, now: world.clock.now)
@@ -532,12 +422,12 @@ struct Devices {
         #expect(report.equivocations == 1 && report.new == 0)
         #expect(try world.texts("bob", group).contains("fork one"))
         #expect(try !world.texts("bob", group).contains("fork two"))
-        #expect(try world.devices["bob"]!.store.read { try $0.evidenceCount(group: group) } == 1)
-        #expect(try world.devices["bob"]!.history(of: group).contains { $0.event == "equivocation" })
+        #expect(try world["bob"].store.read { try $0.evidenceCount(group: group) } == 1)
+        #expect(try world["bob"].history(of: group).contains { $0.event == "equivocation" })
         // Carol has seen neither; Bob's file carries the envelope and the evidence.
         let passed = try world.carry(try world.file(from: "bob"), to: "carol")
         #expect(passed.equivocations == 1)
-        #expect(try world.devices["carol"]!.store.read { try $0.evidenceCount(group: group) } == 1)
-        #expect(try world.devices["carol"]!.history(of: group).contains { $0.event == "equivocation" })
+        #expect(try world["carol"].store.read { try $0.evidenceCount(group: group) } == 1)
+        #expect(try world["carol"].history(of: group).contains { $0.event == "equivocation" })
     }
 }

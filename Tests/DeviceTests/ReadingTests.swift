@@ -3,6 +3,7 @@ import Foundation
 import DCGKAEncoding
 @testable import Device
 import DeviceStorage
+import NetworkSimulation
 import DCGKACrypto
 
 /// What a client needs beyond the CLI (issue 12): refusing an invitation, unread counts.
@@ -10,38 +11,36 @@ import DCGKACrypto
 struct ReadingTests {
     @Test("a refused invitation is gone from the list, is not offered again, and keeps nothing of the group")
     func refuse() throws {
-        var world = try Devices(["alice", "bob"])
-        let store = try SQLiteDeviceStore(path: nil)
-        let clock = world.clock
-        var mallory = Device(store: store, clock: { clock.now }, random: SeededRandom(seed: 77))
-        _ = try mallory.initialize(name: "mallory")
-        _ = try mallory.addContact(code: try world.devices["bob"]!.profile().contactCode, name: "bob")
+        var world = try DeviceNetwork(["alice", "bob"])
+        try world.addPerson("mallory", exchangingContacts: false)
+        try world.introduce("bob", to: "mallory")
+        var mallory = world["mallory"]
         let group = try mallory.createGroup(title: "Spam", with: [try world.id("bob")])
         try mallory.send(text: "buy now", to: group)
         #expect(try world.carry(try mallory.exportFile(protection: .plain).bytes, to: "bob").invitations == [group])
-        try world.devices["bob"]!.declineInvitation(group)
-        #expect(try world.devices["bob"]!.groups().isEmpty)
-        #expect(try world.devices["bob"]!.heldGroupIDs().isEmpty)
+        try world["bob"].declineInvitation(group)
+        #expect(try world["bob"].groups().isEmpty)
+        #expect(try world["bob"].heldGroupIDs().isEmpty)
         // The same invitation and more of the group, offered again: nothing is kept or shown.
         try mallory.send(text: "last chance", to: group)
         let again = try world.carry(try mallory.exportFile(protection: .plain).bytes, to: "bob")
         #expect(again.invitations.isEmpty && again.new == 0)
-        #expect(try world.devices["bob"]!.groups().isEmpty)
-        #expect(throws: DeviceError.self) { try world.devices["bob"]!.acceptInvitation(group) }
-        #expect(throws: DeviceError.self) { try world.devices["bob"]!.declineInvitation(group) }
+        #expect(try world["bob"].groups().isEmpty)
+        #expect(throws: DeviceError.self) { try world["bob"].acceptInvitation(group) }
+        #expect(throws: DeviceError.self) { try world["bob"].declineInvitation(group) }
         // Nothing of it is passed on either.
-        #expect(try world.devices["bob"]!.shares(group, with: try mallory.me().id) == false)
+        #expect(try world["bob"].shares(group, with: try mallory.me().id) == false)
     }
 
     @Test("unread counts: others' messages after the read mark; the mark never moves back")
     func unread() throws {
-        var world = try Devices(["alice", "bob"])
-        let group = try world.devices["alice"]!.createGroup(title: "G", with: [try world.id("bob")])
+        var world = try DeviceNetwork(["alice", "bob"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob")])
         try world.settle(["alice", "bob"])
-        for text in ["one", "two", "three"] { try world.devices["alice"]!.send(text: text, to: group) }
-        try world.devices["bob"]!.send(text: "mine", to: group)
+        for text in ["one", "two", "three"] { try world["alice"].send(text: text, to: group) }
+        try world["bob"].send(text: "mine", to: group)
         try world.settle(["alice", "bob"])
-        let bob = world.devices["bob"]!
+        let bob = world["bob"]
         let me = try world.id("bob")
         let first = try bob.activity(of: group, me: me)
         #expect(first.unread == 3)
@@ -55,6 +54,6 @@ struct ReadingTests {
         try bob.markRead(group, upTo: first.lastID)
         #expect(try bob.activity(of: group, me: me).unread == 0)
         // Alice's own messages never count as unread for her.
-        #expect(try world.devices["alice"]!.activity(of: group, me: try world.id("alice")).unread == 1)
+        #expect(try world["alice"].activity(of: group, me: try world.id("alice")).unread == 1)
     }
 }

@@ -4,6 +4,7 @@ import DCGKAEncoding
 import DCGKACrypto
 @testable import Device
 @testable import DeviceStorage
+import NetworkSimulation
 import Sync
 import GRDB
 
@@ -17,8 +18,8 @@ func fakeRelay(_ port: UInt16, seed: UInt64) -> RelayAddress {
 struct OutboxPerRelayTests {
     @Test("each relay clears only its own entries; a relay added later takes over what still waits; the last relay removed leaves them waiting")
     func outboxPerRelay() throws {
-        var world = try Devices(["alice", "bob"])
-        var alice = world.devices["alice"]!
+        let world = try DeviceNetwork(["alice", "bob"])
+        var alice = world["alice"]
         // No relay yet: my envelopes wait for the first one.
         let group = try alice.createGroup(title: "desk", with: [try world.id("bob")])
         let created = try alice.outboxCount()
@@ -86,33 +87,33 @@ struct OutboxPerRelayTests {
 struct RelayListTests {
     @Test("a posted list reaches every member encrypted; concurrent lists merge last-writer-wins by (sending time, sender ID)")
     func lastWriterWins() throws {
-        var world = try Devices(["alice", "bob", "carol"])
-        let group = try world.devices["alice"]!.createGroup(title: "desk", with: [try world.id("bob"), try world.id("carol")])
+        var world = try DeviceNetwork(["alice", "bob", "carol"])
+        let group = try world["alice"].createGroup(title: "desk", with: [try world.id("bob"), try world.id("carol")])
         try world.settle(["alice", "bob", "carol"])
         let home = fakeRelay(7101, seed: 11), office = fakeRelay(7102, seed: 12)
         // Bob and Carol post at the same second without seeing each other's list: the larger
         // sender ID wins on every device.
-        try world.devices["bob"]!.setRelays([home], for: group)
-        try world.devices["carol"]!.setRelays([office], for: group)
+        try world["bob"].setRelays([home], for: group)
+        try world["carol"].setRelays([office], for: group)
         try world.settle(["alice", "bob", "carol"])
         let bob = try world.id("bob"), carol = try world.id("carol")
         let bigger = bob.raw > carol.raw ? bob : carol
         let expected = bigger == bob ? home : office
         for name in ["alice", "bob", "carol"] {
-            let list = try world.devices[name]!.relayList(of: group)
+            let list = try world[name].relayList(of: group)
             #expect(list.relays == [expected.description], "\(name)")
             #expect(list.setBy == bigger)
             #expect(list.suggestions.count == 2)
         }
         // A later list wins whoever sent it.
         world.clock.advance(10)
-        try world.devices["alice"]!.setRelays([home, office], for: group)
+        try world["alice"].setRelays([home, office], for: group)
         try world.settle(["alice", "bob", "carol"])
         for name in ["alice", "bob", "carol"] {
-            #expect(try world.devices[name]!.relayList(of: group).relays == [home.description, office.description], "\(name)")
+            #expect(try world[name].relayList(of: group).relays == [home.description, office.description], "\(name)")
         }
         // The list is not in any envelope in clear.
-        let wires = try world.devices["bob"]!.log(of: group, after: 0).wires
+        let wires = try world["bob"].log(of: group, after: 0).wires
         let host = Array("127.0.0.1:7101".utf8)
         #expect(!wires.contains { wire in wire.indices.contains { i in wire[i...].starts(with: host) } })
         world.cleanUp()
@@ -120,20 +121,20 @@ struct RelayListTests {
 
     @Test("a removed member's suggestion is dropped: the newest list of a current member is in force again")
     func removedMembersSuggestionDropped() throws {
-        var world = try Devices(["alice", "bob", "carol"])
-        let group = try world.devices["alice"]!.createGroup(title: "desk", with: [try world.id("bob"), try world.id("carol")])
+        var world = try DeviceNetwork(["alice", "bob", "carol"])
+        let group = try world["alice"].createGroup(title: "desk", with: [try world.id("bob"), try world.id("carol")])
         try world.settle(["alice", "bob", "carol"])
         let good = fakeRelay(7201, seed: 21), bad = fakeRelay(7202, seed: 22)
-        try world.devices["alice"]!.setRelays([good], for: group)
+        try world["alice"].setRelays([good], for: group)
         try world.settle(["alice", "bob", "carol"])
         world.clock.advance(5)
-        try world.devices["carol"]!.setRelays([bad], for: group)
+        try world["carol"].setRelays([bad], for: group)
         try world.settle(["alice", "bob", "carol"])
-        #expect(try world.devices["bob"]!.relayList(of: group).relays == [bad.description])
-        try world.devices["alice"]!.remove(try world.id("carol"), from: group)
+        #expect(try world["bob"].relayList(of: group).relays == [bad.description])
+        try world["alice"].remove(try world.id("carol"), from: group)
         try world.settle(["alice", "bob"])
         for name in ["alice", "bob"] {
-            let list = try world.devices[name]!.relayList(of: group)
+            let list = try world[name].relayList(of: group)
             #expect(list.relays == [good.description], "\(name)")
             #expect(list.setBy == (try world.id("alice")))
         }
@@ -142,71 +143,66 @@ struct RelayListTests {
 
     @Test("policy: ask waits for relay accept; contacts uses contacts' lists only; always uses every member's; my own list I use at once; a suggested relay carries that group only")
     func policies() throws {
-        var world = try Devices(["alice", "bob", "carol"], onDisk: true)
-        let one = try world.devices["alice"]!.createGroup(title: "one", with: [try world.id("bob"), try world.id("carol")])
-        let two = try world.devices["alice"]!.createGroup(title: "two", with: [try world.id("bob")])
+        var world = try DeviceNetwork(["alice", "bob", "carol"], .onDisk)
+        let one = try world["alice"].createGroup(title: "one", with: [try world.id("bob"), try world.id("carol")])
+        let two = try world["alice"].createGroup(title: "two", with: [try world.id("bob")])
         try world.settle(["alice", "bob", "carol"])
         let relay = fakeRelay(7301, seed: 31)
 
         // Alice posts: she uses it for "one" at once, and only for "one".
-        try world.devices["alice"]!.setRelays([relay], for: one)
-        let aliceRelays = try world.devices["alice"]!.relays()
+        try world["alice"].setRelays([relay], for: one)
+        let aliceRelays = try world["alice"].relays()
         #expect(aliceRelays.map(\.address) == [relay.description] && aliceRelays[0].groups == [one])
-        #expect(try world.devices["alice"]!.groups(sharedWith: relay.relay) == [one], "the relay does not learn of group two")
+        #expect(try world["alice"].groups(sharedWith: relay.relay) == [one], "the relay does not learn of group two")
 
         // Bob asks (the default): suggested, not used, until he accepts.
         try world.settle(["alice", "bob", "carol"])
-        #expect(try world.devices["bob"]!.relayPolicy() == .ask)
-        #expect(try world.devices["bob"]!.relays().isEmpty)
-        #expect(try world.devices["bob"]!.suggestedRelays().map(\.address) == [relay.description])
-        #expect(try world.devices["bob"]!.acceptRelay(relay) == [one])
-        #expect(try world.devices["bob"]!.relays().map(\.groups) == [[one]])
-        #expect(try world.devices["bob"]!.suggestedRelays().isEmpty)
+        #expect(try world["bob"].relayPolicy() == .ask)
+        #expect(try world["bob"].relays().isEmpty)
+        #expect(try world["bob"].suggestedRelays().map(\.address) == [relay.description])
+        #expect(try world["bob"].acceptRelay(relay) == [one])
+        #expect(try world["bob"].relays().map(\.groups) == [[one]])
+        #expect(try world["bob"].suggestedRelays().isEmpty)
 
         // Carol does not have Alice as a contact, only Bob.
-        try forget(try world.id("alice"), at: world.path("carol"))
-        try world.devices["carol"]!.setRelayPolicy(.contacts)
-        #expect(try world.devices["carol"]!.relays().isEmpty, "a non-contact's list waits under `contacts`")
-        #expect(try world.devices["carol"]!.suggestedRelays().map(\.address) == [relay.description])
+        try forget(try world.id("alice"), at: try #require(try world.databasePath(of: "carol")))
+        try world["carol"].setRelayPolicy(.contacts)
+        #expect(try world["carol"].relays().isEmpty, "a non-contact's list waits under `contacts`")
+        #expect(try world["carol"].suggestedRelays().map(\.address) == [relay.description])
 
         world.clock.advance(5)
         let bobs = fakeRelay(7302, seed: 32)
-        try world.devices["bob"]!.setRelays([bobs], for: one)
+        try world["bob"].setRelays([bobs], for: one)
         try world.settle(["alice", "bob", "carol"])
-        #expect(try world.devices["carol"]!.relays().map(\.address) == [bobs.description], "a contact's list is used under `contacts`")
-        #expect(try world.devices["bob"]!.relays().map(\.address).sorted() == [relay.description, bobs.description].sorted())
-        #expect(try world.devices["alice"]!.relays().map(\.address) == [relay.description], "Alice asks")
+        #expect(try world["carol"].relays().map(\.address) == [bobs.description], "a contact's list is used under `contacts`")
+        #expect(try world["bob"].relays().map(\.address).sorted() == [relay.description, bobs.description].sorted())
+        #expect(try world["alice"].relays().map(\.address) == [relay.description], "Alice asks")
 
-        try world.devices["carol"]!.setRelayPolicy(.always)
+        try world["carol"].setRelayPolicy(.always)
         world.clock.advance(5)
         let third = fakeRelay(7303, seed: 33)
-        try world.devices["alice"]!.setRelays([third], for: one)
+        try world["alice"].setRelays([third], for: one)
         try world.settle(["alice", "bob", "carol"])
-        #expect(try world.devices["carol"]!.relays().map(\.address).contains(third.description), "`always` uses a non-contact's list")
+        #expect(try world["carol"].relays().map(\.address).contains(third.description), "`always` uses a non-contact's list")
         world.cleanUp()
     }
 
     @Test("an adder re-sends the relay list after an add: the newcomer has it, and shows it as a suggestion")
     func adderResends() throws {
-        var world = try Devices(["alice", "bob", "dave"])
-        let group = try world.devices["alice"]!.createGroup(title: "desk", with: [try world.id("bob")])
+        var world = try DeviceNetwork(["alice", "bob", "dave"])
+        let group = try world["alice"].createGroup(title: "desk", with: [try world.id("bob")])
         try world.settle(["alice", "bob"])
         let relay = fakeRelay(7401, seed: 41)
-        try world.devices["bob"]!.setRelays([relay], for: group)
+        try world["bob"].setRelays([relay], for: group)
         try world.settle(["alice", "bob"])
-        try world.devices["alice"]!.add(try world.id("dave"), to: group)
+        try world["alice"].add(try world.id("dave"), to: group)
         try world.settle(["alice", "bob", "dave"])
-        let list = try world.devices["dave"]!.relayList(of: group)
+        let list = try world["dave"].relayList(of: group)
         #expect(list.relays == [relay.description])
-        #expect(try world.devices["alice"]!.relays().isEmpty, "re-sending Bob's list is not Alice's choice of relays")
-        #expect(try world.devices["dave"]!.suggestedRelays().map(\.address) == [relay.description])
+        #expect(try world["alice"].relays().isEmpty, "re-sending Bob's list is not Alice's choice of relays")
+        #expect(try world["dave"].suggestedRelays().map(\.address) == [relay.description])
         world.cleanUp()
     }
-}
-
-extension Devices {
-    /// The SQLite file of a device made with `onDisk: true`.
-    func path(_ name: String) -> String { folder!.appendingPathComponent("\(name).sqlite").path }
 }
 
 /// Deletes a contact from a home's database (a person who never added that contact).
