@@ -178,7 +178,7 @@ let package = Package(
         .target(
             name: "Benchmarking",
             dependencies: ["DCGKAGroup", "DCGKACrypto", "DCGKAEncoding", "CausalBroadcast", "Membership", "Device", "DeviceStorage",
-                           "Sync", "RelayClient", "LinkIO", .product(name: "Logging", package: "swift-log")],
+                           "NetworkSimulation", "Sync", "RelayClient", "LinkIO", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .executableTarget(
             name: "dcgka",

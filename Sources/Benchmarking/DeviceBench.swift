@@ -5,6 +5,7 @@ import CausalBroadcast
 import DCGKAGroup
 import Device
 import DeviceStorage
+import NetworkSimulation
 
 /// Issue 9's device benchmarks (BENCHMARKS.md): importing a 64-member group's history into a
 /// fresh device, with every check on, against the in-memory core processing the same envelopes;
@@ -104,14 +105,15 @@ public struct DeviceBench: Sendable {
         seed: UInt64 = 1, folder: String, progress: (String) -> Void = { _ in }
     ) throws -> Report {
         let now = UInt64(Date().timeIntervalSince1970)
-        let fixedClock: @Sendable () -> UInt64 = { now }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = (folder as NSString).appendingPathComponent("observer.sqlite")
         var configuration = DeviceConfiguration()
         if let importBatch { configuration.importBatch = importBatch }
         let importBatch = configuration.importBatch
-        var device = Device(store: try SQLiteDeviceStore(path: path), clock: fixedClock, random: SeededRandom(seed: seed ^ 0xD1CE), configuration: configuration)
-        _ = try device.initialize(name: "observer")
+        // The observer, then the busy home: strangers on SQLite files in `folder`, at a fixed time.
+        var network = try DeviceNetwork(["observer"], .init(
+            storage: .files(in: folder), clock: NetworkClock(start: now), randomness: .seeded(seed), exchangesContacts: false,
+            configuration: configuration))
+        var device = network["observer"]
+        guard let path = try network.databasePath(of: "observer") else { throw CLIBenchError("the observer has no database file") }
         let observer = try device.profile().bundle
         progress("building a \(members)-member history of \(envelopes) envelopes")
         let (log, creatorBundle) = try history(members: members, envelopes: envelopes, updates: updates, observer: observer, seed: seed, now: now)
@@ -153,9 +155,9 @@ public struct DeviceBench: Sendable {
 
         // A home with 100 groups: opening it and listing them (which decodes every state).
         progress("a home with \(groupsInHome) groups")
-        let homePath = (folder as NSString).appendingPathComponent("hundred.sqlite")
-        var home = Device(store: try SQLiteDeviceStore(path: homePath), clock: fixedClock, random: SeededRandom(seed: seed ^ 0x100))
-        _ = try home.initialize(name: "busy")
+        try network.addPerson("busy")
+        var home = network["busy"]
+        guard let homePath = try network.databasePath(of: "busy") else { throw CLIBenchError("the home has no database file") }
         var peers: [KeyBundle] = []
         var peerRng = SeededRandom(seed: seed ^ 0x200)
         for _ in 0..<3 {
@@ -169,7 +171,7 @@ public struct DeviceBench: Sendable {
             for n in 0..<5 { try home.send(text: "hello \(n)", to: id) }
         }
         let openStart = DispatchTime.now()
-        let reopened = Device(store: try SQLiteDeviceStore(path: homePath), clock: fixedClock, random: SeededRandom(seed: 3))
+        let reopened = Device(store: try SQLiteDeviceStore(path: homePath), clock: { now }, random: SeededRandom(seed: 3))
         let openSeconds = Double(DispatchTime.now().uptimeNanoseconds - openStart.uptimeNanoseconds) / 1e9
         let listed = try reopened.groups()
         let listSeconds = Double(DispatchTime.now().uptimeNanoseconds - openStart.uptimeNanoseconds) / 1e9

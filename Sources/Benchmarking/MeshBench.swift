@@ -4,7 +4,7 @@ internal import DCGKACrypto
 internal import DCGKAGroup
 internal import CausalBroadcast
 internal import Device
-internal import DeviceStorage
+internal import NetworkSimulation
 internal import Sync
 internal import RelayClient
 internal import Logging
@@ -16,8 +16,8 @@ internal import Darwin
 #endif
 
 /// `dcgka bench mesh` (issue 11): direct links between devices (NETWORK.md §14.2, §14.3), with
-/// real device engines on SQLite files in a temporary folder and real TCP links on 127.0.0.1
-/// (``PeerClient``), all in this process.
+/// real device engines on SQLite files in a temporary folder (a ``DeviceNetwork``) and real TCP
+/// links on 127.0.0.1 (``PeerClient``), all in this process.
 ///
 /// - *hops*: a chain D0—D1—D2—D3 of followed links (made anew at random moments, so that their
 ///   250 ms push ticks fall at independent phases); D0 sends, and the time until D1, D2 and D3
@@ -132,7 +132,7 @@ public enum MeshBench {
         public var forwarding: Forwarding?
     }
 
-    typealias MeshDevice = Device<SystemRandomNumberGenerator>
+    typealias MeshDevice = NetworkDevice
 
     static let logger: Logger = {
         var logger = Logger(label: "dcgka.bench.mesh")
@@ -428,20 +428,7 @@ public enum MeshBench {
     // MARK: - Devices
 
     static func makeDevices(_ names: [String], folder: String) throws -> [MeshDevice] {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var devices: [MeshDevice] = []
-        for name in names {
-            let store = try SQLiteDeviceStore(path: (folder as NSString).appendingPathComponent("\(name).sqlite"))
-            var device = MeshDevice(store: store, clock: { UInt64(Date().timeIntervalSince1970) }, random: SystemRandomNumberGenerator())
-            _ = try device.initialize(name: name)
-            devices.append(device)
-        }
-        // Everyone is everyone's contact.
-        for index in devices.indices {
-            let code = try devices[index].profile().contactCode
-            for other in devices.indices where other != index { _ = try devices[other].addContact(code: code, name: names[index]) }
-        }
-        return devices
+        try DeviceNetwork(names, .init(storage: .files(in: folder), clock: .system, randomness: .system)).devices
     }
 
     /// A group made in memory by a creator who is every device's contact: the create, the title,
@@ -519,7 +506,7 @@ public enum MeshBench {
         try device.history(of: group).filter { $0.kind == .message }.map(\.text)
     }
 
-    static func client(_ device: MeshDevice) throws -> PeerClient<SystemRandomNumberGenerator> {
+    static func client(_ device: MeshDevice) throws -> PeerClient<SharedRandom> {
         PeerClient(device: device, identity: try device.identityKey(), logger: logger)
     }
 

@@ -93,7 +93,12 @@ public struct DeviceNetwork: Sendable {
         var logger = Logger(label: "dcgka.network")
         logger.logLevel = .critical
         self.logger = logger
-        if case .files(in: nil) = options.storage { temporaryFolder = try Self.makeTemporaryFolder() }
+        switch options.storage {
+        case .memory: break
+        case .files(nil): temporaryFolder = try Self.makeTemporaryFolder()
+        case .files(let folder?), .homes(let folder):
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
         for name in names { try addPerson(name, exchangingContacts: false) }
         if options.exchangesContacts { try exchangeContacts() }
     }
