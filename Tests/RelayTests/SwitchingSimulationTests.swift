@@ -33,3 +33,33 @@ struct SwitchingSimulationTests {
         #expect(report.checks.first { $0.name == "identical views" }?.ok == false, "\(report.summary)")
     }
 }
+
+@Suite("DeviceNetwork: relays dying and coming back, links cut and restored")
+struct DeviceNetworkTests {
+    @Test("a dead relay answers nobody and keeps what it stored for when it is back; a cut link moves what it can, a whole pass the rest",
+          .timeLimit(.minutes(5)))
+    func topology() async throws {
+        var network = try DeviceNetwork(["alice", "bob", "carol"])
+        defer { network.cleanUp() }
+        let relay = try network.addRelay("home")
+        for name in ["alice", "bob"] { try network[name].addRelay(relay) }
+        let group = try network["alice"].createGroup(title: "G", with: [try network.id("bob"), try network.id("carol")])
+        try network["alice"].send(text: "one", to: group)
+        #expect(try await network.sync("alice").count == 1)
+
+        try network.killRelay("home")
+        #expect(try await network.sync("bob").isEmpty, "nothing answers")
+        #expect(try network.texts("bob", group).isEmpty)
+        try network.reviveRelay("home")
+        try await network.sync("bob")
+        #expect(try network.texts("bob", group) == ["one"])
+
+        // Carol uses no relay: a link to Bob cut after two messages, then whole passes.
+        let (bobSide, carolSide) = try await network.pass("bob", "carol", budget: 2)
+        #expect(bobSide == nil || carolSide == nil, "a cut pass does not finish")
+        for _ in 0..<3 { try await network.pass("bob", "carol") }
+        #expect(try network.texts("carol", group) == ["one"])
+        #expect(try network.view("carol", group) == Set([try network.id("alice"), try network.id("bob"), try network.id("carol")]))
+        #expect(network.cutPasses == 1 && network.passes == 6, "two relay passes (none with a dead relay) and four links")
+    }
+}
