@@ -132,7 +132,7 @@ let package = Package(
         // `dcgka relay serve`: Hummingbird, WebSocket, service lifecycle, metrics.
         .target(
             name: "RelayServer",
-            dependencies: ["Relay", "RelayStorage", "Link", "LinkIO", "Sync", "DCGKAEncoding", "DCGKACrypto",
+            dependencies: ["Relay", "RelayStorage", "Link", "LinkIO", "Sync", "DCGKAEncoding", "DCGKACrypto", "CausalBroadcast",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

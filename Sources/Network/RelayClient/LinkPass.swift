@@ -119,6 +119,12 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
             case .acknowledged(let group, let hashes):
                 report.acknowledged += hashes.count
                 if let relay { try device.acknowledged(group, hashes, by: relay) }
+                // A relay ignores a subscription to a group it does not hold yet (it cannot tell
+                // whether I may read it); once it stored the group's envelopes, subscribe again.
+                if relay != nil, cursor.takeSubscriptionToRetry(group) {
+                    try await link.send([.subscribe(group)])
+                    sent += 1
+                }
             case .invited(let groups):
                 report.invited += groups.count
                 cursor.requested(groups)
@@ -180,6 +186,9 @@ final class LinkCursor: Sendable {
         var unshared: [GroupID: Int64] = [:]
         /// How many fork pairs of each group this link passed on.
         var evidenceSent: [GroupID: Int] = [:]
+        /// Groups new on this home that were announced to a relay with a `subscribe` it may have
+        /// ignored (it did not hold them yet): subscribed again at its first `ack` of them.
+        var subscriptionsToRetry: Set<GroupID> = []
     }
     private let state = Mutex(State())
     /// The holder at the other end: only groups it may have are pushed to it.
@@ -216,6 +225,11 @@ final class LinkCursor: Sendable {
     /// The link asked the peer for these groups (invitations): if one is joined over it, what my
     /// log gains besides what arrived (my acknowledgments of the welcome) is pushed.
     func requested(_ groups: [GroupID]) { state.withLock { $0.requested.formUnion(groups) } }
+
+    /// True once for a group whose subscription must be sent again (see `subscriptionsToRetry`).
+    func takeSubscriptionToRetry(_ group: GroupID) -> Bool {
+        state.withLock { $0.subscriptionsToRetry.remove(group) != nil }
+    }
 
     /// Starts every group I am in at its current log end: what is older travels by `have`.
     func start<R>(_ device: Device<R>) throws {
@@ -263,7 +277,10 @@ final class LinkCursor: Sendable {
                 // A device peer may not know the group yet (it was added on another side of the
                 // mesh): it is told, as a `hello` answer would (§11.1), and asks with its `have`.
                 let last = try device.lastLogPosition(of: group)
-                state.withLock { $0.positions[group] = last }
+                state.withLock { state in
+                    state.positions[group] = last
+                    if peerIsRelay { state.subscriptionsToRetry.insert(group) }
+                }
                 if !peerIsRelay { messages.append(.invited([group])) }
                 messages += [.have(group, try device.holdings(of: group).vector()), .subscribe(group)]
                 continue

@@ -76,6 +76,7 @@ struct LinkHandler {
         let connection = starting
         let lastHeard = LastHeard(clock())
         let hub = state.hub
+        await hub.register(connectionID, peer: peer, outbox: outbox)
         let clock = clock
         let logger = logger
 
@@ -155,7 +156,7 @@ struct LinkHandler {
                                 await hub.subscribe(group, connection: connectionID, outbox: outbox)
                             case .published(let group, let wires):
                                 Counter(label: "dcgka_relay_envelopes_in_total").increment(by: wires.count)
-                                await hub.publish(group, wires, except: connectionID)
+                                await hub.stored(group, wires, except: connectionID, store: environment.store)
                             case .close(let refusal):
                                 Self.refused(refusal)
                                 outbox.enqueue(.error(refusal.code, refusal.description))

@@ -120,7 +120,7 @@ public struct RelayServer: Sendable {
         // this process pushes to its own subscribers); the server starts once the store answers.
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await store.run { envelopeGroup, wires in await hub.publish(envelopeGroup, wires, except: nil) }
+                try await store.run { envelopeGroup, wires in await hub.stored(envelopeGroup, wires, except: nil, store: store) }
             }
             try await store.ready()
             do {
