@@ -23,6 +23,30 @@ struct SwitchingSimulationTests {
         #expect(report.messages > 0 && report.passes > 0 && report.chain.count == members - 1)
     }
 
+    @Test("with an adversary: a fork shown to one neighbour is reported by every honest member, forgeries are refused and kept nowhere",
+          .timeLimit(.minutes(10)), arguments: [(5, 40, UInt64(1)), (6, 50, 3)])
+    func adversary(_ members: Int, _ operations: Int, _ seed: UInt64) async throws {
+        var configuration = SwitchingSimulation.Configuration(members: members, operations: operations, seed: seed)
+        configuration.adversary = true
+        let report = try await Self.run(configuration)
+        #expect(report.ok, "\(report.summary)")
+        #expect(report.adversary != nil && report.attacks == 4 && report.detected == report.attacks, "\(report.summary)")
+        #expect(report.checks.map(\.name) == [
+            "identical views", "nothing lost", "exactly the intended readers", "removed member", "equivocation reported", "forgeries refused",
+        ])
+    }
+
+    @Test("the adversary's checks can fail: the offline member, who never gets its file, never hears of the fork", .timeLimit(.minutes(5)))
+    func adversaryUnreported() async throws {
+        var configuration = SwitchingSimulation.Configuration(members: 5, operations: 30, seed: 7)
+        configuration.adversary = true
+        configuration.deliversFile = false
+        let report = try await Self.run(configuration)
+        let check = report.checks.first { $0.name == "equivocation reported" }
+        #expect(check?.ok == false && check?.detail.contains("E") == true, "\(report.summary)")
+        #expect(report.detected == report.attacks - 1)
+    }
+
     @Test("the checks can fail: without the file, the offline member lacks everything and reads nothing it should", .timeLimit(.minutes(5)))
     func withoutTheFile() async throws {
         var configuration = SwitchingSimulation.Configuration(members: 5, operations: 30, seed: 7)
@@ -36,6 +60,31 @@ struct SwitchingSimulationTests {
 
 @Suite("DeviceNetwork: relays dying and coming back, links cut and restored")
 struct DeviceNetworkTests {
+    @Test("a link between the holders of the two sides of a fork ends (it asked for a gap only the refused side fills, for ever)",
+          .timeLimit(.minutes(2)))
+    func forkedChainLinkEnds() async throws {
+        var network = try DeviceNetwork(["alice", "bob", "carol"], .init(storage: .files(in: nil)))
+        defer { network.cleanUp() }
+        let group = try network["alice"].createGroup(title: "G", with: [try network.id("bob"), try network.id("carol")])
+        for _ in 0..<2 { try await network.pass("alice", "bob"); try await network.pass("alice", "carol") }
+        var copy = try network.clone("bob")
+        try network["bob"].send(text: "what everyone sees", to: group)
+        try copy.send(text: "what only carol sees", to: group)
+        try network.carry(try copy.exportFile(groups: [group], protection: .plain).bytes, to: "carol")
+        // Bob's chain goes on past the fork; Carol can never take it, nor what depends on it.
+        for text in ["after one", "after two", "after three"] { try network["bob"].send(text: text, to: group) }
+        // Each pass returns (the time limit catches one that does not): before, the side
+        // holding the fork asked again after every delivery for the gap below Bob's later envelopes.
+        try await network.pass("alice", "bob")
+        try await network.pass("alice", "carol")
+        try await network.pass("bob", "carol")
+        let bobID = try network.id("bob")
+        #expect(try network.history("carol", group).contains { $0.event == "equivocation" && $0.sender == bobID })
+        #expect(try network.history("bob", group).contains { $0.event == "equivocation" && $0.sender == bobID })
+        #expect(try !network.texts("carol", group).contains("after one"))
+        #expect(try network.texts("alice", group).contains("after three"))
+    }
+
     @Test("a dead relay answers nobody and keeps what it stored for when it is back; a cut link moves what it can, a whole pass the rest",
           .timeLimit(.minutes(5)))
     func topology() async throws {

@@ -84,6 +84,8 @@ public struct DeviceNetwork: Sendable {
     public private(set) var cutPasses = 0
     var positions: [String: Int] = [:]
     var relays: [Relay] = []
+    /// How many devices were cloned (each copy gets its own file and seed).
+    var clones = 0
     /// A temporary folder this network made, removed by ``cleanUp()``.
     private(set) var temporaryFolder: String?
     let logger: Logger
@@ -172,6 +174,25 @@ public struct DeviceNetwork: Sendable {
     public mutating func introduce(_ name: String, to other: String) throws {
         let code = try self[try person(name)].profile().contactCode
         _ = try self[try person(other)].addContact(code: code, name: name)
+    }
+
+    /// A second device with a copy of `name`'s whole state, identity included (a stolen or
+    /// restored copy of a phone): what the copy sends contradicts what the original sends at the
+    /// same seqs, which is how the adversary of the switching scenario equivocates. Not a person
+    /// of the network; needs SQLite files (the copy is a copy of the file).
+    public mutating func clone(_ name: String) throws -> NetworkDevice {
+        let index = try person(name)
+        guard let path = try databasePath(for: names[index]) else { throw DeviceNetworkError.needsFiles("cloning \(name)") }
+        clones += 1
+        let copy = (path as NSString).deletingPathExtension + "-clone\(clones).sqlite"
+        // Every write ends with a truncating WAL checkpoint: the main file is the whole state.
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        let clock = options.clock
+        let random: SharedRandom = switch options.randomness {
+        case .seeded(let seed): SharedRandom(seed: seed &* 1_000 &+ 999 &- UInt64(clones))
+        case .system: .system
+        }
+        return NetworkDevice(store: try SQLiteDeviceStore(path: copy), clock: { clock.now }, random: random, configuration: options.configuration)
     }
 
     /// The position of a named person.
@@ -370,9 +391,11 @@ public enum DeviceNetworkError: Error, CustomStringConvertible {
     case unknownPerson(String)
     case unknownRelay(String)
     case duplicate(String)
+    case needsFiles(String)
 
     public var description: String {
         switch self {
+        case .needsFiles(let what): "\(what) needs a network on SQLite files"
         case .unknownPerson(let name): "nobody is named \(name) in this network"
         case .unknownRelay(let name): "no relay is named \(name) in this network"
         case .duplicate(let name): "\(name) is already in this network"

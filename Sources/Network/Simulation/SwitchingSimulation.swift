@@ -2,6 +2,7 @@ internal import Foundation
 internal import DCGKAEncoding
 internal import DCGKACrypto
 internal import Device
+internal import CausalBroadcast
 
 /// The switching scenario of NETWORK.md §14 (issue 11) as a seeded simulation on a
 /// ``DeviceNetwork``: each person is a device on its own SQLite database, the relays are the
@@ -16,6 +17,14 @@ internal import Device
 /// member removes someone, concurrently; (4) the home relay dies, the online members link in a
 /// chain (neighbours only), some passes cut midway; (5) the offline person gets everything in a
 /// file from a chain member.
+///
+/// With an adversary (`--adversary`), a chain member turns malicious in phase 4: a copy of its
+/// device shows its chain neighbour a message other than the one the device sends everyone else
+/// at the same seq (an equivocation, which every honest member must come to report, the offline
+/// person through its file), and it pushes forged envelopes (another member's with a changed
+/// byte, its own with a changed payload, and noise) to its other neighbour, which must refuse
+/// them without storing or passing on anything. Its honest device stops operating after the
+/// fork; the checks are made over the honest members (see PROTOCOL-NOTES.md, Transports).
 public struct SwitchingSimulation: Sendable {
     public struct Configuration: Sendable {
         /// People, at least 5; all but the last are online, the last is offline throughout.
@@ -24,6 +33,8 @@ public struct SwitchingSimulation: Sendable {
         public var seed: UInt64
         /// Whether the offline person gets its file (a test turns it off to see the checks fail).
         public var deliversFile = true
+        /// Whether a chain member turns malicious in phase 4.
+        public var adversary = false
 
         public init(members: Int = 5, operations: Int = 60, seed: UInt64 = 1) {
             self.members = members
@@ -49,6 +60,11 @@ public struct SwitchingSimulation: Sendable {
         public var chain: [String]
         public var added: String
         public var removed: String
+        /// The malicious member, with `--adversary`.
+        public var adversary: String?
+        /// Attacks made, and how many of them the honest members detected.
+        public var attacks: Int
+        public var detected: Int
         public var checks: [Check]
 
         /// A few lines for a person.
@@ -57,6 +73,7 @@ public struct SwitchingSimulation: Sendable {
                 "switching scenario: \(members) people, \(operations) operations, seed \(seed)",
                 "  \(messages) messages, \(passes) sync passes (\(cutPasses) cut midway); chain \(chain.joined(separator: "—")); \(added) added while \(removed) was removed",
             ]
+            if let adversary { lines.append("  adversary \(adversary): \(attacks) attacks, \(detected) detected") }
             for check in checks { lines.append("  \(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
             lines.append(ok ? "all checks hold" : "SOME CHECKS FAILED")
             return lines.joined(separator: "\n")
@@ -81,12 +98,24 @@ struct Sent {
     var readers: Set<MemberID>
 }
 
+/// What the adversary did, for the checks.
+struct Attacks {
+    var adversary: Int
+    /// The neighbour shown the other side of the fork, and the one sent forgeries.
+    var forkedTo: Int
+    var forgedTo: Int
+    /// Forged wires pushed, and how many the neighbour refused.
+    var forgeries: [[UInt8]] = []
+    var refused = 0
+}
+
 struct World {
     let configuration: SwitchingSimulation.Configuration
     var random: SeededRandom
     var network: DeviceNetwork
     var group: GroupID?
     var sent: [Sent] = []
+    var attacks: Attacks?
 
     var clock: NetworkClock { network.clock }
     var names: [String] { network.names }
@@ -124,10 +153,11 @@ struct World {
         return try network.view(person, group)
     }
 
-    /// A message, an update, or nothing, from a random online member (in its own view).
+    /// A message, an update, or nothing, from a random online member (in its own view); a
+    /// malicious member's device is past operating once it forked.
     mutating func operate(_ step: Int, among people: [Int]) throws {
         guard let group else { return }
-        let candidates = try people.filter { try view($0) != nil }
+        let candidates = try people.filter { try view($0) != nil && $0 != attacks?.adversary }
         guard !candidates.isEmpty else { return }
         let person = candidates[Int(random.next() % UInt64(candidates.count))]
         if random.next() % 10 < 8 {
@@ -211,7 +241,9 @@ struct World {
         try network.killRelay("home")
         var chain = online
         chain.shuffle(using: &random)
+        let forkAt = step + (steps - step) / 3
         while step < steps {
+            if configuration.adversary, step == forkAt, attacks == nil { try turnMalicious(chain: chain, removed: removed) }
             try operate(step, among: online)
             let link = Int(random.next() % UInt64(chain.count - 1))
             let cut = random.next() % 5 == 0 ? Int(1 + random.next() % 20) : nil
@@ -233,11 +265,84 @@ struct World {
             try network.carry(bytes, to: names[offline])
         }
 
-        let checks = try check(removed: removed)
+        var checks = try check(removed: removed)
+        var detected = 0
+        if let attacks {
+            let adversaryChecks = try check(attacks, removed: removed)
+            detected = adversaryChecks.detected
+            checks += adversaryChecks.checks
+        }
         return SwitchingSimulation.Report(
             ok: checks.allSatisfy(\.ok), members: configuration.members, operations: steps, seed: configuration.seed,
             messages: sent.count, passes: network.passes, cutPasses: network.cutPasses, chain: chain.map { names[$0] },
-            added: names[offline], removed: names[removed], checks: checks)
+            added: names[offline], removed: names[removed], adversary: attacks.map { names[$0.adversary] },
+            attacks: attacks.map { 1 + $0.forgeries.count } ?? 0, detected: detected, checks: checks)
+    }
+
+    // MARK: The adversary
+
+    /// A chain member (not the removed one) turns malicious: a copy of its device sends one
+    /// neighbour another message at the seq of the device's next one (the neighbour takes it in
+    /// by a file before it links again), and the other neighbour is pushed forgeries.
+    mutating func turnMalicious(chain: [Int], removed: Int) throws {
+        guard let group else { return }
+        let candidates = try (0..<chain.count).filter { try chain[$0] != removed && view(chain[$0]) != nil }
+        guard !candidates.isEmpty else { return }
+        let position = candidates[Int(random.next() % UInt64(candidates.count))]
+        let adversary = chain[position]
+        let left = position > 0 ? chain[position - 1] : nil, right = position + 1 < chain.count ? chain[position + 1] : nil
+        guard let forkedTo = left ?? right else { return }
+        let forgedTo = right ?? forkedTo
+        var attacks = Attacks(adversary: adversary, forkedTo: forkedTo, forgedTo: forgedTo)
+
+        var copy = try network.clone(names[adversary])
+        try network[adversary].send(text: "\(names[adversary]): what everyone sees", to: group)
+        try copy.send(text: "\(names[adversary]): what only \(names[forkedTo]) sees", to: group)
+        try network.carry(try copy.exportFile(groups: [group], protection: .plain).bytes, to: names[forkedTo])
+
+        // Forgeries: another member's envelope with its last byte changed (its signature no
+        // longer holds), the adversary's own newest with a payload byte changed, and noise.
+        let wires = try network[adversary].log(of: group, after: 0, limit: 100_000).wires
+        let ids = ids
+        let others = wires.filter { wire in (try? Envelope(wire: wire, groupID: group)).map { $0.sender != ids[adversary] } ?? false }
+        if var stolen = others.last {
+            stolen[stolen.count - 1] ^= 0x01
+            attacks.forgeries.append(stolen)
+        }
+        if var own = wires.last(where: { wire in (try? Envelope(wire: wire, groupID: group)).map { $0.sender == ids[adversary] } ?? false }) {
+            own[own.count / 2] ^= 0x80
+            attacks.forgeries.append(own)
+        }
+        attacks.forgeries.append((0..<96).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+        let report = try network[forgedTo].receive(attacks.forgeries.map { ReceivedEnvelope(group: group, wire: $0) })
+        attacks.refused = report.rejected
+        self.attacks = attacks
+        clock.advance()
+    }
+
+    /// The adversary's attacks, each detected by the honest members it reached.
+    func check(_ attacks: Attacks, removed: Int) throws -> (checks: [SwitchingSimulation.Check], detected: Int) {
+        guard let group else { return ([], 0) }
+        let adversaryID = ids[attacks.adversary]
+        // Every honest member of the final view reports the equivocation (the offline person
+        // through the evidence in its file).
+        let honest = (online + [offline]).filter { $0 != attacks.adversary && $0 != removed }
+        let unaware = try honest.filter { person in
+            try !network[person].history(of: group).contains { $0.event == "equivocation" && $0.sender == adversaryID }
+        }
+        // Forgeries are refused where they arrive and are nowhere in a log.
+        let forged = Set(attacks.forgeries.compactMap { try? Envelope(wire: $0, groupID: group).hash })
+        let stored = try network.devices.indices.filter { index in
+            !forged.isDisjoint(with: try network[index].holdings(of: group).chains.flatMap { $0.value.values })
+        }
+        let checks: [SwitchingSimulation.Check] = [
+            .init(name: "equivocation reported", ok: unaware.isEmpty,
+                  detail: unaware.isEmpty ? "all \(honest.count) honest members report \(names[attacks.adversary])'s fork, shown only to \(names[attacks.forkedTo])"
+                      : "not reported by \(unaware.map { names[$0] }.joined(separator: ", "))"),
+            .init(name: "forgeries refused", ok: attacks.refused == attacks.forgeries.count && stored.isEmpty,
+                  detail: "\(names[attacks.forgedTo]) refused \(attacks.refused) of \(attacks.forgeries.count); stored by \(stored.isEmpty ? "nobody" : stored.map { names[$0] }.joined(separator: ", "))"),
+        ]
+        return (checks, (unaware.isEmpty ? 1 : 0) + attacks.refused)
     }
 
     func logSizes() throws -> [Int] {
@@ -260,7 +365,10 @@ struct World {
         // Nothing lost: every device, the removed one and the offline one included, holds every
         // envelope any online device holds; the offline device's only extras are its own (its
         // acknowledgments after the import, waiting in its outbox for a link it never gets).
-        let holdings = try network.devices.map { try $0.holdings(of: group).chains }
+        let adversaryID = attacks.map { ids[$0.adversary] }
+        // With an adversary, its own chain is left out: past the fork it is broken where the
+        // other side was shown (that is the adversary's loss, not the network's).
+        let holdings = try network.devices.map { try $0.holdings(of: group).chains.filter { $0.key != adversaryID } }
         let logs = holdings.map { Set($0.flatMap { $0.value.values }) }
         let union = online.reduce(into: Set<Bytes32>()) { $0.formUnion(logs[$1]) }
         var short = logs.enumerated().filter { !$0.element.isSuperset(of: union) }.map { "\(names[$0.offset]) lacks \(union.subtracting($0.element).count)" }
@@ -276,7 +384,7 @@ struct World {
         for (index, device) in network.devices.enumerated() {
             let read = try device.history(of: group).filter { $0.kind == .message }
             let counts = Dictionary(read.map { ($0.text, 1) }, uniquingKeysWith: +)
-            for message in sent {
+            for message in sent where message.sender != attacks?.adversary {
                 let should = message.sender == index || message.readers.contains(ids[index])
                 let copies = counts[message.text] ?? 0
                 if copies != (should ? 1 : 0) { wrong.append("\(names[index]) read \"\(message.text)\" \(copies) times") }

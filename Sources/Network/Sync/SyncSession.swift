@@ -55,6 +55,11 @@ public struct SyncSession: Sendable {
     public private(set) var wanted: [GroupID]
     /// Groups whose `have` this side already sent on this link.
     private var announced: Set<GroupID> = []
+    /// Gaps already asked for on this link, per group: the peer answered what it had, so asking
+    /// again cannot help. (A gap below an envelope that continues an equivocator's other branch
+    /// can never be filled here: the envelope that would fill it is refused, PROTOCOL.md §6.2.
+    /// Asking for it after every delivery kept two honest devices busy for ever.)
+    private var asked: [GroupID: Set<SeqRange>] = [:]
     public private(set) var isClosed = false
     /// Whether a `have` for a group I do not share with the peer gets an empty `have` back (a
     /// relay: the peer may be about to give it a new group's create), instead of nothing. Either
@@ -180,7 +185,7 @@ public struct SyncSession: Sendable {
         guard !isClosed else { return [] }
         var outputs: [Output] = []
         if !hashes.isEmpty { outputs.append(.send(.ack(group, hashes))) }
-        let gaps = SyncPlanner.gaps(try await holder.holdings(of: group))
+        let gaps = SyncPlanner.gaps(try await holder.holdings(of: group)).filter { asked[group, default: []].insert($0).inserted }
         if !gaps.isEmpty { outputs.append(.send(.want(group, ranges: gaps, hashes: []))) }
         return outputs
     }
