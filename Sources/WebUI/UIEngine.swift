@@ -213,7 +213,7 @@ actor UIEngine {
         let groups: [[String: Any]] = try device.groups().map { group in
             let activity = try device.activity(of: group.id, me: me.id)
             return [
-                "id": group.id.raw.hex, "title": group.title, "members": group.members.count, "member": group.isMember,
+                "id": group.id.raw.hex, "title": Self.title(group), "members": group.members.count, "member": group.isMember,
                 "pending_invitation": group.pendingInvitation, "invited_by": group.invitedBy.map { name($0) } ?? NSNull(),
                 "unread": activity.unread, "last_time": activity.lastTime.map { NSNumber(value: $0) } ?? NSNull(),
             ]
@@ -285,7 +285,7 @@ actor UIEngine {
         let myName = try device.me().name
         let relays = try? device.relayList(of: groupID)
         return [
-            "id": summary.id.raw.hex, "title": summary.title, "member": summary.isMember,
+            "id": summary.id.raw.hex, "title": Self.title(summary), "member": summary.isMember,
             "pending_invitation": summary.pendingInvitation,
             "invited_by": summary.invitedBy.map { names[$0] ?? String($0.raw.hex.prefix(12)) } ?? NSNull(),
             "members": summary.members.map { id -> [String: Any] in
@@ -299,6 +299,11 @@ actor UIEngine {
             ],
             "disappear_after": NSNumber(value: summary.disappearAfter),
         ]
+    }
+
+    /// A group's title; an invitation's cannot be read before joining.
+    static func title(_ group: Device<SystemRandomNumberGenerator>.GroupSummary) -> String {
+        group.pendingInvitation ? "An invitation (its name shows once you join)" : group.title
     }
 
     // MARK: Files (NETWORK.md §14.4)

@@ -91,7 +91,8 @@ public struct UIServer: Sendable {
         }
         router.post("/api/import") { request, _ in
             try guardBox.apiCheck(request)
-            let passphrase = request.headers[HTTPFields.Element.Name("X-DCGKA-File-Passphrase")!].flatMap { $0.isEmpty ? nil : $0 }
+            // Percent-encoded UTF-8 (header values are ASCII), as the page sends it.
+            let passphrase = request.headers[Self.passphraseHeader].flatMap { $0.removingPercentEncoding }.flatMap { $0.isEmpty ? nil : $0 }
             let body = try await request.body.collect(upTo: 256 << 20)
             do {
                 let report = try await engine.importFile(Array(buffer: body), passphrase: passphrase)
@@ -134,6 +135,9 @@ public struct UIServer: Sendable {
 }
 
 extension UIServer {
+    /// `X-DCGKA-File-Passphrase`: an imported file's passphrase, percent-encoded.
+    static let passphraseHeader = HTTPFields.Element.Name("X-DCGKA-File-Passphrase")!
+
     static func export(_ engine: UIEngine, group: String?, protection: UIEngine.FileProtection) async throws -> Response {
         do {
             let (bytes, name) = try await engine.export(group: group, protection: protection)

@@ -26,7 +26,7 @@ public struct HistoryRenderer: Sendable {
         let who = name(entry.sender)
         let Who = who.prefix(1).uppercased() + who.dropFirst()
         switch entry.event ?? "" {
-        case "created": return "\(Who) created the group with \(list(entry.subjects))"
+        case "created": return entry.subjects.isEmpty ? "\(Who) created the group" : "\(Who) created the group with \(list(entry.subjects))"
         case "joined": return "\(Who) added you; you are in the group"
         case "added": return "\(Who) added \(list(entry.subjects))"
         case "removed": return "\(Who) removed \(list(entry.subjects))"
