@@ -13,10 +13,12 @@ internal import CausalBroadcast
 /// are cut; every check is made at the end.
 ///
 /// Phases: (1) everyone on the company relay; (2) a member posts the home relay, devices take it
-/// up by policy; (3) the company relay dies while a member adds the offline person and another
+/// up by policy; (3) the company relay dies while a member adds the offline people and another
 /// member removes someone, concurrently; (4) the home relay dies, the online members link in a
-/// chain (neighbours only), some passes cut midway; (5) the offline person gets everything in a
-/// file from a chain member.
+/// chain (neighbours only), some passes cut midway; (5) the offline people get everything by a
+/// file that hops from a chain member to the first of them, from that one to the next, and so on.
+/// Five people are four online and one offline; of more, every second one beyond five is offline
+/// too (six: five and one, seven: five and two, eight: six and two).
 ///
 /// With an adversary (`--adversary`), a chain member turns malicious in phase 4: a copy of its
 /// device shows its chain neighbour a message other than the one the device sends everyone else
@@ -27,11 +29,11 @@ internal import CausalBroadcast
 /// fork; the checks are made over the honest members (see PROTOCOL-NOTES.md, Transports).
 public struct SwitchingSimulation: Sendable {
     public struct Configuration: Sendable {
-        /// People, at least 5; all but the last are online, the last is offline throughout.
+        /// People, at least 5: the last `offline` of them are offline throughout, the rest online.
         public var members: Int
         public var operations: Int
         public var seed: UInt64
-        /// Whether the offline person gets its file (a test turns it off to see the checks fail).
+        /// Whether the offline people get their files (a test turns it off to see the checks fail).
         public var deliversFile = true
         /// Whether a chain member turns malicious in phase 4.
         public var adversary = false
@@ -58,6 +60,9 @@ public struct SwitchingSimulation: Sendable {
         public var passes: Int
         public var cutPasses: Int
         public var chain: [String]
+        /// Who carried the file to whom: a chain member, then each offline person in turn.
+        public var file: [String]
+        /// The offline people, added while someone was removed.
         public var added: String
         public var removed: String
         /// The malicious member, with `--adversary`.
@@ -71,7 +76,7 @@ public struct SwitchingSimulation: Sendable {
         public var summary: String {
             var lines = [
                 "switching scenario: \(members) people, \(operations) operations, seed \(seed)",
-                "  \(messages) messages, \(passes) sync passes (\(cutPasses) cut midway); chain \(chain.joined(separator: "—")); \(added) added while \(removed) was removed",
+                "  \(messages) messages, \(passes) sync passes (\(cutPasses) cut midway); chain \(chain.joined(separator: "—")); \(added) added while \(removed) was removed; file \(file.joined(separator: " → "))",
             ]
             if let adversary { lines.append("  adversary \(adversary): \(attacks) attacks, \(detected) detected") }
             for check in checks { lines.append("  \(check.ok ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
@@ -120,8 +125,9 @@ struct World {
     var clock: NetworkClock { network.clock }
     var names: [String] { network.names }
     var ids: [MemberID] { network.ids }
-    var offline: Int { configuration.members - 1 }
-    var online: [Int] { Array(0..<offline) }
+    /// The people offline throughout: one of five, and every second one beyond five.
+    var offline: [Int] { Array((configuration.members - 1 - max(0, configuration.members - 5) / 2)..<configuration.members) }
+    var online: [Int] { Array(0..<offline[0]) }
 
     init(_ configuration: SwitchingSimulation.Configuration, folder: String) throws {
         self.configuration = configuration
@@ -226,7 +232,7 @@ struct World {
         let targets = members.filter { $0 != adder && $0 != remover }
         let removed = targets[Int(random.next() % UInt64(targets.count))]
         if let group {
-            try network[adder].add(ids[offline], to: group)
+            for person in offline { try network[adder].add(ids[person], to: group) }
             try network[remover].remove(ids[removed], from: group)
         }
         clock.advance()
@@ -258,11 +264,16 @@ struct World {
             if try logSizes() == before { break }
         }
 
-        // (5) The offline person gets everything in a file from a chain member.
+        // (5) The offline people get everything by a file that hops from a chain member to the
+        // first of them, from that one (who joined by it) to the next, and so on.
         let carrier = chain[Int(random.next() % UInt64(chain.count))]
         if let group, configuration.deliversFile {
-            let bytes = try network.file(from: carrier, groups: [group], protection: .participants(among: [ids[offline]]))
-            try network.carry(bytes, to: names[offline])
+            var from = carrier
+            for person in offline {
+                let bytes = try network.file(from: from, groups: [group], protection: .participants(among: [ids[person]]))
+                try network.carry(bytes, to: names[person])
+                from = person
+            }
         }
 
         var checks = try check(removed: removed)
@@ -275,7 +286,8 @@ struct World {
         return SwitchingSimulation.Report(
             ok: checks.allSatisfy(\.ok), members: configuration.members, operations: steps, seed: configuration.seed,
             messages: sent.count, passes: network.passes, cutPasses: network.cutPasses, chain: chain.map { names[$0] },
-            added: names[offline], removed: names[removed], adversary: attacks.map { names[$0.adversary] },
+            file: ([carrier] + offline).map { names[$0] },
+            added: offline.map { names[$0] }.joined(separator: ", "), removed: names[removed], adversary: attacks.map { names[$0.adversary] },
             attacks: attacks.map { 1 + $0.forgeries.count } ?? 0, detected: detected, checks: checks)
     }
 
@@ -326,7 +338,7 @@ struct World {
         let adversaryID = ids[attacks.adversary]
         // Every honest member of the final view reports the equivocation (the offline person
         // through the evidence in its file).
-        let honest = (online + [offline]).filter { $0 != attacks.adversary && $0 != removed }
+        let honest = (online + offline).filter { $0 != attacks.adversary && $0 != removed }
         let unaware = try honest.filter { person in
             try !network[person].history(of: group).contains { $0.event == "equivocation" && $0.sender == adversaryID }
         }
@@ -358,13 +370,14 @@ struct World {
         // Identical views: every device that counts itself a member sees the same members.
         let views = try network.devices.indices.compactMap { index in try view(index).map { (index, $0) } }
         let distinct = Set(views.map(\.1))
-        let expected = Set(online.filter { $0 != removed }.map { ids[$0] } + [ids[offline]])
+        let expected = Set(online.filter { $0 != removed }.map { ids[$0] } + offline.map { ids[$0] })
         checks.append(.init(
             name: "identical views", ok: distinct.count == 1 && distinct.first == expected && views.count == expected.count,
             detail: "\(views.count) devices count themselves members; \(distinct.count) distinct view(s) of \(distinct.first?.count ?? 0) members"))
-        // Nothing lost: every device, the removed one and the offline one included, holds every
-        // envelope any online device holds; the offline device's only extras are its own (its
-        // acknowledgments after the import, waiting in its outbox for a link it never gets).
+        // Nothing lost: every device, the removed one and the offline ones included, holds every
+        // envelope any online device holds; the offline devices' only extras are the offline
+        // people's own (their acknowledgments after the import, which travel on with the file to
+        // the next offline person and wait in outboxes for a link they never get).
         let adversaryID = attacks.map { ids[$0.adversary] }
         // With an adversary, its own chain is left out: past the fork it is broken where the
         // other side was shown (that is the adversary's loss, not the network's).
@@ -372,12 +385,19 @@ struct World {
         let logs = holdings.map { Set($0.flatMap { $0.value.values }) }
         let union = online.reduce(into: Set<Bytes32>()) { $0.formUnion(logs[$1]) }
         var short = logs.enumerated().filter { !$0.element.isSuperset(of: union) }.map { "\(names[$0.offset]) lacks \(union.subtracting($0.element).count)" }
-        let offlineOwn = Set(holdings[offline][ids[offline]]?.values.map { $0 } ?? [])
-        let extras = logs[offline].subtracting(union).subtracting(offlineOwn)
-        if !extras.isEmpty { short.append("\(names[offline]) holds \(extras.count) envelopes of others that no online device has") }
+        var offlineOwn = Set<Bytes32>()
+        for person in offline {
+            for other in offline { offlineOwn.formUnion(holdings[person][ids[other]]?.values.map { $0 } ?? []) }
+        }
+        var newOnes = 0
+        for person in offline {
+            let extras = logs[person].subtracting(union).subtracting(offlineOwn)
+            if !extras.isEmpty { short.append("\(names[person]) holds \(extras.count) envelopes of others that no online device has") }
+            newOnes = max(newOnes, logs[person].subtracting(union).count)
+        }
         checks.append(.init(
             name: "nothing lost", ok: short.isEmpty,
-            detail: short.isEmpty ? "every device holds all \(union.count) envelopes (\(names[offline]) also its own \(logs[offline].subtracting(union).count) new ones)" : short.joined(separator: ", ")))
+            detail: short.isEmpty ? "every device holds all \(union.count) envelopes (the offline also up to \(newOnes) new ones of their own)" : short.joined(separator: ", ")))
         // Exactly the intended readers: a message is read by its sender and the members of
         // its sender's view when it was sent, and by nobody else.
         var wrong: [String] = []
