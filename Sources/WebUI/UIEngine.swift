@@ -66,6 +66,8 @@ actor UIEngine {
         if let id = id as? NSNumber { reply["id"] = id } else if let id = id as? String { reply["id"] = id }
         do {
             let op = try Arguments(object).string("op")
+            // The operation's name only: arguments may hold a contact code or a message.
+            logger.debug("page request", metadata: ["op": "\(op)"])
             let result = try await perform(op, Arguments(object))
             reply["ok"] = true
             reply["result"] = result

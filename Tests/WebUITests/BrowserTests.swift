@@ -43,3 +43,40 @@ struct BrowserTests {
         }
     }
 }
+
+/// The page's JavaScript modules in Firefox too (issue 12 asks for current Chromium and
+/// Firefox). No WebDriver for Firefox is packaged in Debian, so this runs headless Firefox
+/// ESR on the page and checks that its modules loaded and ran under the page's CSP: the page
+/// opened its WebSocket with the token from the URL's fragment and asked for the overview.
+@Suite("The web client in Firefox")
+struct FirefoxTests {
+    @Test("headless Firefox loads the page's modules, which connect with the token and ask for the overview", .timeLimit(.minutes(3)))
+    func modulesRun() throws {
+        let firefox = "/usr/bin/firefox-esr"
+        guard FileManager.default.isExecutableFile(atPath: firefox) else {
+            Issue.record("\(firefox) is missing: apt-get install firefox-esr (Debian)")
+            return
+        }
+        let scratch = try Scratch("ui-firefox")
+        defer { scratch.remove() }
+        let ui = try Spawned(["ui", "--home", scratch.path("home"), "--listen", "127.0.0.1:0", "--log-level", "debug"],
+                             environment: ["DCGKA_UI_SITE": BrowserTests.root.appendingPathComponent("Sources/WebUI/Resources/site").path])
+        defer { _ = ui.stop(grace: 5); ui.cleanUp() }
+        let first = try #require(ui.waitForOutput(timeout: 60) { $0.contains("\n") }, "dcgka ui printed no address: \(ui.result())")
+        let url = String(first.prefix { $0 != "\n" })
+        #expect(url.hasPrefix("http://127.0.0.1:") && url.contains("/#token="))
+        try FileManager.default.createDirectory(atPath: scratch.path("profile"), withIntermediateDirectories: true)
+        // Firefox's sandboxes do not start as root in a container; the page's own CSP still applies.
+        let browser = try Spawned(
+            ["--headless", "--no-remote", "--profile", scratch.path("profile"), url], executable: URL(fileURLWithPath: firefox),
+            environment: ["HOME": scratch.path("."), "MOZ_HEADLESS": "1", "MOZ_DISABLE_CONTENT_SANDBOX": "1", "MOZ_DISABLE_GMP_SANDBOX": "1",
+                          "MOZ_DISABLE_RDD_SANDBOX": "1", "MOZ_DISABLE_SOCKET_PROCESS_SANDBOX": "1"])
+        defer { _ = browser.stop(grace: 10); browser.cleanUp() }
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline, !ui.stderr.contains("op=overview") { Thread.sleep(forTimeInterval: 0.3) }
+        #expect(ui.stderr.contains("op=overview"), "Firefox's page never asked for the overview.\nui: \(ui.stderr)\nfirefox: \(browser.stderr)")
+        // The token is never logged.
+        let token = url.components(separatedBy: "#token=").last ?? ""
+        #expect(token.count == 64 && !ui.stderr.contains(token))
+    }
+}
