@@ -19,7 +19,9 @@ struct SwitchingSimulationTests {
     func seeded(_ members: Int, _ operations: Int, _ seed: UInt64) async throws {
         let report = try await Self.run(.init(members: members, operations: operations, seed: seed))
         #expect(report.ok, "\(report.summary)")
-        #expect(report.checks.map(\.name) == ["identical views", "nothing lost", "exactly the intended readers", "removed member"])
+        #expect(report.checks.map(\.name) == [
+            "identical views", "nothing lost", "exactly the intended readers", "secrets agree", "post-compromise security", "removed member",
+        ])
         // Every second person beyond five is offline too, reached by the file's hops.
         let offline = 1 + (members - 5) / 2
         #expect(report.messages > 0 && report.passes > 0 && report.chain.count == members - offline)
@@ -35,8 +37,18 @@ struct SwitchingSimulationTests {
         #expect(report.ok, "\(report.summary)")
         #expect(report.adversary != nil && report.attacks == 4 && report.detected == report.attacks, "\(report.summary)")
         #expect(report.checks.map(\.name) == [
-            "identical views", "nothing lost", "exactly the intended readers", "removed member", "equivocation reported", "forgeries refused",
+            "identical views", "nothing lost", "exactly the intended readers", "secrets agree", "post-compromise security", "removed member",
+            "equivocation reported", "forgeries refused",
         ])
+    }
+
+    @Test("the post-compromise check can fail: without the healing update, the seized copy reads what follows", .timeLimit(.minutes(5)))
+    func withoutHealing() async throws {
+        var configuration = SwitchingSimulation.Configuration(members: 5, operations: 30, seed: 7)
+        configuration.heals = false
+        let report = try await Self.run(configuration)
+        let check = report.checks.first { $0.name == "post-compromise security" }
+        #expect(check?.ok == false, "\(report.summary)")
     }
 
     @Test("the adversary's checks can fail: the offline member, who never gets its file, never hears of the fork", .timeLimit(.minutes(5)))

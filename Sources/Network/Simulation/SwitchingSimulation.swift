@@ -37,6 +37,9 @@ public struct SwitchingSimulation: Sendable {
         public var deliversFile = true
         /// Whether a chain member turns malicious in phase 4.
         public var adversary = false
+        /// Whether the member whose device is seized heals with an update (a test turns it off to
+        /// see the post-compromise check fail).
+        public var heals = true
 
         public init(members: Int = 5, operations: Int = 60, seed: UInt64 = 1) {
             self.members = members
@@ -101,6 +104,23 @@ struct Sent {
     var text: String
     /// The sender's view when it sent, without itself: who must read it, and nobody else.
     var readers: Set<MemberID>
+    /// The sender had processed the snapshotted member's healing update when it sent: a
+    /// snapshot taken before that update must not read it (post-compromise security).
+    var afterHeal = false
+    /// Sent in the closing round, when everyone had everything: its readers decrypting it shows
+    /// they derived the sender's current epoch.
+    var closing = false
+}
+
+/// A copy of one member's device taken mid-run (a seized phone), and the update with which the
+/// member healed right after.
+struct Compromise {
+    var victim: Int
+    var snapshot: NetworkDevice
+    /// The healing update (without one, the victim's last envelope before the seizure).
+    var update: EnvelopeReference
+    /// How many messages had been sent when the device was seized.
+    var sentBefore: Int
 }
 
 /// What the adversary did, for the checks.
@@ -121,6 +141,7 @@ struct World {
     var group: GroupID?
     var sent: [Sent] = []
     var attacks: Attacks?
+    var compromise: Compromise?
 
     var clock: NetworkClock { network.clock }
     var names: [String] { network.names }
@@ -170,11 +191,18 @@ struct World {
             let text = "m\(step) from \(names[person])"
             let readers = try view(person)!.subtracting([ids[person]])
             try network[person].send(text: text, to: group)
-            sent.append(Sent(sender: person, text: text, readers: readers))
+            sent.append(Sent(sender: person, text: text, readers: readers, afterHeal: try hasHealed(person)))
         } else {
             try network[person].update(group)
         }
         clock.advance()
+    }
+
+    /// Whether `person` processed the compromised member's healing update.
+    func hasHealed(_ person: Int) throws -> Bool {
+        guard let compromise, let group else { return false }
+        let update = compromise.update
+        return try network[person].holdings(of: group).chains[update.sender]?[update.seq] == update.hash
     }
 
     mutating func someoneSyncs(among people: [Int]) async throws {
@@ -221,6 +249,17 @@ struct World {
             step += 1
         }
         for _ in 0..<2 { for person in online { try await sync(person) } }
+        // A member's device is copied (seized), and the member heals with an update.
+        if let group {
+            let victim = try online.filter { try view($0) != nil }.last ?? online[0]
+            let snapshot = try network.clone(names[victim])
+            if configuration.heals { try network[victim].update(group) }
+            if let (seq, hash) = try network[victim].holdings(of: group).chains[ids[victim]]?.max(by: { $0.key < $1.key }) {
+                compromise = Compromise(
+                    victim: victim, snapshot: snapshot, update: EnvelopeReference(sender: ids[victim], seq: seq, hash: hash), sentBefore: sent.count)
+            }
+            clock.advance()
+        }
 
         // (3) The company relay dies; concurrently one member adds the offline person and
         // another removes someone.
@@ -262,6 +301,23 @@ struct World {
             for link in 0..<(chain.count - 1) { try await pass(chain[link], chain[link + 1]) }
             for link in (0..<(chain.count - 1)).reversed() { try await pass(chain[link], chain[link + 1]) }
             if try logSizes() == before { break }
+        }
+
+        // Closing words: every online member of the final view speaks once more, and the chain
+        // settles again; that everyone reads them shows everyone derived every current epoch.
+        if let group {
+            for person in chain where try view(person) != nil && person != attacks?.adversary {
+                let text = "closing words from \(names[person])"
+                let readers = try view(person)!.subtracting([ids[person]])
+                try network[person].send(text: text, to: group)
+                sent.append(Sent(sender: person, text: text, readers: readers, afterHeal: try hasHealed(person), closing: true))
+            }
+            for _ in 0..<(4 * chain.count) {
+                let before = try logSizes()
+                for link in 0..<(chain.count - 1) { try await pass(chain[link], chain[link + 1]) }
+                for link in (0..<(chain.count - 1)).reversed() { try await pass(chain[link], chain[link + 1]) }
+                if try logSizes() == before { break }
+            }
         }
 
         // (5) The offline people get everything by a file that hops from a chain member to the
@@ -413,6 +469,32 @@ struct World {
         checks.append(.init(
             name: "exactly the intended readers", ok: wrong.isEmpty,
             detail: wrong.isEmpty ? "\(sent.count) messages, each read by exactly its sender's view" : wrong.prefix(5).joined(separator: "; ")))
+        // Secrets agree: every closing word was read by every member of its sender's view.
+        let closing = sent.filter(\.closing)
+        let unread = try closing.flatMap { message in
+            try network.devices.indices.filter { message.readers.contains(ids[$0]) }.filter { reader in
+                try !network[reader].history(of: group).contains { $0.kind == .message && $0.text == message.text }
+            }.map { "\(names[$0]) cannot read \(names[message.sender])'s current epoch" }
+        }
+        checks.append(.init(
+            name: "secrets agree", ok: unread.isEmpty && !closing.isEmpty,
+            detail: unread.isEmpty ? "\(closing.count) closing messages, each read by its sender's whole view" : unread.prefix(5).joined(separator: "; ")))
+        // Post-compromise security: the seized copy, given every envelope of the group, reads
+        // nothing sent by a member who had processed the victim's healing update.
+        if var compromise {
+            let reference = try network.devices.indices.max { try network[$0].holdings(of: group).vector().heads.count < network[$1].holdings(of: group).vector().heads.count } ?? 0
+            let wires = try network[reference].log(of: group, after: 0, limit: 1_000_000).wires
+            _ = try compromise.snapshot.receive(wires.map { ReceivedEnvelope(group: group, wire: $0) })
+            let read = Set(try compromise.snapshot.history(of: group).filter { $0.kind == .message }.map(\.text))
+            let healed = sent.filter(\.afterHeal)
+            let leaked = healed.filter { read.contains($0.text) }
+            // Those sent after the seizure by members who had not processed the update yet: the
+            // copy reads them (it is a working device; healing takes effect per sender).
+            let before = sent.dropFirst(compromise.sentBefore).filter { !$0.afterHeal && read.contains($0.text) }.count
+            checks.append(.init(
+                name: "post-compromise security", ok: leaked.isEmpty && !healed.isEmpty,
+                detail: "a copy of \(names[compromise.victim])'s device seized before its update read \(leaked.count) of the \(healed.count) messages sent after their senders processed the update (and \(before) sent after the seizure, before)"))
+        }
         // The removed member reads nothing sent by senders who knew of its removal.
         let after = sent.filter { !$0.readers.contains(ids[removed]) && $0.sender != removed }
         let leaked = try network[removed].history(of: group).filter { line in line.kind == .message && after.contains { $0.text == line.text } }
