@@ -295,13 +295,7 @@ struct World {
             try await pass(chain[link], chain[link + 1], budget: cut)
             step += 1
         }
-        // The chain settles: sweeps both ways until a sweep moves nothing.
-        for _ in 0..<(4 * chain.count) {
-            let before = try logSizes()
-            for link in 0..<(chain.count - 1) { try await pass(chain[link], chain[link + 1]) }
-            for link in (0..<(chain.count - 1)).reversed() { try await pass(chain[link], chain[link + 1]) }
-            if try logSizes() == before { break }
-        }
+        try await settle(chain)
 
         // Closing words: every online member of the final view speaks once more, and the chain
         // settles again; that everyone reads them shows everyone derived every current epoch.
@@ -312,12 +306,7 @@ struct World {
                 try network[person].send(text: text, to: group)
                 sent.append(Sent(sender: person, text: text, readers: readers, afterHeal: try hasHealed(person), closing: true))
             }
-            for _ in 0..<(4 * chain.count) {
-                let before = try logSizes()
-                for link in 0..<(chain.count - 1) { try await pass(chain[link], chain[link + 1]) }
-                for link in (0..<(chain.count - 1)).reversed() { try await pass(chain[link], chain[link + 1]) }
-                if try logSizes() == before { break }
-            }
+            try await settle(chain)
         }
 
         // (5) The offline people get everything by a file that hops from a chain member to the
@@ -411,6 +400,16 @@ struct World {
                   detail: "\(names[attacks.forgedTo]) refused \(attacks.refused) of \(attacks.forgeries.count); stored by \(stored.isEmpty ? "nobody" : stored.map { names[$0] }.joined(separator: ", "))"),
         ]
         return (checks, (unaware.isEmpty ? 1 : 0) + attacks.refused)
+    }
+
+    /// The chain settles: sweeps both ways until a sweep moves nothing.
+    mutating func settle(_ chain: [Int]) async throws {
+        for _ in 0..<(4 * chain.count) {
+            let before = try logSizes()
+            for link in 0..<(chain.count - 1) { try await pass(chain[link], chain[link + 1]) }
+            for link in (0..<(chain.count - 1)).reversed() { try await pass(chain[link], chain[link + 1]) }
+            if try logSizes() == before { break }
+        }
     }
 
     func logSizes() throws -> [Int] {
