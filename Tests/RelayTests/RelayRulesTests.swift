@@ -492,7 +492,7 @@ struct RelayConnectionRulesTests {
         outputs.contains { output in
             switch output {
             case .send(.envelopes(let g, _)), .send(.push(let g, _)), .send(.summary(let g, _, _)), .send(.pruned(let g, _)),
-                 .send(.evidence(let g, _, _)), .subscribe(let g), .published(let g, _):
+                 .send(.evidence(let g, _, _)), .subscribe(let g), .published(let g, _), .named(let g, _):
                 g == group
             case .send(.have(let g, let vector)):
                 g == group && !vector.heads.isEmpty

@@ -24,6 +24,8 @@ public struct RelayConnection: Sendable {
         case subscribe(GroupID)
         /// Newly stored envelopes of a group, for the other links' subscribers.
         case published(GroupID, [[UInt8]])
+        /// Newly stored creates or adds named these participants: their live links hear `invited`.
+        case named(GroupID, Set<MemberID>)
         /// Send `error(code, text)` for this reason, then close the link.
         case close(RelayRefusal)
         /// The peer ended the link.
@@ -155,11 +157,13 @@ public struct RelayConnection: Sendable {
         let outcomes = try await environment.commit(StoreBatch(group: group, envelopes: admitted, writer: peer))
         var durable: [Bytes32] = []
         var stored: [[UInt8]] = []
+        var named: Set<MemberID> = []
         var firsts: [MemberID: UInt64] = [:]
         for (item, outcome) in zip(admitted, outcomes) {
             if outcome.isDurable { durable.append(item.envelope.hash) }
             if outcome == .stored {
                 stored.append(item.wire)
+                named.formUnion(item.names)
                 let sender = item.envelope.sender
                 firsts[sender] = min(firsts[sender] ?? .max, item.envelope.seq)
             }
@@ -167,6 +171,7 @@ public struct RelayConnection: Sendable {
         }
         var outputs: [Output] = []
         if !stored.isEmpty { outputs.append(.published(group, stored)) }
+        if !named.isEmpty { outputs.append(.named(group, named)) }
         let gaps = firsts.isEmpty ? [] : try await store.gaps(of: group, below: firsts)
         return (outputs, session.committed(group, hashes: durable, gaps: gaps), refusal)
     }

@@ -156,7 +156,9 @@ struct LinkHandler {
                                 await hub.subscribe(group, connection: connectionID, outbox: outbox)
                             case .published(let group, let wires):
                                 Counter(label: "dcgka_relay_envelopes_in_total").increment(by: wires.count)
-                                await hub.stored(group, wires, except: connectionID, store: environment.store)
+                                await hub.publish(group, wires, except: connectionID)
+                            case .named(let group, let members):
+                                await hub.invite(group, participants: members, except: connectionID)
                             case .close(let refusal):
                                 Self.refused(refusal)
                                 outbox.enqueue(.error(refusal.code, refusal.description))

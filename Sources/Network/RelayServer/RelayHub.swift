@@ -56,8 +56,9 @@ actor RelayHub {
         }
     }
 
-    /// Newly stored envelopes: pushed to the group's subscribers, and, when they add
-    /// participants, announced to those participants' live links.
+    /// Envelopes another relay process stored (PostgreSQL's `LISTEN/NOTIFY`): pushed to the
+    /// group's subscribers, and, when they add participants, announced to those participants'
+    /// live links (a link's own admission says whom its envelopes name; these are decoded).
     func stored(_ group: GroupID, _ wires: [[UInt8]], except origin: Int?, store: any RelayStore) async {
         publish(group, wires, except: origin)
         let adds = wires.contains { wire in

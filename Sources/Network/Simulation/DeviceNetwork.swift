@@ -476,7 +476,7 @@ struct SimulatedRelay: RelayEnvironment {
                             try await channel.link.send([.error(refusal.code, refusal.description)])
                             return
                         case .closed: return
-                        case .subscribe, .published: break
+                        case .subscribe, .published, .named: break
                         }
                     }
                 }
