@@ -652,3 +652,12 @@ public func sleep(seconds: Double) {
     guard seconds > 0 else { return }
     usleep(useconds_t(seconds * 1_000_000))
 }
+
+/// Runs blocking work (a CLI command, waiting for a process) off Swift's cooperative threads:
+/// a test that blocks one of them (there are as many as cores) starves every other test in the
+/// process, and live links that need them.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}

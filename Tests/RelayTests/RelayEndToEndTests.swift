@@ -99,12 +99,6 @@ private func converge(_ homes: [Home], maximumRounds: Int = 8) throws -> Int {
     throw CLI.Failure("\(homes) did not converge in \(maximumRounds) rounds of sync")
 }
 
-/// Runs blocking work (a CLI command) off Swift's cooperative threads, which a live link needs.
-private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
-}
 
 /// Seconds since `start`.
 private func since(_ start: Date) -> Double { (Date().timeIntervalSince(start) * 100).rounded() / 100 }

@@ -76,7 +76,7 @@ struct SwitchingSimulationTests {
 @Suite("DeviceNetwork: relays dying and coming back, links cut and restored")
 struct DeviceNetworkTests {
     @Test("a link between the holders of the two sides of a fork ends (it asked for a gap only the refused side fills, for ever)",
-          .timeLimit(.minutes(2)))
+          .timeLimit(.minutes(10)))
     func forkedChainLinkEnds() async throws {
         var network = try DeviceNetwork(["alice", "bob", "carol"], .init(storage: .files(in: nil)))
         defer { network.cleanUp() }
