@@ -5,7 +5,9 @@ import NetworkSimulation
 // `dcgka simulate --topology switching` (issue 11 item 6): the switching scenario, seeded, over
 // the real device, sync and relay engines on memory links.
 
-@Suite("The switching scenario simulated over the real engines (issue 11)")
+// One run at a time: each keeps the cooperative threads busy (every pass runs both devices'
+// engines), and several at once starved in-process clients of other suites past their deadlines.
+@Suite("The switching scenario simulated over the real engines (issue 11)", .serialized)
 struct SwitchingSimulationTests {
     static func run(_ configuration: SwitchingSimulation.Configuration) async throws -> SwitchingSimulation.Report {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-switching-\(UUID().uuidString)").path
