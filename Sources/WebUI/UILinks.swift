@@ -81,23 +81,9 @@ actor UILinks {
             guard let parsed = try? RelayAddress(parsing: address) else { continue }
             relayStates[address] = LinkState()
             relayTasks[address] = Task.detached { [device, identity, logger] in
-                let client = RelayClient(device: device, identity: identity, logger: logger)
-                var backoff = Backoff()
-                var random = SystemRandomNumberGenerator()
-                while !Task.isCancelled {
-                    let started = ContinuousClock.now
-                    do {
-                        try await client.follow(parsed) { _ in
-                            try? device.noteSync(parsed, error: nil)
-                            Task { await self.setRelay(address, LinkState(connected: true)) }
-                        }
-                        await self.setRelay(address, LinkState(connected: false, error: "the relay closed the link"))
-                    } catch {
-                        try? device.noteSync(parsed, error: "\(error)")
-                        await self.setRelay(address, LinkState(connected: false, error: "\(error)"))
-                    }
-                    if started.duration(to: .now) > .seconds(10) { backoff.reset() }
-                    try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
+                await RelayClient(device: device, identity: identity, logger: logger).keepFollowing(parsed) { error in
+                    try? device.noteSync(parsed, error: error)
+                    Task { await self.setRelay(address, LinkState(connected: error == nil, error: error)) }
                 }
             }
             changed()
@@ -120,21 +106,8 @@ actor UILinks {
         peerOrder.append(label)
         peerStates[label] = LinkState()
         peerTasks[label] = Task.detached { [device, identity, logger] in
-            let client = PeerClient(device: device, identity: identity, logger: logger)
-            var backoff = Backoff(base: 0.5, cap: 10)
-            var random = SystemRandomNumberGenerator()
-            while !Task.isCancelled {
-                let started = ContinuousClock.now
-                do {
-                    try await client.follow(host: host, port: Int(port)) { _ in
-                        Task { await self.setPeer(label, LinkState(connected: true)) }
-                    }
-                    await self.setPeer(label, LinkState(connected: false, error: "the device closed the link"))
-                } catch {
-                    await self.setPeer(label, LinkState(connected: false, error: "\(error)"))
-                }
-                if started.duration(to: .now) > .seconds(10) { backoff.reset() }
-                try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
+            await PeerClient(device: device, identity: identity, logger: logger).keepFollowing(host: host, port: Int(port)) { error in
+                Task { await self.setPeer(label, LinkState(connected: error == nil, error: error)) }
             }
         }
         changed()

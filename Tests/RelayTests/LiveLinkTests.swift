@@ -34,14 +34,9 @@ struct LiveLinkTests {
         }
     }
 
-    /// Polls `condition` until true or `seconds` pass.
+    /// Polls `condition` until true or `seconds` pass (``poll(timeout:every:_:)``).
     static func eventually(_ seconds: Double, _ condition: () throws -> Bool) async -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if (try? condition()) == true { return true }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        return false
+        await poll(timeout: .seconds(seconds), every: .milliseconds(100)) { (try? condition()) == true ? true : nil } ?? false
     }
 
     @Test("an invitation and a group created after the links came up travel live, with no new pass", .timeLimit(.minutes(3)))

@@ -58,22 +58,27 @@ public struct PeerClient<Random: RandomNumberGenerator & Sendable>: Sendable {
     public func followAll(_ peers: [(host: String, port: Int)], onStatus: @escaping @Sendable (String, String?) -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             for peer in peers {
-                group.addTask {
-                    let label = "\(peer.host):\(peer.port)"
-                    var backoff = Backoff(base: 0.5, cap: 10)
-                    var random = SystemRandomNumberGenerator()
-                    while !Task.isCancelled {
-                        let started = ContinuousClock.now
-                        do {
-                            try await follow(host: peer.host, port: peer.port) { _ in onStatus(label, nil) }
-                        } catch {
-                            onStatus(label, "\(error)")
-                        }
-                        if started.duration(to: .now) > .seconds(10) { backoff.reset() }
-                        try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
-                    }
-                }
+                group.addTask { await keepFollowing(host: peer.host, port: peer.port) { onStatus("\(peer.host):\(peer.port)", $0) } }
             }
+        }
+    }
+
+    /// One device's live link until cancelled (``follow(host:port:expectedPeer:onChange:)``),
+    /// reconnecting with ``Backoff``. `onStatus` hears nil while the link is up and brings news, a
+    /// sentence when it failed or ended.
+    public func keepFollowing(host: String, port: Int, onStatus: @escaping @Sendable (String?) -> Void) async {
+        var backoff = Backoff(base: 0.5, cap: 10)
+        var random = SystemRandomNumberGenerator()
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            do {
+                try await follow(host: host, port: port) { _ in onStatus(nil) }
+                onStatus("the device closed the link")
+            } catch {
+                onStatus("\(error)")
+            }
+            if started.duration(to: .now) > .seconds(10) { backoff.reset() }
+            try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
         }
     }
 

@@ -32,22 +32,28 @@ extension RelayClient {
     public func followAll(_ relays: [RelayAddress], onStatus: @escaping @Sendable (RelayAddress, String?) -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             for relay in relays {
-                group.addTask {
-                    var backoff = Backoff()
-                    var random = SystemRandomNumberGenerator()
-                    while !Task.isCancelled {
-                        let started = ContinuousClock.now
-                        do {
-                            try await follow(relay) { _ in onStatus(relay, nil) }
-                        } catch {
-                            onStatus(relay, "\(error)")
-                        }
-                        // A link that lasted a while was healthy: start the backoff over.
-                        if started.duration(to: .now) > .seconds(10) { backoff.reset() }
-                        try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
-                    }
-                }
+                group.addTask { await keepFollowing(relay) { onStatus(relay, $0) } }
             }
+        }
+    }
+
+    /// One relay's live link until cancelled (``follow(_:onChange:)``), reconnecting with
+    /// ``Backoff``. `onStatus` hears nil while the link is up and brings news, a sentence when it
+    /// failed or ended.
+    public func keepFollowing(_ relay: RelayAddress, onStatus: @escaping @Sendable (String?) -> Void) async {
+        var backoff = Backoff()
+        var random = SystemRandomNumberGenerator()
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            do {
+                try await follow(relay) { _ in onStatus(nil) }
+                onStatus("the relay closed the link")
+            } catch {
+                onStatus("\(error)")
+            }
+            // A link that lasted a while was healthy: start the backoff over.
+            if started.duration(to: .now) > .seconds(10) { backoff.reset() }
+            try? await Task.sleep(for: .seconds(backoff.next(using: &random)))
         }
     }
 }
