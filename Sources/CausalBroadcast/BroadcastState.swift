@@ -264,11 +264,22 @@ public struct BroadcastState: Sendable, Equatable {
     /// per sender is in flight; the caller should mark every envelope it gets delivered even when
     /// the layer above rejects its content, or that sender's chain stalls.
     public mutating func nextDeliverable() -> Envelope? {
+        nextDeliverable(waitingFor: { _ in nil })
+    }
+
+    /// ``nextDeliverable()`` where an envelope may also wait for positions of other senders:
+    /// `frontier(envelope)` names, per sender, the seq that must be delivered (or skipped) here
+    /// first. The group layer holds back a welcome to a member that already has state until the
+    /// adder's frontier is delivered (PROTOCOL-NOTES.md, "A returning member waits for its
+    /// adder's frontier"). The closure is asked only about envelopes next in line.
+    public mutating func nextDeliverable(waitingFor frontier: (Envelope) -> Frontier?) -> Envelope? {
         while true {
             var best: (sender: MemberID, hash: Bytes32)?
             for (sender, next) in nextInLine {
                 if let best, !(sender < best.sender) { continue }
                 if let acked = next.acked, acknowledgeable[acked.hash] == nil, !isUnresolvable(acked) { continue }
+                if let envelope = buffer[next.hash], let heads = frontier(envelope),
+                   !heads.heads.allSatisfy({ deliveredSeq(of: $0.key) >= $0.value.seq }) { continue }
                 best = (sender, next.hash)
             }
             guard let best, let envelope = buffer[best.hash],
@@ -511,6 +522,10 @@ public struct BroadcastState: Sendable, Equatable {
     /// The hash of the envelope I hold at `(sender, seq)`: delivered (within the window of recent
     /// hashes), in flight or buffered.
     public func knownHash(of sender: MemberID, at seq: UInt64) -> Bytes32? { senders[sender]?.knownHash(at: seq) }
+
+    /// The buffered envelopes that are next in their senders' chains (each waits at most for
+    /// its acknowledged envelope or an extra frontier, ``nextDeliverable(waitingFor:)``).
+    public var nextInLineEnvelopes: [Envelope] { nextInLine.values.compactMap { buffer[$0.hash] } }
 
     /// Envelopes waiting in the buffer (not counting those in flight).
     public var bufferedCount: Int { buffer.count }

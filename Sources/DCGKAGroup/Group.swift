@@ -64,9 +64,10 @@ public struct Group: Sendable, Equatable {
     /// Filled only when the configuration asks for it (simulator); never encoded.
     var deliveredTrace: [Bytes32] = []
     /// My current epoch may be known to somebody outside my view (PROTOCOL-NOTES.md,
-    /// "self-update"): `send(_:prekeys:using:)` and `add(_:prekeys:now:using:)` update first, and
-    /// my next update or remove clears it.
-    public var needsRefresh: Bool { isMember && keyAgreement.myUpdateSecretIsExposed }
+    /// "self-update"), or not to a member of my view that an update of mine would reach
+    /// ("An epoch every member of my view can read"): `send(_:prekeys:using:)` and
+    /// `add(_:prekeys:now:using:)` update first, and my next update or remove clears it.
+    public var needsRefresh: Bool { isMember && (keyAgreement.myUpdateSecretIsExposed || keyAgreement.myEpochMissesReaders) }
     var exposesUpdateSecrets = false
 
     public var me: MemberID { identity.id }
@@ -450,7 +451,9 @@ extension Group {
     }
 
     mutating func startMyEpoch(_ seq: UInt64, _ secret: Bytes32?) {
-        if let secret { startEpoch(me, seq, secret) }
+        guard let secret else { return }
+        startEpoch(me, seq, secret)
+        keyAgreement.beganMyEpoch()
     }
 }
 
@@ -500,11 +503,52 @@ extension Group {
         return output
     }
 
-    /// Envelopes I am waiting for, for the transports to fetch.
-    public var missing: [MissingEnvelope] { broadcast.missing() }
+    /// Envelopes I am waiting for, for the transports to fetch: the broadcast layer's gaps and
+    /// acknowledged envelopes, and the positions a waiting welcome of mine still needs
+    /// (``returningWelcomeFrontier(of:me:)``).
+    public var missing: [MissingEnvelope] {
+        var result = broadcast.missing()
+        guard !keyAgreement.history.isEmpty else { return result }
+        for envelope in broadcast.nextInLineEnvelopes {
+            guard let frontier = Self.returningWelcomeFrontier(of: envelope, me: me) else { continue }
+            for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) {
+                let delivered = broadcast.deliveredSeq(of: sender)
+                if delivered < head.seq { result.append(.range(sender: sender, from: delivered + 1, through: head.seq)) }
+            }
+        }
+        return result
+    }
+
+    /// The adder's frontier in an add of me, without my own entry; nil for any other envelope
+    /// (or one that does not decode: processing it reports that). A member that already holds
+    /// state when it is added again (a removed member that kept following the group, or one added
+    /// twice concurrently) processes the welcome only once it has delivered everything the adder
+    /// had: the adder's membership state may have folded operations whose individual order the
+    /// envelopes before its frontier still need (PROTOCOL-NOTES.md, "A returning member waits for
+    /// its adder's frontier"). A new member instead skips to the frontier (``join(identity:invitation:prekeys:configuration:using:)``).
+    static func returningWelcomeFrontier(of envelope: Envelope, me: MemberID) -> Frontier? {
+        guard envelope.kind == .add, let payload = envelope.payload,
+              let body = try? ControlBody(kind: .add, payload: payload),
+              case .add(let bundle, let welcome) = body.fields, bundle.identity == me,
+              let bytes = try? welcome.decodeContext(), var context = try? WelcomeContext(wireBytes: bytes)
+        else { return nil }
+        context.frontier.heads[me] = nil
+        return context.frontier
+    }
 
     mutating func deliverAll<R: RandomNumberGenerator>(prekeys: PrekeyStore, into output: inout GroupOutput, using rng: inout R) {
-        while let envelope = broadcast.nextDeliverable() {
+        var frontiers: [Bytes32: Frontier?] = [:]
+        let me = me
+        while true {
+            let holdsState = !keyAgreement.history.isEmpty
+            let next = broadcast.nextDeliverable(waitingFor: { envelope in
+                guard holdsState, envelope.kind == .add else { return nil }
+                if let known = frontiers[envelope.hash] { return known }
+                let frontier = Self.returningWelcomeFrontier(of: envelope, me: me)
+                frontiers[envelope.hash] = frontier
+                return frontier
+            })
+            guard let envelope = next else { break }
             if envelope.kind == .application {
                 deliverApplication(envelope, into: &output)
             } else {

@@ -9,7 +9,7 @@ internal import Membership
 
 extension Group: WireCodable {
     /// Version of the persisted group state, independent of the envelope version.
-    public static let stateVersion: UInt8 = 4
+    public static let stateVersion: UInt8 = 5
 
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(Self.stateVersion)
@@ -23,9 +23,10 @@ extension Group: WireCodable {
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
         let version = try reader.readUInt8()
-        guard version == stateVersion else { throw .unsupportedVersion(version) }
+        // Version 4 lacks the DCGKA state's epoch readers; it is read as they were then.
+        guard version == stateVersion || version == 4 else { throw .unsupportedVersion(version) }
         let identity = try reader.read(IdentityKey.self)
-        let keyAgreement = try reader.read(DCGKAState.self)
+        let keyAgreement = try DCGKAState.decode(from: &reader, withEpochReaders: version >= 5)
         guard keyAgreement.me == identity.id else { throw .invalidValue(field: "group identity") }
         let broadcast = try reader.read(BroadcastState.self)
         let messaging = try reader.read(MessagingState.self)

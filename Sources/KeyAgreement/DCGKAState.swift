@@ -122,6 +122,12 @@ public struct DCGKAState: Sendable {
     /// ratchet narrows it to who knew that step's input, and every copy of my ratchet state that I
     /// send widens it (PROTOCOL-NOTES.md, "self-update").
     public internal(set) var myRatchetReaders: Set<MemberID>?
+    /// Who could compute the update secret of my current epoch: ``myRatchetReaders`` when the
+    /// epoch began (a copy of my ratchet state sent later reaches the next epoch, not this one);
+    /// `nil` before my first epoch. A member of my view that holds my ratchet state but is not
+    /// among them (it was added while I was removed, say) cannot read what I send until my
+    /// ratchet steps again (PROTOCOL-NOTES.md, "An epoch every member of my view can read").
+    public internal(set) var myEpochReaders: Set<MemberID>?
     /// Peers whose 2SM channel with me still rests on my prekey: they opened it there and I have
     /// not sent them anything since. My next acknowledgment sends each of them an empty 2SM message,
     /// which moves their next message onto a fresh key of mine, so that a prekey I must keep for
@@ -181,6 +187,18 @@ public struct DCGKAState: Sendable {
         guard let readers = myRatchetReaders else { return false }
         return !readers.isSubset(of: history.members())
     }
+
+    /// Whether a member of my view holds my ratchet state but cannot compute my current epoch's
+    /// update secret, so that it could not read what I would send now. An update of mine reaches
+    /// it (its seed steps the ratchet state that member holds); members that hold no state of my
+    /// ratchet are not counted, since no update of mine would reach them.
+    public var myEpochMissesReaders: Bool {
+        guard let epochReaders = myEpochReaders, let ratchetReaders = myRatchetReaders else { return false }
+        return history.members().contains { $0 != me && ratchetReaders.contains($0) && !epochReaders.contains($0) }
+    }
+
+    /// My ratchet just gave me the update secret of a new epoch of mine.
+    public mutating func beganMyEpoch() { myEpochReaders = myRatchetReaders }
 }
 
 /// One update-ratchet step (§5.2), as the simulator records it: `(updateSecret, nextState) =
@@ -385,6 +403,7 @@ extension DCGKAState: Equatable {
         lhs.me == rhs.me && lhs.groupID == rhs.groupID && lhs.suite == rhs.suite && lhs.history == rhs.history
             && lhs.nextSeed == rhs.nextSeed && lhs.twoParty == rhs.twoParty && lhs.memberSecrets == rhs.memberSecrets
             && lhs.ratchets == rhs.ratchets && lhs.myRatchetReaders == rhs.myRatchetReaders
+            && lhs.myEpochReaders == rhs.myEpochReaders
             && lhs.channelsOnMyPrekey == rhs.channelsOnMyPrekey && lhs.lostRatchets == rhs.lostRatchets
             && lhs.lostSeeds == rhs.lostSeeds && lhs.resync == rhs.resync
     }

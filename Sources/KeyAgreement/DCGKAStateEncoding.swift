@@ -36,6 +36,8 @@ extension DCGKAState: WireCodable {
         }
         writer.writeBool(myRatchetReaders != nil)
         if let readers = myRatchetReaders { writer.writeArray(readers.sorted()) }
+        writer.writeBool(myEpochReaders != nil)
+        if let readers = myEpochReaders { writer.writeArray(readers.sorted()) }
         writer.writeArray(channelsOnMyPrekey.sorted())
         writer.writeArray(lostRatchets.sorted())
         writer.writeArray(lostSeeds.sorted())
@@ -57,6 +59,12 @@ extension DCGKAState: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
+        try decode(from: &reader, withEpochReaders: true)
+    }
+
+    /// Decodes this layout or the one before it (group state version 4, without
+    /// ``myEpochReaders``, which then stays `nil`: no epoch of mine is judged until my next one).
+    public static func decode(from reader: inout WireReader, withEpochReaders: Bool) throws(WireError) -> DCGKAState {
         var state = DCGKAState(me: try reader.read(), groupID: try reader.read(), suite: try reader.read())
         state.history = try reader.read()
         state.nextSeed = try reader.readOptional(field: "next seed")
@@ -94,6 +102,13 @@ extension DCGKAState: WireCodable {
                 throw .invalidValue(field: "ratchet reader order")
             }
             state.myRatchetReaders = Set(readers)
+        }
+        if withEpochReaders, try reader.readBool(field: "epoch readers present") {
+            let readers = try reader.readArray(MemberID.self, field: "epoch readers", limit: maximumPeers)
+            for (a, b) in zip(readers, readers.dropFirst()) where !(a < b) {
+                throw .invalidValue(field: "epoch reader order")
+            }
+            state.myEpochReaders = Set(readers)
         }
         let onPrekey = try reader.readArray(MemberID.self, field: "channels on my prekey", limit: maximumPeers)
         for (a, b) in zip(onPrekey, onPrekey.dropFirst()) where !(a < b) {
