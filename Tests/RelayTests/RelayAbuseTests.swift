@@ -359,10 +359,12 @@ struct RelayAbuseTests {
             // A group of the reader's own with 16 MB of envelopes (16 of about 1 MB).
             let (readerDevice, group, start) = try soloGroup("reader")
             let readerKey = try readerDevice.identityKey()
-            let uploader = try await RawLinkClient.connect(port: relay.port, relay: relay.address.relay, identity: readerKey)
-            try await uploader.hello([group])
+            // Forged before the link is up: forging 40 MB takes seconds in a debug build on a busy
+            // machine, longer than the relay's 5 s idle limit for a link that sends nothing.
             let last = start.last!
             let big = start + Forge.applications(identity: readerKey, group: group, from: last.seq + 1, prev: last.hash, count: 40, payloadBytes: 1_000_000)
+            let uploader = try await RawLinkClient.connect(port: relay.port, relay: relay.address.relay, identity: readerKey)
+            try await uploader.hello([group])
             let stored = big.prefix(start.count + 16)
             for envelope in stored { try await uploader.send([.envelopes(group, [envelope.wireBytes])]) }
             #expect(await uploader.ping(within: .seconds(120)))
