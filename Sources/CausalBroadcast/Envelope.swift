@@ -97,7 +97,7 @@ public struct ApplicationFields: Hashable, Sendable {
 /// hashing compare `hash` alone.
 public struct Envelope: Hashable, Sendable, CustomStringConvertible {
     /// The only version spoken here.
-    public static let currentVersion: UInt8 = 2
+    public static let currentVersion: UInt8 = 3
     /// Hard limit on the payload length (64 MiB).
     public static let maximumPayloadBytes = 64 << 20
     /// Hard limit on `seq`, so that `seq + 1` never overflows anywhere.

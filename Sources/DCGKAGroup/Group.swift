@@ -59,6 +59,15 @@ public struct Group: Sendable, Equatable {
     public internal(set) var bundles: [MemberID: KeyBundle]
     /// My newest bundle, to be announced with my next update (``adoptOwnBundle(_:)``).
     public internal(set) var bundleToAnnounce: KeyBundle?
+    /// The adder whose welcome I joined by, until a control envelope of another member that
+    /// counts me in its view carries the view hash my history gives it (§5.6; PROTOCOL-NOTES.md,
+    /// "View hashes"). While it is set, any view hash that differs refutes the welcome.
+    public internal(set) var unconfirmedWelcome: MemberID?
+    /// The adder whose welcome was refuted: the history it gave me differs from what the members
+    /// hold. The group then takes nothing more and refuses every operation
+    /// (``GroupError/welcomeRefuted(adder:)``); the application discards it and asks another
+    /// member to add this device again.
+    public internal(set) var refutedWelcome: MemberID?
     /// Filled only when the configuration asks for it (simulator); never encoded.
     @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
     /// Filled only when the configuration asks for it (simulator); never encoded.
@@ -75,7 +84,7 @@ public struct Group: Sendable, Equatable {
     public var suite: CipherSuiteID { keyAgreement.suite }
     /// member-view(me).
     public var members: Set<MemberID> { keyAgreement.members }
-    public var isMember: Bool { members.contains(me) }
+    public var isMember: Bool { refutedWelcome == nil && members.contains(me) }
 
     init(identity: IdentityKey, groupID: GroupID, suite: CipherSuiteID, configuration: GroupConfiguration) {
         self.identity = identity
@@ -194,6 +203,7 @@ extension Group {
                 group.adopt(known)
             }
             group.adopt(bundle)
+            group.unconfirmedWelcome = invitation.sender
             // My own entry is ignored (§5.6): my chain is mine to number, and an adder could make
             // it start anywhere (heads beyond any envelope's seq do not decode).
             var frontier = context.frontier
@@ -213,6 +223,8 @@ extension Group {
         guard group.keyAgreement.history.contains(invitation.operationID) else {
             throw .invalidInvitation("the invitation could not be processed: \(output.events)")
         }
+        // The adder's own add already contradicts the history it gave me (§5.6).
+        if let adder = group.refutedWelcome { throw .welcomeRefuted(adder: adder) }
         // What the welcome named beside its membership is kept only for participants of it: an
         // adder cannot fill my state with bundles or frontier heads of strangers (which could
         // pass the decoder's limits, or make every welcome I build too large).
@@ -377,6 +389,7 @@ extension Group {
         _ kind: EnvelopeKind, prekeys: PrekeyStore, now: UInt64?,
         _ body: (inout DCGKAState, UInt64, KeyMaterial) throws(DCGKAError) -> OperationOutput
     ) throws(GroupError) -> Envelope {
+        if let adder = refutedWelcome { throw .welcomeRefuted(adder: adder) }
         guard isMember else { throw .notAMember }
         let (seq, prev) = broadcast.nextOwnPosition()
         let output: OperationOutput
@@ -415,6 +428,7 @@ extension Group {
     /// Throws ``GroupError/refreshRequired`` when my keys must be refreshed first; the variant with
     /// `prekeys` does that.
     public mutating func send(_ bytes: [UInt8], now: UInt64) throws(GroupError) -> Envelope {
+        if let adder = refutedWelcome { throw .welcomeRefuted(adder: adder) }
         guard isMember else { throw .notAMember }
         guard !needsRefresh else { throw .refreshRequired }
         var copy = self
@@ -441,8 +455,10 @@ extension Group {
 
     public mutating func send(text: String, now: UInt64) throws(GroupError) -> Envelope { try send(Array(text.utf8), now: now) }
 
-    /// Signs a control envelope of mine and records it as delivered.
+    /// Signs a control envelope of mine, with the hash of my view (§5.6), and records it as delivered.
     mutating func seal(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: EnvelopeReference?, body: ControlBody) -> Envelope {
+        var body = body
+        body.viewHash = KeyDerivations.viewHash(of: keyAgreement.members, suite: suite.suite)
         let envelope = Envelope.sign(
             identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev,
             kind: kind, acked: acked, payload: body.payload)
@@ -479,6 +495,7 @@ extension Group {
         verifySignature: (Envelope) -> Bool
     ) -> GroupOutput {
         var output = GroupOutput()
+        guard refutedWelcome == nil else { return output }
         // Asked once, up front: the closure may not read `keyAgreement` while `broadcast` is being
         // mutated, and copying the membership state for it would cost more than the question.
         let senderKnown = keyAgreement.history.maySend(envelope.sender)
@@ -651,6 +668,7 @@ extension Group {
             output.events.append(.fromNonMember(envelope.sender, seq: envelope.seq))
             return
         }
+        checkViewHash(of: envelope, body: body, into: &output)
         for loss in result.lost { output.events.append(.lostRatchet(of: loss.member, at: loss.operation, reason: loss.reason)) }
         for member in result.recovered { output.events.append(.recovered(member, at: envelope.seq)) }
         if case .resync(let generation, _, _) = body.fields { output.events.append(.resyncRequested(by: envelope.sender, generation: generation)) }
@@ -679,6 +697,27 @@ extension Group {
             startMyEpoch(mySeq, result.mySecret)
         }
         reportMembershipChange(from: before, wasMember: wasMember, envelope: envelope, kind: kind, into: &output)
+    }
+
+    /// §5.6: the sender's view at this envelope, as my history gives it, must hash to the view
+    /// hash it signed. A difference while my welcome is unconfirmed refutes the welcome (the
+    /// adder gave me a history the members do not hold); afterwards it is reported. A matching
+    /// hash from a member other than my adder whose view counts me confirms the welcome.
+    mutating func checkViewHash(of envelope: Envelope, body: ControlBody, into output: inout GroupOutput) {
+        let view = keyAgreement.view(of: envelope.sender, atSeq: envelope.seq)
+        let matches = ConstantTime.equal(KeyDerivations.viewHash(of: view, suite: suite.suite).bytes, body.viewHash.bytes)
+        guard let adder = unconfirmedWelcome else {
+            if !matches { output.events.append(.viewMismatch(sender: envelope.sender, seq: envelope.seq)) }
+            return
+        }
+        if !matches {
+            output.events.append(.viewMismatch(sender: envelope.sender, seq: envelope.seq))
+            output.events.append(.welcomeRefuted(adder: adder))
+            refutedWelcome = adder
+            unconfirmedWelcome = nil
+        } else if envelope.sender != adder, view.contains(me) {
+            unconfirmedWelcome = nil
+        }
     }
 
     func reportMembershipChange(

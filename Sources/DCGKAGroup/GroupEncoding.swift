@@ -19,11 +19,14 @@ extension Group: WireCodable {
         writer.write(messaging)
         writer.writeArray(bundles.values.sorted { $0.identity < $1.identity })
         writer.writeOptional(bundleToAnnounce)
+        writer.writeOptional(unconfirmedWelcome)
+        writer.writeOptional(refutedWelcome)
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
         let version = try reader.readUInt8()
-        // Version 4 lacks the DCGKA state's epoch readers; it is read as they were then.
+        // Version 4 lacks the DCGKA state's epoch readers and the welcome's confirmation; it is read
+        // as they were then (no epoch judged until my next, the welcome taken as confirmed).
         guard version == stateVersion || version == 4 else { throw .unsupportedVersion(version) }
         let identity = try reader.read(IdentityKey.self)
         let keyAgreement = try DCGKAState.decode(from: &reader, withEpochReaders: version >= 5)
@@ -40,6 +43,10 @@ extension Group: WireCodable {
         guard toAnnounce.map({ $0.identity == identity.id }) ?? true else { throw .invalidValue(field: "bundle to announce") }
         var group = Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
         group.bundleToAnnounce = toAnnounce
+        if version >= 5 {
+            group.unconfirmedWelcome = try reader.readOptional(MemberID.self, field: "unconfirmed welcome")
+            group.refutedWelcome = try reader.readOptional(MemberID.self, field: "refuted welcome")
+        }
         return group
     }
 

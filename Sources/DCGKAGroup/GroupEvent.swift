@@ -39,6 +39,14 @@ public enum GroupEvent: Equatable, Sendable {
     case resyncRequested(by: MemberID, generation: UInt64)
     /// I follow `member`'s ratchet again from its envelope `seq` on (its answer to my resync).
     case recovered(MemberID, at: UInt64)
+    /// The view hash in `sender`'s control envelope `seq` is not the hash of the view my history
+    /// gives it there (§5.6): my history or its envelope is not what the members hold. Never
+    /// happens between honest members (the simulator counts it as a failure).
+    case viewMismatch(sender: MemberID, seq: UInt64)
+    /// The history in the welcome `adder` gave me differs from what the members hold (a view
+    /// hash differed before any other member confirmed it): the group takes nothing more; discard
+    /// it and ask another member to add this device again (§5.6).
+    case welcomeRefuted(adder: MemberID)
 }
 
 /// Why a delivered control envelope had no effect.
@@ -62,4 +70,6 @@ public enum GroupError: Error, Equatable, Sendable {
     case invalidInvitation(String)
     /// The envelope this operation needs would exceed the payload limit (``Envelope/maximumPayloadBytes``).
     case payloadTooLarge(bytes: Int)
+    /// My welcome was refuted (``GroupEvent/welcomeRefuted(adder:)``): this state is not to be used.
+    case welcomeRefuted(adder: MemberID)
 }

@@ -151,6 +151,9 @@ public struct ControlBody: Equatable, Sendable {
     /// In a create only: the 32 random bytes that, with the creator and the member list, make the
     /// group ID (§6.1, ``KeyDerivations/groupID(creator:nonce:members:suite:)``).
     public var groupNonce: Bytes32?
+    /// §5.6, in every control message: ``KeyDerivations/viewHash(of:suite:)`` of the sender's
+    /// member view at this envelope. Set by the group layer when it signs the envelope.
+    public var viewHash: Bytes32 = .zero
 
     public static let epochConfirmationLength = 16
 
@@ -215,6 +218,7 @@ public struct ControlBody: Equatable, Sendable {
         if carriesSeed { writer.write(seedConfirmation ?? .zero) }
         writer.writeBool(epochConfirmation != nil)
         if let epochConfirmation { writer.writeFixed(epochConfirmation) }
+        writer.write(viewHash)
         writer.writeArray(directMessages)
         return writer.bytes
     }
@@ -254,6 +258,7 @@ public struct ControlBody: Equatable, Sendable {
         seedConfirmation = kind == .create || kind == .update || kind == .remove ? try reader.read(Bytes32.self) : nil
         epochConfirmation = try reader.readBool(field: "epoch confirmation present")
             ? try reader.readFixed(ControlBody.epochConfirmationLength) : nil
+        viewHash = try reader.read(Bytes32.self)
         directMessages = try reader.readArray(field: "direct messages", limit: ControlBody.maximumDirectMessages)
         try reader.finish()
     }

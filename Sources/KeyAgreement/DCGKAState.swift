@@ -174,6 +174,11 @@ public struct DCGKAState: Sendable {
     /// member-view(me).
     public var members: Set<MemberID> { history.members() }
 
+    /// member-view(sender) at its envelope `seq` (§4.3), remembered for the envelopes that follow.
+    public mutating func view(of sender: MemberID, atSeq seq: UInt64) -> Set<MemberID> {
+        history.memoizedMembers(asSeenBy: sender, atSeq: seq)
+    }
+
     /// Whether `sender` was a member in its own view just before its envelope `seq`: over the
     /// operations it had processed strictly before (§4.2, "operations of non-members have no
     /// effect"). A sender that had processed its own removal, or was never added, was not.

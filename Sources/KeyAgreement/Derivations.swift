@@ -9,6 +9,7 @@ public enum KeyDerivations {
     public static let seedConfirmLabel: [UInt8] = Array("DCGKA seed confirm".utf8)
     public static let epochConfirmLabel: [UInt8] = Array("DCGKA epoch confirm".utf8)
     public static let groupLabel: [UInt8] = Array("DCGKA group".utf8)
+    public static let viewLabel: [UInt8] = Array("DCGKA view".utf8)
     /// The constant ratchet inputs of §5.3.
     public static let welcomeInput: [UInt8] = Array("welcome".utf8)
     public static let addInput: [UInt8] = Array("add".utf8)
@@ -26,6 +27,19 @@ public enum KeyDerivations {
         for id in others { id.encode(to: &list) }
         let listHash = suite.hash(list.bytes)
         return GroupID(suite.hash(groupLabel + creator.bytes + nonce.bytes + listHash.bytes))
+    }
+
+    /// The view hash of §5.6 that every control envelope carries: `SHA-256("DCGKA view" ‖ list)`
+    /// with `list = varint count ‖ the member IDs sorted` (§8), of the sender's member view at that
+    /// envelope. Every receiver compares it with the view it computes for the sender there, so a
+    /// welcome whose history differs from what the members hold shows at the first honest control
+    /// envelope that the difference touches (PROTOCOL-NOTES.md, "View hashes").
+    public static func viewHash(of members: Set<MemberID>, suite: any CipherSuite) -> Bytes32 {
+        var list = WireWriter(capacity: viewLabel.count + 10 + 32 * members.count)
+        list.writeFixed(viewLabel)
+        list.writeVarint(members.count)
+        for id in members.sorted() { id.encode(to: &list) }
+        return suite.hash(list.bytes)
     }
 
     /// member-secret(seed, ID) = HKDF(ikm: seed, salt: -, info: "DCGKA member" ‖ ID, length 32).

@@ -166,6 +166,14 @@ struct DeviceRun: Sendable {
             case .processingFailed(let sender, let seq, let error):
                 let kind = relay.storeBySender[sender]?[seq].map { "\($0.kind)" } ?? "?"
                 failures.append("device \(index) on \(kind) \(sender)#\(seq): \(error)")
+            case .viewMismatch(let sender, let seq):
+                // Between honest members the view hash always matches (§5.6).
+                if forged { continue }
+                let kind = relay.storeBySender[sender]?[seq].map { "\($0.kind)" } ?? "?"
+                failures.append("device \(index) computes another view than \(sender)'s own at its \(kind) #\(seq)")
+            case .welcomeRefuted(let adder):
+                if forged { continue }
+                failures.append("device \(index) refuted the honest welcome of \(adder)")
             case .equivocation(let member):
                 if forged { continue }  // a fork the network made is judged by deliverForgery
                 problems.append("equivocation reported for \(member)")

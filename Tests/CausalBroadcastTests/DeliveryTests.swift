@@ -273,8 +273,9 @@ import Testing
         // Its wire bytes read as this group do not verify.
         #expect(state.receive(wire: e.wireBytes, isKnownSender: everyoneKnown) == .rejected(.badSignature))
         #expect(state == before)
-        #expect(state.receive(wire: [2, 1, 3], isKnownSender: everyoneKnown) == .rejected(.undecodable(.truncated)))
-        #expect(state.receive(wire: [3], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(3))))
+        #expect(state.receive(wire: [Envelope.currentVersion, 1, 3], isKnownSender: everyoneKnown) == .rejected(.undecodable(.truncated)))
+        #expect(state.receive(wire: [2], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(2))), "the version before the view hash")
+        #expect(state.receive(wire: [4], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(4))))
         #expect(state == before)
     }
 

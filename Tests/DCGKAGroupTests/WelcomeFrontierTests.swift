@@ -20,9 +20,11 @@ import Testing
         let output = try state.add(
             net.people["D"]!.bundle, seq: seq, welcomeContext: context.bytes,
             keys: KeyMaterial(prekeys: net.people["A"]!.prekeys, peerBundles: group.bundles), using: &net.rng)
+        var body = output.body
+        body.viewHash = KeyDerivations.viewHash(of: state.members, suite: group.suite.suite)  // as the group layer signs it
         return Envelope.sign(
             identity: net.people["A"]!.identity, suite: group.suite, groupID: group.groupID, seq: seq, prev: prev,
-            kind: .add, acked: nil, payload: output.body.payload)
+            kind: .add, acked: nil, payload: body.payload)
     }
 
     @Test("a frontier entry for the joiner itself is ignored: it numbers its own chain and can send")

@@ -195,6 +195,7 @@ struct KeyAgreementTests {
         writer.writeLengthPrefixed(corrupted)
         writer.writeBool(added.body.epochConfirmation != nil)
         if let confirmation = added.body.epochConfirmation { writer.writeFixed(confirmation) }
+        writer.write(added.body.viewHash)
         writer.writeArray(added.body.directMessages)
         let body = try ControlBody(kind: .add, payload: writer.bytes)
 

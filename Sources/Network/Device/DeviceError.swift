@@ -68,6 +68,7 @@ public enum DeviceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .refreshRequired: "keys must be refreshed first"
         case .invalidInvitation(let why): "the invitation is not valid (\(why))"
         case .payloadTooLarge(let bytes): "the envelope would be too large (\(bytes) bytes)"
+        case .welcomeRefuted(let adder): "the member who added you (\(adder)) gave a history the other members do not hold; this group is set aside"
         }
     }
 }

@@ -11,8 +11,11 @@ public struct HistoryRenderer: Sendable {
     }
 
     /// Events that tell of something lost or refused: what could not be read, what was
-    /// ignored, a removal of me, an equivocation. A client shows them apart, as warnings.
-    public static let problemEvents: Set<String> = ["unreadable", "expired", "non-member", "equivocation", "removed-me"]
+    /// ignored, a removal of me, an equivocation, a history that differs. A client shows them
+    /// apart, as warnings.
+    public static let problemEvents: Set<String> = [
+        "unreadable", "expired", "non-member", "equivocation", "removed-me", "view-mismatch", "welcome-refuted",
+    ]
 
     public func name(_ id: MemberID?) -> String {
         guard let id else { return "someone" }
@@ -40,6 +43,10 @@ public struct HistoryRenderer: Sendable {
         case "non-member": return "A message from \(who) was ignored: \(entry.text)"
         case "equivocation":
             return "\(Who) showed different messages to different members (a sign of a compromised or malicious device); the evidence is kept"
+        case "view-mismatch":
+            return "\(Who) sees the group's members differently from what this device computes for them (a damaged history or a dishonest member)"
+        case "welcome-refuted":
+            return "\(Who) added you with a history the other members do not hold; this device takes nothing more from the group. Ask another member to add you again"
         default: return "\(Who): \(entry.text)"
         }
     }

@@ -360,6 +360,12 @@ struct ReceiveSession {
                 lines.event("resync-requested", sender: by, text: "asked the group for keys it lost")
             case .recovered(let member, let seq):
                 lines.event("recovered", sender: member, seq: seq, text: "messages from this member can be read again")
+            case .viewMismatch(let sender, let seq):
+                lines.event("view-mismatch", sender: sender, seq: seq, text: "this member's view of the group differs from the one this device computes for it")
+            case .welcomeRefuted(let adder):
+                lines.event(
+                    "welcome-refuted", sender: adder,
+                    text: "the member who added you gave a history the other members do not hold; this device takes nothing more from the group: ask another member to add you again")
             }
         }
         effects[id] = lines
