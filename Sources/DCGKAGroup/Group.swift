@@ -458,7 +458,7 @@ extension Group {
     /// Signs a control envelope of mine, with the hash of my view (§5.6), and records it as delivered.
     mutating func seal(_ kind: EnvelopeKind, seq: UInt64, prev: Bytes32?, acked: EnvelopeReference?, body: ControlBody) -> Envelope {
         var body = body
-        body.viewHash = KeyDerivations.viewHash(of: keyAgreement.members, suite: suite.suite)
+        body.viewHash = keyAgreement.myViewHash()
         let envelope = Envelope.sign(
             identity: identity, suite: suite, groupID: groupID, seq: seq, prev: prev,
             kind: kind, acked: acked, payload: body.payload)
@@ -704,8 +704,7 @@ extension Group {
     /// adder gave me a history the members do not hold); afterwards it is reported. A matching
     /// hash from a member other than my adder whose view counts me confirms the welcome.
     mutating func checkViewHash(of envelope: Envelope, body: ControlBody, into output: inout GroupOutput) {
-        let view = keyAgreement.view(of: envelope.sender, atSeq: envelope.seq)
-        let matches = ConstantTime.equal(KeyDerivations.viewHash(of: view, suite: suite.suite).bytes, body.viewHash.bytes)
+        let matches = keyAgreement.viewHash(of: envelope.sender, atSeq: envelope.seq) == body.viewHash  // constant time
         guard let adder = unconfirmedWelcome else {
             if !matches { output.events.append(.viewMismatch(sender: envelope.sender, seq: envelope.seq)) }
             return
@@ -715,7 +714,7 @@ extension Group {
             output.events.append(.welcomeRefuted(adder: adder))
             refutedWelcome = adder
             unconfirmedWelcome = nil
-        } else if envelope.sender != adder, view.contains(me) {
+        } else if envelope.sender != adder, keyAgreement.view(of: envelope.sender, atSeq: envelope.seq).contains(me) {
             unconfirmedWelcome = nil
         }
     }

@@ -179,6 +179,18 @@ public struct DCGKAState: Sendable {
         history.memoizedMembers(asSeenBy: sender, atSeq: seq)
     }
 
+    /// The view hash (§5.6) of member-view(sender) at its envelope `seq`, remembered with the view.
+    public mutating func viewHash(of sender: MemberID, atSeq seq: UInt64) -> Bytes32 {
+        let suite = suite.suite
+        return history.memoizedDigest(asSeenBy: sender, atSeq: seq) { KeyDerivations.viewHash(of: $0, suite: suite) }
+    }
+
+    /// The view hash (§5.6) of my own view, for the control envelope I am about to sign.
+    public mutating func myViewHash() -> Bytes32 {
+        let suite = suite.suite
+        return history.membersDigest { KeyDerivations.viewHash(of: $0, suite: suite) }
+    }
+
     /// Whether `sender` was a member in its own view just before its envelope `seq`: over the
     /// operations it had processed strictly before (§4.2, "operations of non-members have no
     /// effect"). A sender that had processed its own removal, or was never added, was not.

@@ -60,6 +60,10 @@ public struct MembershipState: Sendable {
     /// operations may change (with `cachedMembers`); never encoded or compared.
     var viewCache: [[Int32]: Set<MemberID>] = [:]
     static let viewCacheLimit = 64
+    /// A digest of ``members()`` and of the views in `viewCache` (the view hashes of §5.6, made by
+    /// the caller's function), kept and emptied with them; never encoded or compared.
+    var membersDigest: Bytes32?
+    var viewDigestCache: [[Int32]: Bytes32] = [:]
 
     /// Whether settled operations are folded (§4.3). Not part of the state's value: off only to
     /// measure what folding saves, and in tests that compare with the unfolded history.
@@ -198,6 +202,29 @@ public struct MembershipState: Sendable {
         return view
     }
 
+    /// `digest` of ``members()``, remembered until the members change (the view hash a member
+    /// signs into each of its control envelopes).
+    public mutating func membersDigest(_ digest: (Set<MemberID>) -> Bytes32) -> Bytes32 {
+        if let known = membersDigest { return known }
+        let value = digest(cachedMembers)
+        membersDigest = value
+        return value
+    }
+
+    /// `digest` of ``memoizedMembers(asSeenBy:atSeq:)``, remembered like the view itself: every
+    /// receiver checks a view hash per control envelope, and most of them are of the same few views.
+    public mutating func memoizedDigest(
+        asSeenBy sender: MemberID, atSeq seq: UInt64, _ digest: (Set<MemberID>) -> Bytes32
+    ) -> Bytes32 {
+        guard let left = unknownOperations(to: sender, atSeq: seq) else { return digest([]) }
+        if left.isEmpty { return membersDigest(digest) }
+        if let known = viewDigestCache[left] { return known }
+        let value = digest(memoizedMembers(asSeenBy: sender, atSeq: seq))
+        if viewDigestCache.count >= Self.viewCacheLimit { viewDigestCache.removeAll(keepingCapacity: true) }
+        viewDigestCache[left] = value
+        return value
+    }
+
     // MARK: Mutation
 
     /// Adds a processed create/add/remove. Its sender knows it from its own seq (`op.id.seq`) on.
@@ -264,7 +291,14 @@ public struct MembershipState: Sendable {
         knownCount[Int(undo.member)] = undo.knownCount
         maxKnownSeq[Int(undo.member)] = undo.maxKnownSeq
         cachedMembers = undo.members
+        forgetViews()
+    }
+
+    /// Empties what is derived from the current order: the memoized views and their digests.
+    mutating func forgetViews() {
         viewCache.removeAll()
+        viewDigestCache.removeAll()
+        membersDigest = nil
     }
 
     /// `member` processed the welcome of its add `add` and sent its welcome-ack at `seq`: every
@@ -594,7 +628,7 @@ public struct MembershipState: Sendable {
 
     mutating func recomputeMembers() {
         cachedMembers = computeMembers(included: nil)
-        viewCache.removeAll()
+        forgetViews()
     }
 
     /// §4.2 on the operations with `included[i]` (all when nil). The create is one root vertex
