@@ -62,6 +62,7 @@ public struct BroadcastState: Sendable, Equatable {
     struct NextInLine: Sendable, Equatable {
         var hash: Bytes32
         var acked: EnvelopeReference?
+        var kind: EnvelopeKind
     }
 
     public init(groupID: GroupID, suite: CipherSuiteID, me: MemberID, configuration: BroadcastConfiguration = .init()) {
@@ -264,21 +265,22 @@ public struct BroadcastState: Sendable, Equatable {
     /// per sender is in flight; the caller should mark every envelope it gets delivered even when
     /// the layer above rejects its content, or that sender's chain stalls.
     public mutating func nextDeliverable() -> Envelope? {
-        nextDeliverable(waitingFor: { _ in nil })
+        nextDeliverable(holdingBack: nil, until: { _ in nil })
     }
 
-    /// ``nextDeliverable()`` where an envelope may also wait for positions of other senders:
-    /// `frontier(envelope)` names, per sender, the seq that must be delivered (or skipped) here
-    /// first. The group layer holds back a welcome to a member that already has state until the
-    /// adder's frontier is delivered (PROTOCOL-NOTES.md, "A returning member waits for its
-    /// adder's frontier"). The closure is asked only about envelopes next in line.
-    public mutating func nextDeliverable(waitingFor frontier: (Envelope) -> Frontier?) -> Envelope? {
+    /// ``nextDeliverable()`` where an envelope of kind `kind` may also wait for positions of
+    /// other senders: `frontier(envelope)` names, per sender, the seq that must be delivered (or
+    /// skipped) here first. The group layer holds back a welcome to a member that already has
+    /// state until the adder's frontier is delivered (PROTOCOL-NOTES.md, "A returning member
+    /// waits for its adder's frontier"). The closure is asked only about envelopes of that kind
+    /// that are next in line.
+    public mutating func nextDeliverable(holdingBack kind: EnvelopeKind?, until frontier: (Envelope) -> Frontier?) -> Envelope? {
         while true {
             var best: (sender: MemberID, hash: Bytes32)?
             for (sender, next) in nextInLine {
                 if let best, !(sender < best.sender) { continue }
                 if let acked = next.acked, acknowledgeable[acked.hash] == nil, !isUnresolvable(acked) { continue }
-                if let envelope = buffer[next.hash], let heads = frontier(envelope),
+                if next.kind == kind, let envelope = buffer[next.hash], let heads = frontier(envelope),
                    !heads.heads.allSatisfy({ deliveredSeq(of: $0.key) >= $0.value.seq }) { continue }
                 best = (sender, next.hash)
             }
@@ -419,7 +421,7 @@ public struct BroadcastState: Sendable, Equatable {
             return
         }
         if state.inFlight == nil, let hash = state.pending[state.delivered + 1], let envelope = buffer[hash] {
-            nextInLine[sender] = NextInLine(hash: hash, acked: envelope.acked)
+            nextInLine[sender] = NextInLine(hash: hash, acked: envelope.acked, kind: envelope.kind)
         } else {
             nextInLine[sender] = nil
         }
@@ -524,7 +526,7 @@ public struct BroadcastState: Sendable, Equatable {
     public func knownHash(of sender: MemberID, at seq: UInt64) -> Bytes32? { senders[sender]?.knownHash(at: seq) }
 
     /// The buffered envelopes that are next in their senders' chains (each waits at most for
-    /// its acknowledged envelope or an extra frontier, ``nextDeliverable(waitingFor:)``).
+    /// its acknowledged envelope or an extra frontier, ``nextDeliverable(holdingBack:until:)``).
     public var nextInLineEnvelopes: [Envelope] { nextInLine.values.compactMap { buffer[$0.hash] } }
 
     /// Envelopes waiting in the buffer (not counting those in flight).

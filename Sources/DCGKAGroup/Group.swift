@@ -558,8 +558,7 @@ extension Group {
         let me = me
         while true {
             let holdsState = !keyAgreement.history.isEmpty
-            let next = broadcast.nextDeliverable(waitingFor: { envelope in
-                guard holdsState, envelope.kind == .add else { return nil }
+            let next = broadcast.nextDeliverable(holdingBack: holdsState ? .add : nil, until: { envelope in
                 if let known = frontiers[envelope.hash] { return known }
                 let frontier = Self.returningWelcomeFrontier(of: envelope, me: me)
                 frontiers[envelope.hash] = frontier
