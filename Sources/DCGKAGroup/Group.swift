@@ -68,6 +68,18 @@ public struct Group: Sendable, Equatable {
     /// (``GroupError/welcomeRefuted(adder:)``); the application discards it and asks another
     /// member to add this device again.
     public internal(set) var refutedWelcome: MemberID?
+    /// For a member that joined by a welcome: the create it has not checked yet, and the adder
+    /// that vouched for it. The create precedes the frontier, so it is not processed, but when it
+    /// arrives its group ID must be the one its creator, nonce and member list make (§6.1), and
+    /// its creator and members those of the welcome's history; otherwise the welcome is refuted.
+    /// ``missing`` asks for it meanwhile.
+    public internal(set) var uncheckedCreate: UncheckedCreate?
+
+    /// The create a welcome joiner still has to check, and the adder that vouched for it.
+    public struct UncheckedCreate: Sendable, Equatable {
+        public var create: OperationID
+        public var adder: MemberID
+    }
     /// Filled only when the configuration asks for it (simulator); never encoded.
     @_spi(Simulation) public private(set) var derivedUpdateSecrets: [UpdateSecretRecord] = []
     /// Filled only when the configuration asks for it (simulator); never encoded.
@@ -220,6 +232,9 @@ extension Group {
         case let other: throw .invalidInvitation("\(other)")
         }
         group.deliverAll(prekeys: prekeys, into: &output, using: &rng)
+        if kind == .add, let create = group.keyAgreement.history.createOperation {
+            group.uncheckedCreate = UncheckedCreate(create: create, adder: invitation.sender)
+        }
         guard group.keyAgreement.history.contains(invitation.operationID) else {
             throw .invalidInvitation("the invitation could not be processed: \(output.events)")
         }
@@ -503,9 +518,14 @@ extension Group {
         switch broadcast.receive(
             envelope, isKnownSender: { $0 == sender && senderKnown }, verifySignature: verifySignature) {
         case .buffered, .skippedBeforeJoin:
+            if let unchecked = uncheckedCreate, envelope.operationID == unchecked.create { checkCreate(envelope, into: &output) }
             // A skipped envelope from before my join can still release acknowledgments of it.
             deliverAll(prekeys: prekeys, into: &output, using: &rng)
         case .duplicate:
+            // The head of the welcome's frontier is known by hash only, and its signature unchecked.
+            if let unchecked = uncheckedCreate, envelope.operationID == unchecked.create, verifySignature(envelope) {
+                checkCreate(envelope, into: &output)
+            }
             // A full copy of an application envelope I delivered pruned (§6.1) is not a duplicate.
             if envelope.kind == .application, !envelope.isPruned { deliverLatePayload(envelope, into: &output) }
         case .payloadRestored:
@@ -526,6 +546,9 @@ extension Group {
     public var missing: [MissingEnvelope] {
         var result = broadcast.missing()
         guard !keyAgreement.history.isEmpty else { return result }
+        if let unchecked = uncheckedCreate {
+            result.append(.range(sender: unchecked.create.sender, from: unchecked.create.seq, through: unchecked.create.seq))
+        }
         for envelope in broadcast.nextInLineEnvelopes {
             guard let frontier = Self.returningWelcomeFrontier(of: envelope, me: me) else { continue }
             for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) {
@@ -716,6 +739,30 @@ extension Group {
         } else if envelope.sender != adder, keyAgreement.view(of: envelope.sender, atSeq: envelope.seq).contains(me) {
             unconfirmedWelcome = nil
         }
+    }
+
+    /// The create of a group I joined by a welcome, when it arrives (``uncheckedCreate``): its
+    /// signature was checked by the broadcast layer; its group ID binding (§6.1) and its creator
+    /// and member list must agree with the welcome's history.
+    mutating func checkCreate(_ envelope: Envelope, into output: inout GroupOutput) {
+        guard let create = uncheckedCreate?.create, let adder = uncheckedCreate?.adder else { return }
+        uncheckedCreate = nil
+        var agrees = false
+        if envelope.kind == .create, envelope.sender == create.sender, let payload = envelope.payload,
+           let body = try? ControlBody(kind: .create, payload: payload), case .create(let bundles) = body.fields,
+           let nonce = body.groupNonce {
+            let listed = bundles.map(\.identity).filter { $0 != envelope.sender }
+            let bound = KeyDerivations.groupID(creator: envelope.sender, nonce: nonce, members: listed, suite: suite.suite) == groupID
+            // The welcome's create, when it is not folded, must list the same members.
+            let sameMembers: Bool = if case .create(let members)? = keyAgreement.history.create?.kind {
+                Set(members) == Set(listed)
+            } else { true }
+            agrees = bound && sameMembers
+        }
+        guard !agrees else { return }
+        output.events.append(.welcomeRefuted(adder: adder))
+        refutedWelcome = adder
+        unconfirmedWelcome = nil
     }
 
     func reportMembershipChange(

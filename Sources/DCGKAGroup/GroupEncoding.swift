@@ -21,6 +21,11 @@ extension Group: WireCodable {
         writer.writeOptional(bundleToAnnounce)
         writer.writeOptional(unconfirmedWelcome)
         writer.writeOptional(refutedWelcome)
+        writer.writeBool(uncheckedCreate != nil)
+        if let unchecked = uncheckedCreate {
+            writer.write(unchecked.create)
+            writer.write(unchecked.adder)
+        }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
@@ -46,6 +51,11 @@ extension Group: WireCodable {
         if version >= 5 {
             group.unconfirmedWelcome = try reader.readOptional(MemberID.self, field: "unconfirmed welcome")
             group.refutedWelcome = try reader.readOptional(MemberID.self, field: "refuted welcome")
+            if try reader.readBool(field: "unchecked create present") {
+                let create = try reader.read(OperationID.self)
+                guard create.seq == 1 else { throw .invalidValue(field: "unchecked create") }
+                group.uncheckedCreate = Group.UncheckedCreate(create: create, adder: try reader.read(MemberID.self))
+            }
         }
         return group
     }

@@ -100,6 +100,9 @@ public struct MembershipState: Sendable {
     /// Whether some operations have been folded into the base.
     public var isFolded: Bool { base != nil }
 
+    /// The create's ID, also once it is folded.
+    public var createOperation: OperationID? { createID }
+
     /// The create, while it is not folded (every non-empty history has exactly one).
     public var create: MembershipOperation? { createRecord >= 0 ? records[Int(createRecord)].op : nil }
 

@@ -554,6 +554,10 @@ public struct Simulation {
                 }
             }
         }
+        // Every device that joined by a welcome has fetched and checked the group's create (§6.1).
+        for device in devices.indices where devices[device].group?.uncheckedCreate != nil {
+            report.problems.append("device \(device) never checked the group's create")
+        }
         let views = Set(members.map { devices[$0].group!.members })
         let selfView = Set(members.map { devices[$0].identity.id })
         if members.isEmpty {

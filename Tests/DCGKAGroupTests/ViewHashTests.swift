@@ -93,6 +93,58 @@ import Testing
         try net.expectEveryoneReadsEveryone(["A", "B", "D"])
     }
 
+    @Test("a welcome joiner checks the group's create when it arrives: an honest one passes")
+    func honestCreateIsChecked() throws {
+        var net = try Self.addD(seed: 5, lie: .none)
+        let creator = net.id("A")
+        #expect(net.group("D").uncheckedCreate?.create == OperationID(sender: creator, seq: 1))
+        #expect(net.group("D").missing.contains(.range(sender: creator, from: 1, through: 1)))
+        let create = try #require(net.envelopesByID[OperationID(sender: creator, seq: 1)])
+        net.inFlight.append((to: "D", envelope: create))
+        net.deliver(create, to: ["D"])
+        #expect(net.group("D").uncheckedCreate == nil)
+        #expect(net.group("D").refutedWelcome == nil)
+        #expect(!net.group("D").missing.contains(.range(sender: creator, from: 1, through: 1)))
+    }
+
+    /// A's welcome names B as the creator (listing A and C): every view is the same as the true
+    /// history's, so no view hash differs; the envelope at B's seq 1 (B's acknowledgment of the
+    /// real create) refutes it.
+    @Test("a welcome that names another creator is refuted when the create's position arrives")
+    func inventedCreatorIsRefuted() throws {
+        var net = try ConcurrencyScenarioTests.network(seed: 6, names: ["A", "B", "C", "D"], members: ["A", "B", "C"])
+        var a = net.group("A")
+        let envelopes = try a.add(net.people["D"]!.bundle, prekeys: net.people["A"]!.prekeys, now: TestNetwork.now, using: &net.rng)
+        net.people["A"]!.group = a
+        for refresh in envelopes.dropLast() { net.broadcast(refresh, from: "A") }
+        let honest = try #require(envelopes.last)
+        let body = try ControlBody(kind: .add, payload: try #require(honest.payload))
+        guard case .add(let bundle, let encoded) = body.fields else { throw WireError.invalidValue(field: "not an add") }
+        let welcome = try encoded.decode()
+        let invented = OperationID(sender: net.id("B"), seq: 1)
+        var history = MembershipState()
+        try history.apply(MembershipOperation(id: invented, kind: .create(members: [net.id("A"), net.id("C")])))
+        _ = try history.recordAcknowledgment(of: invented, by: net.id("A"), atSeq: 1)
+        _ = try history.recordAcknowledgment(of: invented, by: net.id("C"), atSeq: 1)
+        try history.apply(MembershipOperation(id: honest.operationID, kind: .add(net.id("D"))))
+        #expect(history.members() == a.members, "the invented history gives the same views")
+        var forged = body
+        forged.fields = .add(bundle, EncodedWelcome(Welcome(history: history, ratchetCiphertext: welcome.ratchetCiphertext, context: welcome.context)))
+        let add = Envelope.sign(
+            identity: net.people["A"]!.identity, suite: honest.suite, groupID: honest.groupID, seq: honest.seq,
+            prev: honest.prev, kind: .add, acked: nil, payload: forged.payload)
+        net.broadcast(add, from: "A", alsoTo: ["D"])
+        net.deliver(where: { to, _ in to == "D" })
+        #expect(net.group("D").uncheckedCreate?.create == invented)
+        #expect(net.group("D").refutedWelcome == nil, "no view differs")
+        let atInvented = try #require(net.envelopesByID[invented])
+        #expect(atInvented.kind != .create)
+        net.inFlight.append((to: "D", envelope: atInvented))
+        net.deliver(atInvented, to: ["D"])
+        #expect(net.people["D"]!.events.contains(.welcomeRefuted(adder: net.id("A"))), "\(net.people["D"]!.events)")
+        #expect(net.group("D").refutedWelcome == net.id("A"))
+    }
+
     @Test("a member whose envelope carries another view hash than its view is reported by every receiver")
     func lyingSenderIsReported() throws {
         var net = try ConcurrencyScenarioTests.network(seed: 4, names: ["A", "B", "C"], members: ["A", "B", "C"])
