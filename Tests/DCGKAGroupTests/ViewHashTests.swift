@@ -13,6 +13,28 @@ import Testing
 @Suite struct ViewHashTests {
     enum Lie { case none, welcomeOnly, welcomeAndViewHash }
 
+    /// A makes its add of D (any refresh before it is broadcast); returns the add, unsent.
+    static func addOfD(_ net: inout TestNetwork) throws -> Envelope {
+        var a = net.group("A")
+        let envelopes = try a.add(net.people["D"]!.bundle, prekeys: net.people["A"]!.prekeys, now: TestNetwork.now, using: &net.rng)
+        net.people["A"]!.group = a
+        for refresh in envelopes.dropLast() { net.broadcast(refresh, from: "A") }
+        return try #require(envelopes.last)
+    }
+
+    /// `honest` with its welcome's history replaced by `history` (and, if given, its view hash),
+    /// signed again by its sender's identity at the same position.
+    static func forged(_ honest: Envelope, history: MembershipState, viewHash: Bytes32? = nil, signer: IdentityKey) throws -> Envelope {
+        var body = try ControlBody(kind: .add, payload: try #require(honest.payload))
+        guard case .add(let bundle, let encoded) = body.fields else { throw WireError.invalidValue(field: "not an add") }
+        let welcome = try encoded.decode()
+        body.fields = .add(bundle, EncodedWelcome(Welcome(history: history, ratchetCiphertext: welcome.ratchetCiphertext, context: welcome.context)))
+        if let viewHash { body.viewHash = viewHash }
+        return Envelope.sign(
+            identity: signer, suite: honest.suite, groupID: honest.groupID, seq: honest.seq,
+            prev: honest.prev, kind: .add, acked: nil, payload: body.payload)
+    }
+
     /// A, B and C; B removes C; then A adds D. When A lies, its welcome carries A's history from
     /// before the remove (with the add), so D would believe C is still a member; the add's own
     /// view hash is A's true view, or (`welcomeAndViewHash`) the lying one.
@@ -22,24 +44,13 @@ import Testing
         _ = try net.remove(by: "B", "C")
         net.settle()
         #expect(net.group("A").members == net.ids(["A", "B"]))
-        var a = net.group("A")
-        let envelopes = try a.add(net.people["D"]!.bundle, prekeys: net.people["A"]!.prekeys, now: TestNetwork.now, using: &net.rng)
-        net.people["A"]!.group = a
-        for refresh in envelopes.dropLast() { net.broadcast(refresh, from: "A") }
-        let honest = try #require(envelopes.last)
+        let honest = try Self.addOfD(&net)
         var add = honest
         if lie != .none {
-            let body = try ControlBody(kind: .add, payload: try #require(honest.payload))
-            guard case .add(let bundle, let encoded) = body.fields else { throw WireError.invalidValue(field: "not an add") }
-            let welcome = try encoded.decode()
             var history = before
             try history.apply(MembershipOperation(id: honest.operationID, kind: .add(net.id("D"))))
-            var forged = body
-            forged.fields = .add(bundle, EncodedWelcome(Welcome(history: history, ratchetCiphertext: welcome.ratchetCiphertext, context: welcome.context)))
-            if lie == .welcomeAndViewHash { forged.viewHash = KeyDerivations.viewHash(of: history.members(), suite: honest.suite.suite) }
-            add = Envelope.sign(
-                identity: net.people["A"]!.identity, suite: honest.suite, groupID: honest.groupID, seq: honest.seq,
-                prev: honest.prev, kind: .add, acked: nil, payload: forged.payload)
+            let lyingHash = lie == .welcomeAndViewHash ? KeyDerivations.viewHash(of: history.members(), suite: honest.suite.suite) : nil
+            add = try Self.forged(honest, history: history, viewHash: lyingHash, signer: net.people["A"]!.identity)
         }
         net.broadcast(add, from: "A", alsoTo: ["D"])
         // D joins first, then B processes the add and acknowledges it; A is left out (it holds
@@ -113,26 +124,15 @@ import Testing
     @Test("a welcome that names another creator is refuted when the create's position arrives")
     func inventedCreatorIsRefuted() throws {
         var net = try ConcurrencyScenarioTests.network(seed: 6, names: ["A", "B", "C", "D"], members: ["A", "B", "C"])
-        var a = net.group("A")
-        let envelopes = try a.add(net.people["D"]!.bundle, prekeys: net.people["A"]!.prekeys, now: TestNetwork.now, using: &net.rng)
-        net.people["A"]!.group = a
-        for refresh in envelopes.dropLast() { net.broadcast(refresh, from: "A") }
-        let honest = try #require(envelopes.last)
-        let body = try ControlBody(kind: .add, payload: try #require(honest.payload))
-        guard case .add(let bundle, let encoded) = body.fields else { throw WireError.invalidValue(field: "not an add") }
-        let welcome = try encoded.decode()
+        let honest = try Self.addOfD(&net)
         let invented = OperationID(sender: net.id("B"), seq: 1)
         var history = MembershipState()
         try history.apply(MembershipOperation(id: invented, kind: .create(members: [net.id("A"), net.id("C")])))
         _ = try history.recordAcknowledgment(of: invented, by: net.id("A"), atSeq: 1)
         _ = try history.recordAcknowledgment(of: invented, by: net.id("C"), atSeq: 1)
         try history.apply(MembershipOperation(id: honest.operationID, kind: .add(net.id("D"))))
-        #expect(history.members() == a.members, "the invented history gives the same views")
-        var forged = body
-        forged.fields = .add(bundle, EncodedWelcome(Welcome(history: history, ratchetCiphertext: welcome.ratchetCiphertext, context: welcome.context)))
-        let add = Envelope.sign(
-            identity: net.people["A"]!.identity, suite: honest.suite, groupID: honest.groupID, seq: honest.seq,
-            prev: honest.prev, kind: .add, acked: nil, payload: forged.payload)
+        #expect(history.members() == net.group("A").members, "the invented history gives the same views")
+        let add = try Self.forged(honest, history: history, signer: net.people["A"]!.identity)
         net.broadcast(add, from: "A", alsoTo: ["D"])
         net.deliver(where: { to, _ in to == "D" })
         #expect(net.group("D").uncheckedCreate?.create == invented)

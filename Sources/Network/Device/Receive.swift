@@ -361,11 +361,9 @@ struct ReceiveSession {
             case .recovered(let member, let seq):
                 lines.event("recovered", sender: member, seq: seq, text: "messages from this member can be read again")
             case .viewMismatch(let sender, let seq):
-                lines.event("view-mismatch", sender: sender, seq: seq, text: "this member's view of the group differs from the one this device computes for it")
+                lines.event("view-mismatch", sender: sender, seq: seq)  // HistoryRenderer words it
             case .welcomeRefuted(let adder):
-                lines.event(
-                    "welcome-refuted", sender: adder,
-                    text: "the member who added you gave a history the other members do not hold; this device takes nothing more from the group: ask another member to add you again")
+                lines.event("welcome-refuted", sender: adder)
             }
         }
         effects[id] = lines
