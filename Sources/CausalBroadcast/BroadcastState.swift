@@ -20,8 +20,16 @@ public struct BroadcastState: Sendable, Equatable {
     public let suite: CipherSuiteID
     public let me: MemberID
     public let configuration: BroadcastConfiguration
-    /// Senders caught equivocating (§6.2), for the group layer to report.
-    public internal(set) var equivocators: Set<MemberID> = []
+    /// Senders caught equivocating (§6.2), with the seq from which their chains are in doubt:
+    /// their envelopes from there on are no longer delivered, and acknowledgments of those
+    /// positions no longer wait for them (PROTOCOL-NOTES.md, "Equivocation").
+    public internal(set) var cuts: [MemberID: UInt64] = [:]
+    /// Senders caught equivocating, for the group layer to report.
+    public var equivocators: Set<MemberID> { Set(cuts.keys) }
+    /// The fork last found while both envelopes were at hand (the other one buffered or in
+    /// flight), for the group layer to keep as evidence (``takeForkEvidence()``). Transient:
+    /// never encoded.
+    var foundFork: Transient<ForkEvidence> = .init()
 
     struct SenderState: Sendable, Equatable {
         /// Highest seq delivered (or skipped) without gaps.
@@ -95,9 +103,12 @@ public struct BroadcastState: Sendable, Equatable {
     ///   of the window) and the envelope is treated as a duplicate.
     /// * `seq > delivered`: a different envelope at the same position, a `prev` that contradicts the
     ///   known envelope at `seq - 1`, or a buffered `seq + 1` whose `prev` is not this hash, is
-    ///   equivocation (the first one stays).
+    ///   equivocation: the sender is cut off from the forked seq, which drops its buffered envelopes
+    ///   from there (neither side of the fork is delivered any more).
+    /// * past a cut: refused (``BroadcastError/afterEquivocation(sender:seq:)``).
     ///
-    /// Only `equivocators` changes on rejection; on `.duplicate` nothing changes.
+    /// On rejection only an equivocation changes anything: the sender is cut off (``cut(_:from:)``);
+    /// on `.duplicate` nothing changes.
     public mutating func receive(_ envelope: Envelope, isKnownSender: (MemberID) -> Bool) -> ReceiveOutcome {
         receive(envelope, isKnownSender: isKnownSender, verifySignature: { $0.hasValidSignature() })
     }
@@ -130,7 +141,7 @@ public struct BroadcastState: Sendable, Equatable {
             existed = false
         }
         var stored = false
-        defer { if existed && !stored { senders[envelope.sender] = state } }
+        defer { if existed && !stored { store(state, for: envelope.sender) } }
         let skipped = envelope.seq <= state.skippedThrough
         if existed, state.knownHash(at: envelope.seq) == envelope.hash, !(skipped && envelope.kind.isAcknowledgeable) {
             return .duplicate
@@ -145,7 +156,8 @@ public struct BroadcastState: Sendable, Equatable {
 
         if envelope.seq <= state.delivered {
             if let known = state.recent[envelope.seq], known != envelope.hash {
-                return isMine ? .rejected(.unexpectedOwnEnvelope(seq: envelope.seq)) : equivocation(envelope)
+                if isMine { return .rejected(.unexpectedOwnEnvelope(seq: envelope.seq)) }
+                return equivocation(envelope, from: envelope.seq, other: nil, state: &state)
             }
             if skipped {
                 if envelope.kind.isAcknowledgeable { acknowledgeable[envelope.hash] = envelope.operationID }
@@ -154,17 +166,22 @@ public struct BroadcastState: Sendable, Equatable {
             return .duplicate
         }
         if isMine { return .rejected(.unexpectedOwnEnvelope(seq: envelope.seq)) }
+        if let cut = cuts[envelope.sender], envelope.seq >= cut {
+            return .rejected(.afterEquivocation(sender: envelope.sender, seq: envelope.seq))
+        }
 
-        if state.knownHash(at: envelope.seq) != nil { return equivocation(envelope) }
+        if state.knownHash(at: envelope.seq) != nil {
+            return equivocation(envelope, from: envelope.seq, other: heldEnvelope(at: envelope.seq, of: state), state: &state)
+        }
         var checksPrev = true
         #if DEBUG
         checksPrev = !PlantedDefects.isActive(.skipPrevCheckAtReceive)
         #endif
         if checksPrev, envelope.seq > 1, let before = state.knownHash(at: envelope.seq - 1), before != envelope.prev {
-            return equivocation(envelope)
+            return equivocation(envelope, from: envelope.seq - 1, other: heldEnvelope(at: envelope.seq - 1, of: state), state: &state)
         }
         if checksPrev, let afterHash = state.pending[envelope.seq + 1], let after = buffer[afterHash], after.prev != envelope.hash {
-            return equivocation(envelope)
+            return equivocation(envelope, from: envelope.seq, other: after, state: &state)
         }
         if let acked = envelope.acked {
             if let known = acknowledgeable[acked.hash], known != acked.operationID {
@@ -246,15 +263,62 @@ public struct BroadcastState: Sendable, Equatable {
     /// fork, §6.2) or nothing valid, and waiting would stall its sender's chain for ever. It is
     /// delivered without its target, and the layer above decides what it means. Positions before
     /// my adopted frontier are not judged: I never saw them, so the envelope is fetched by hash.
+    ///
+    /// Past a cut (an equivocator's chain from the forked seq on) nothing is delivered any more, so
+    /// an acknowledgment of any position there that I did not deliver does not wait either.
     func isUnresolvable(_ acked: EnvelopeReference) -> Bool {
+        guard acknowledgeable[acked.hash] == nil else { return false }
+        if let cut = cuts[acked.sender], acked.seq >= cut { return true }
         guard let state = senders[acked.sender] else { return false }
         return acked.seq <= state.delivered && acked.seq > state.skippedThrough
-            && acknowledgeable[acked.hash] == nil
     }
 
-    private mutating func equivocation(_ envelope: Envelope) -> ReceiveOutcome {
-        equivocators.insert(envelope.sender)
+    /// Whether an acknowledgment of `acked` is delivered without its target because that position
+    /// is past a cut or holds another envelope here (a fork, §6.2).
+    public func acknowledgesAnotherBranch(_ acked: EnvelopeReference) -> Bool { isUnresolvable(acked) }
+
+    /// A buffered or in-flight envelope of this sender state at `seq` (not a delivered one: only
+    /// its hash is kept).
+    func heldEnvelope(at seq: UInt64, of state: SenderState) -> Envelope? {
+        if let inFlight = state.inFlight, inFlight.seq == seq { return inFlight }
+        return state.pending[seq].flatMap { buffer[$0] }
+    }
+
+    /// Records a fork of `envelope`'s sender found on receipt (`state` is that sender's, taken out
+    /// of the table by the caller) and cuts the sender off from `seq`.
+    private mutating func equivocation(
+        _ envelope: Envelope, from seq: UInt64, other: Envelope?, state: inout SenderState
+    ) -> ReceiveOutcome {
+        if let other, let evidence = try? ForkEvidence(other, envelope) { foundFork.value = evidence }
+        applyCut(envelope.sender, from: seq, to: &state)
         return .rejected(.equivocation(sender: envelope.sender, seq: envelope.seq))
+    }
+
+    /// Cuts `sender` off from `seq` on (the smaller seq wins): its buffered envelopes from there
+    /// are dropped, later ones are refused, and acknowledgments of those positions are delivered
+    /// without waiting for them (PROTOCOL-NOTES.md, "Equivocation"). Never cuts me.
+    public mutating func cut(_ sender: MemberID, from seq: UInt64) {
+        guard sender != me else { return }
+        var state = senders.removeValue(forKey: sender) ?? SenderState()
+        applyCut(sender, from: seq, to: &state)
+        store(state, for: sender)
+    }
+
+    private mutating func applyCut(_ sender: MemberID, from seq: UInt64, to state: inout SenderState) {
+        guard sender != me else { return }
+        let from = max(1, min(seq, cuts[sender] ?? .max))
+        cuts[sender] = from
+        for (pendingSeq, hash) in state.pending where pendingSeq >= from {
+            if let envelope = buffer[hash] { removeFromBuffer(envelope, state: &state) }
+        }
+    }
+
+    /// The fork found by the last ``receive(_:isKnownSender:)`` while both envelopes were at
+    /// hand, once. When the other envelope was already delivered only its hash is kept here, and
+    /// the host, which stores envelopes, builds the evidence (``ForkEvidence``).
+    public mutating func takeForkEvidence() -> ForkEvidence? {
+        defer { foundFork.value = nil }
+        return foundFork.value
     }
 
     // MARK: Delivering
@@ -289,7 +353,7 @@ public struct BroadcastState: Sendable, Equatable {
             removeFromBuffer(envelope, state: &state)
             if envelope.prev != state.head && Self.checksPrevAtDelivery {
                 // Cannot happen through receive's checks; a caller-forced markDelivered could cause it.
-                equivocators.insert(envelope.sender)
+                applyCut(envelope.sender, from: max(1, envelope.seq - 1), to: &state)
                 store(state, for: best.sender)
                 continue
             }
@@ -441,7 +505,11 @@ public struct BroadcastState: Sendable, Equatable {
         for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) where head.seq >= 1 && head.seq <= Envelope.maximumSeq {
             var state = senders[sender] ?? SenderState()
             if head.seq <= state.delivered {
-                if let known = state.recent[head.seq], known != head.hash { equivocators.insert(sender) }
+                if let known = state.recent[head.seq], known != head.hash {
+                    applyCut(sender, from: head.seq, to: &state)
+                    senders[sender] = state
+                    refreshLine(sender)
+                }
                 continue
             }
             if let inFlight = state.inFlight, inFlight.seq <= head.seq { state.inFlight = nil }
@@ -449,7 +517,7 @@ public struct BroadcastState: Sendable, Equatable {
                 guard let envelope = buffer[hash] else { continue }
                 removeFromBuffer(envelope, state: &state)
                 if seq == head.seq && hash != head.hash {
-                    equivocators.insert(sender)
+                    cuts[sender] = min(head.seq, cuts[sender] ?? .max)
                 } else if envelope.kind.isAcknowledgeable {
                     acknowledgeable[hash] = envelope.operationID
                 }
@@ -459,8 +527,9 @@ public struct BroadcastState: Sendable, Equatable {
             state.recent = [head.seq: head.hash]
             if let nextHash = state.pending[head.seq + 1], let next = buffer[nextHash], next.prev != head.hash {
                 removeFromBuffer(next, state: &state)
-                equivocators.insert(sender)
+                cuts[sender] = min(head.seq, cuts[sender] ?? .max)
             }
+            if let cut = cuts[sender] { applyCut(sender, from: cut, to: &state) }
             senders[sender] = state
             refreshLine(sender)
         }
@@ -542,4 +611,10 @@ public struct BroadcastState: Sendable, Equatable {
 
     /// How many create/add/remove/update hashes are remembered (they never expire).
     public var acknowledgeableCount: Int { acknowledgeable.count }
+}
+
+/// A value carried beside a state that is not part of its value: equality ignores it.
+struct Transient<Value: Sendable>: Sendable, Equatable {
+    var value: Value?
+    static func == (_: Transient, _: Transient) -> Bool { true }
 }

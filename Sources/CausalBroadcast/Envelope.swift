@@ -97,7 +97,7 @@ public struct ApplicationFields: Hashable, Sendable {
 /// hashing compare `hash` alone.
 public struct Envelope: Hashable, Sendable, CustomStringConvertible {
     /// The only version spoken here.
-    public static let currentVersion: UInt8 = 3
+    public static let currentVersion: UInt8 = 4
     /// Hard limit on the payload length (64 MiB).
     public static let maximumPayloadBytes = 64 << 20
     /// Hard limit on `seq`, so that `seq + 1` never overflows anywhere.
@@ -203,6 +203,15 @@ public struct Envelope: Hashable, Sendable, CustomStringConvertible {
             application: application, payloadHash: payloadHash, payload: nil, signature: signature, hash: hash)
     }
 
+    /// The signed header alone, of any kind: what fork evidence carries (§6.2). Such a value is
+    /// never delivered; ``ForkEvidence`` only checks its signature and position.
+    public func headerOnly() -> Envelope {
+        guard payload != nil else { return self }
+        return Envelope(
+            suite: suite, groupID: groupID, sender: sender, seq: seq, prev: prev, kind: kind, acked: acked,
+            application: application, payloadHash: payloadHash, payload: nil, signature: signature, hash: hash)
+    }
+
     /// The same envelope with `payload` put back, or nil when the bytes do not match `payloadHash`.
     public func withPayload(_ payload: [UInt8]) -> Envelope? {
         guard payload.count <= Envelope.maximumPayloadBytes, suite.suite.hash(payload) == payloadHash else { return nil }
@@ -266,6 +275,12 @@ public struct Envelope: Hashable, Sendable, CustomStringConvertible {
         try self.init(reader: &reader, groupID: groupID)
     }
 
+    /// Decodes the wire form of a signed header without payload (``headerOnly()``), of any kind.
+    init(headerWire: [UInt8], groupID: GroupID) throws(WireError) {
+        var reader = WireReader(headerWire)
+        try self.init(reader: &reader, groupID: groupID, headerOnly: true)
+    }
+
     /// Decodes the full canonical encoding.
     public init(canonical: [UInt8]) throws(WireError) {
         var reader = WireReader(canonical)
@@ -273,7 +288,7 @@ public struct Envelope: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `groupID == nil`: it is read from the input (canonical form); otherwise the input is the wire form.
-    private init(reader: inout WireReader, groupID: GroupID?) throws(WireError) {
+    private init(reader: inout WireReader, groupID: GroupID?, headerOnly: Bool = false) throws(WireError) {
         let start = reader.offset
         let version = try reader.readUInt8()
         guard version == Envelope.currentVersion else { throw .unsupportedVersion(version) }
@@ -305,8 +320,8 @@ public struct Envelope: Hashable, Sendable, CustomStringConvertible {
         var payload: [UInt8]?
         switch present {
         case 0:
-            guard kind == .application else { throw .invalidValue(field: "envelope.payload (a control envelope is never pruned)") }
-        case 1:
+            guard kind == .application || headerOnly else { throw .invalidValue(field: "envelope.payload (a control envelope is never pruned)") }
+        case 1 where !headerOnly:
             let bytes = try reader.readLengthPrefixed(field: "envelope.payload", limit: Envelope.maximumPayloadBytes)
             guard suite.suite.hash(bytes) == payloadHash else { throw .invalidValue(field: "envelope.payloadHash") }
             payload = bytes

@@ -4,7 +4,7 @@ internal import DCGKACrypto
 /// Canonical encoding of a ``BroadcastState`` (§8), for storage:
 ///
 /// ```
-/// version        u8 = 3
+/// version        u8 = 4 (3 is still read: its equivocators are cut off after what was delivered)
 /// groupID        32
 /// suite          u8
 /// me             32
@@ -20,7 +20,7 @@ internal import DCGKACrypto
 ///                one at delivered
 /// acknowledgeable varint m, then m in strictly increasing hash order: hash 32, varint sender
 ///                index into `senders`, varint seq (1 ... that sender's delivered)
-/// equivocators   varint count, then strictly increasing IDs
+/// cuts           varint count, then in strictly increasing ID order: ID 32, seq varint ≥ 1
 /// buffered       varint count (≤ maximumBufferedEnvelopes + 2^20), then canonical envelopes, each
 ///                length-prefixed, strictly increasing by (sender, seq)
 /// inFlight       varint count, then canonical envelopes, length-prefixed, strictly increasing by sender
@@ -30,7 +30,7 @@ internal import DCGKACrypto
 /// buffered envelopes are rebuilt from those. Decoding checks every invariant the encoder
 /// guarantees, so decode-then-encode gives the same bytes.
 extension BroadcastState: WireCodable {
-    static let encodingVersion: UInt8 = 3
+    static let encodingVersion: UInt8 = 4
     static let maximumSenders = 1 << 20
     static let maximumAcknowledgeable = 1 << 26
 
@@ -69,7 +69,12 @@ extension BroadcastState: WireCodable {
             writer.writeVarint(op.seq)
         }
 
-        writer.writeArray(equivocators.sorted())
+        let cutList = cuts.sorted { $0.key < $1.key }
+        writer.writeVarint(cutList.count)
+        for (id, seq) in cutList {
+            id.encode(to: &writer)
+            writer.writeVarint(seq)
+        }
 
         let buffered = buffer.values.sorted { $0.operationID < $1.operationID }
         writer.writeVarint(buffered.count)
@@ -82,7 +87,7 @@ extension BroadcastState: WireCodable {
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> BroadcastState {
         let version = try reader.readUInt8()
-        guard version == encodingVersion else { throw .unsupportedVersion(version) }
+        guard version == encodingVersion || version == 3 else { throw .unsupportedVersion(version) }
         let groupID = try GroupID.decode(from: &reader)
         let suite = try CipherSuiteID.decode(from: &reader)
         let me = try MemberID.decode(from: &reader)
@@ -148,11 +153,25 @@ extension BroadcastState: WireCodable {
             state.acknowledgeable[hash] = OperationID(sender: table[i], seq: seq)
         }
 
-        let equivocators = try reader.readArray(MemberID.self, field: "broadcast.equivocators", limit: maximumSenders)
-        for (a, b) in zip(equivocators, equivocators.dropFirst()) where !(a < b) {
-            throw .invalidValue(field: "broadcast.equivocators order")
+        if version == 3 {
+            let equivocators = try reader.readArray(MemberID.self, field: "broadcast.equivocators", limit: maximumSenders)
+            for (a, b) in zip(equivocators, equivocators.dropFirst()) where !(a < b) {
+                throw .invalidValue(field: "broadcast.equivocators order")
+            }
+            for id in equivocators where id != me { state.cuts[id] = state.deliveredSeq(of: id) + 1 }
+        } else {
+            let cutCount = try reader.readBoundedVarint(field: "broadcast.cuts", limit: maximumSenders)
+            guard cutCount <= reader.remaining / 33 else { throw .truncated }
+            var previous: MemberID?
+            for _ in 0..<cutCount {
+                let id = try MemberID.decode(from: &reader)
+                if let previous, !(previous < id) { throw .invalidValue(field: "broadcast.cuts order") }
+                previous = id
+                let seq = try reader.readVarint()
+                guard seq >= 1, seq <= Envelope.maximumSeq, id != me else { throw .invalidValue(field: "broadcast.cuts seq") }
+                state.cuts[id] = seq
+            }
         }
-        state.equivocators = Set(equivocators)
 
         // The limit allows the one "next" envelope per sender that receive accepts over the limit.
         let bufferedCount = try reader.readBoundedVarint(
@@ -162,6 +181,7 @@ extension BroadcastState: WireCodable {
         for _ in 0..<bufferedCount {
             let envelope = try decodeEnvelope(&reader, state: state)
             if let previousOp, !(previousOp < envelope.operationID) { throw .invalidValue(field: "broadcast.buffered order") }
+            if let cut = state.cuts[envelope.sender], envelope.seq >= cut { throw .invalidValue(field: "broadcast.buffered past a cut") }
             previousOp = envelope.operationID
             state.buffer[envelope.hash] = envelope
             state.bufferedPayloadBytes += envelope.payloadCount

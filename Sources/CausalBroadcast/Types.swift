@@ -53,9 +53,11 @@ public enum BroadcastError: Error, Equatable, Hashable, Sendable {
     /// The sender is in no membership operation known for the group (§6.2).
     case unknownSender(MemberID)
     /// A second, different envelope at `(sender, seq)`, or one whose `prev` contradicts the
-    /// sender's chain as delivered or buffered. What came first is kept; the sender is recorded
-    /// in ``BroadcastState/equivocators``.
+    /// sender's chain as delivered or buffered. What was delivered stays; the sender is cut off
+    /// from the forked seq (``BroadcastState/cuts``).
     case equivocation(sender: MemberID, seq: UInt64)
+    /// An envelope of an equivocator past the seq it was cut off from: never delivered.
+    case afterEquivocation(sender: MemberID, seq: UInt64)
     /// An acknowledgment whose `acked` names a known envelope that is not a create, add, remove or
     /// update, or names a known hash with another sender or seq than that envelope's.
     case invalidAcknowledgment(sender: MemberID, seq: UInt64)

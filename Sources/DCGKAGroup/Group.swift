@@ -74,6 +74,9 @@ public struct Group: Sendable, Equatable {
     /// its creator and members those of the welcome's history; otherwise the welcome is refuted.
     /// ``missing`` asks for it meanwhile.
     public internal(set) var uncheckedCreate: UncheckedCreate?
+    /// Per equivocator, the evidence of its fork I hold (§6.2; ``noteFork(_:)``): passed on by
+    /// sync, and carried by my remove of it.
+    public internal(set) var forkEvidence: [MemberID: ForkEvidence] = [:]
 
     /// The create a welcome joiner still has to check, and the adder that vouched for it.
     public struct UncheckedCreate: Sendable, Equatable {
@@ -310,8 +313,11 @@ extension Group {
         _ member: MemberID, prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
     ) throws(GroupError) -> Envelope {
         var copy = self
+        let evidence = forkEvidence[member]
         let envelope = try copy.operate(.remove, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
-            try state.remove(member, seq: seq, keys: keys, using: &rng)
+            var output = try state.remove(member, seq: seq, keys: keys, cutFrom: evidence?.cutSeq, using: &rng)
+            output.body.forkEvidence = evidence?.wireBytes
+            return output
         }
         self = copy
         return envelope
@@ -532,6 +538,7 @@ extension Group {
             break
         case .rejected(let error):
             if case .equivocation(let sender, _) = error {
+                if let evidence = broadcast.takeForkEvidence() { noteFork(evidence) }
                 output.events.append(.equivocation(sender))
             } else {
                 output.events.append(.rejected(error))
@@ -656,11 +663,18 @@ extension Group {
             // (a fork, §6.2): such an acknowledgment has no effect on my state, except that its 2SM
             // messages to me are read, so that my channel with its sender stays in step.
             guard let id = broadcast.operationID(ofAcknowledgeable: reference.hash), id == reference.operationID else {
+                // Its sender may have stepped its ratchet for an operation I never processed: if
+                // it confirms a new epoch, I lost that ratchet (and recover it by §5.7).
                 let keys = keys(prekeys, now: nil)
-                _ = try? keyAgreement.transaction { (state) throws(DCGKAError) in
-                    try state.absorbDirectMessages(sender: envelope.sender, seq: envelope.seq, body: body, keys: keys)
+                let losses = (try? keyAgreement.transaction { (state) throws(DCGKAError) in
+                    try state.acknowledgmentOfAnotherBranch(sender: envelope.sender, seq: envelope.seq, body: body, keys: keys)
+                }) ?? []
+                for loss in losses { output.events.append(.lostRatchet(of: loss.member, at: loss.operation, reason: loss.reason)) }
+                // Past a cut I hold, it is what the equivocation rule expects; otherwise it is
+                // the first sign of a fork I have not seen yet.
+                if broadcast.cuts[reference.sender].map({ reference.seq < $0 }) ?? true {
+                    output.events.append(failed(.unknownAcknowledgedEnvelope))
                 }
-                output.events.append(failed(.unknownAcknowledgedEnvelope))
                 return
             }
             acked = id
@@ -669,13 +683,19 @@ extension Group {
         let wasMember = before.contains(me)
         let (mySeq, myPrev) = broadcast.nextOwnPosition()
         let keys = keys(prekeys, now: nil)
+        // A remove that carries evidence of its target's fork cuts the target off (§6.2).
+        var evidence: ForkEvidence?
+        if case .remove(let removed) = body.fields, let bytes = body.forkEvidence {
+            evidence = checkedCut(bytes, removing: removed)
+            if evidence == nil { output.events.append(failed(.invalidForkEvidence)) }
+        }
         let result: ProcessOutput
         var tooLarge: Int?
         do {
             result = try keyAgreement.transaction { (state) throws(DCGKAError) in
                 let result = try state.process(
                     sender: envelope.sender, seq: envelope.seq, body: body, acked: acked, mySeq: mySeq,
-                    keys: keys, using: &rng)
+                    keys: keys, cut: evidence?.cutSeq, using: &rng)
                 if let size = result.acknowledgment?.payload.count, size > Envelope.maximumPayloadBytes {
                     tooLarge = size
                     throw .invalidOperation("acknowledgment too large")  // rolls the call back
@@ -691,6 +711,8 @@ extension Group {
             return
         }
         checkViewHash(of: envelope, body: body, into: &output)
+        if let evidence, noteFork(evidence) { output.events.append(.equivocation(evidence.sender)) }
+        adoptCuts()
         for loss in result.lost { output.events.append(.lostRatchet(of: loss.member, at: loss.operation, reason: loss.reason)) }
         for member in result.recovered { output.events.append(.recovered(member, at: envelope.seq)) }
         if case .resync(let generation, _, _) = body.fields { output.events.append(.resyncRequested(by: envelope.sender, generation: generation)) }

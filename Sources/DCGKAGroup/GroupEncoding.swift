@@ -9,7 +9,7 @@ internal import Membership
 
 extension Group: WireCodable {
     /// Version of the persisted group state, independent of the envelope version.
-    public static let stateVersion: UInt8 = 5
+    public static let stateVersion: UInt8 = 6
 
     public func encode(to writer: inout WireWriter) {
         writer.writeUInt8(Self.stateVersion)
@@ -26,13 +26,17 @@ extension Group: WireCodable {
             writer.write(unchecked.create)
             writer.write(unchecked.adder)
         }
+        let evidence = forkEvidence.sorted { $0.key < $1.key }
+        writer.writeVarint(evidence.count)
+        for (_, pair) in evidence { writer.writeLengthPrefixed(pair.wireBytes) }
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
         let version = try reader.readUInt8()
         // Version 4 lacks the DCGKA state's epoch readers and the welcome's confirmation; it is read
         // as they were then (no epoch judged until my next, the welcome taken as confirmed).
-        guard version == stateVersion || version == 4 else { throw .unsupportedVersion(version) }
+        // Version 5 lacks the fork evidence (none is held).
+        guard version == stateVersion || version == 5 || version == 4 else { throw .unsupportedVersion(version) }
         let identity = try reader.read(IdentityKey.self)
         let keyAgreement = try DCGKAState.decode(from: &reader, withEpochReaders: version >= 5)
         guard keyAgreement.me == identity.id else { throw .invalidValue(field: "group identity") }
@@ -55,6 +59,21 @@ extension Group: WireCodable {
                 let create = try reader.read(OperationID.self)
                 guard create.seq == 1 else { throw .invalidValue(field: "unchecked create") }
                 group.uncheckedCreate = Group.UncheckedCreate(create: create, adder: try reader.read(MemberID.self))
+            }
+        }
+        if version >= 6 {
+            let count = try reader.readBoundedVarint(field: "fork evidence", limit: MembershipState.maxMembers)
+            guard count <= reader.remaining / 200 else { throw .truncated }
+            var previous: MemberID?
+            for _ in 0..<count {
+                let bytes = try reader.readLengthPrefixed(field: "fork evidence", limit: ForkEvidence.maximumEncodedBytes)
+                let evidence = try ForkEvidence(wire: bytes, groupID: keyAgreement.groupID)
+                if let previous, !(previous < evidence.sender) { throw .invalidValue(field: "fork evidence order") }
+                guard evidence.sender != identity.id, evidence.first.suite == keyAgreement.suite else {
+                    throw .invalidValue(field: "fork evidence")
+                }
+                previous = evidence.sender
+                group.forkEvidence[evidence.sender] = evidence
             }
         }
         return group

@@ -54,6 +54,9 @@ public enum GroupProcessingError: Error, Equatable, Sendable {
     case undecodable(WireError)
     case protocolError(DCGKAError)
     case unknownAcknowledgedEnvelope
+    /// A remove carried fork evidence that is not evidence (§6.2): the remove was processed
+    /// without cutting anything off.
+    case invalidForkEvidence
     /// My acknowledgment would exceed the envelope's payload limit.
     case acknowledgmentTooLarge(bytes: Int)
 }

@@ -154,8 +154,14 @@ public struct ControlBody: Equatable, Sendable {
     /// §5.6, in every control message: ``KeyDerivations/viewHash(of:suite:)`` of the sender's
     /// member view at this envelope. Set by the group layer when it signs the envelope.
     public var viewHash: Bytes32 = .zero
+    /// In a remove only: evidence that the removed member equivocated (§6.2), opaque here (the
+    /// group layer encodes and checks it); the remove then cuts off its operations from the
+    /// forked seq on (PROTOCOL-NOTES.md, "Equivocation").
+    public var forkEvidence: [UInt8]?
 
     public static let epochConfirmationLength = 16
+    /// Longest fork evidence a remove may carry (two signed headers).
+    public static let maximumForkEvidenceBytes = 1024
 
     public init(
         fields: Fields, directMessages: [TaggedDirectMessage], seedConfirmation: Bytes32? = nil,
@@ -204,6 +210,8 @@ public struct ControlBody: Equatable, Sendable {
             writer.writeLengthPrefixed(welcome.bytes)
         case .remove(let removed):
             writer.write(removed)
+            writer.writeBool(forkEvidence != nil)
+            if let forkEvidence { writer.writeLengthPrefixed(forkEvidence) }
         case .update(let bundle):
             writer.writeOptional(bundle)
         case .ack(let withoutSecret), .welcomeAck(let withoutSecret):
@@ -236,6 +244,9 @@ public struct ControlBody: Equatable, Sendable {
             fields = .add(added, EncodedWelcome(bytes: try reader.readLengthPrefixed(field: "welcome", limit: EncodedWelcome.maximumLength)))
         case .remove:
             fields = .remove(try reader.read())
+            if try reader.readBool(field: "fork evidence present") {
+                forkEvidence = try reader.readLengthPrefixed(field: "fork evidence", limit: ControlBody.maximumForkEvidenceBytes)
+            }
         case .update: fields = .update(try reader.readOptional(field: "update bundle"))
         case .ack:
             let flag = try reader.readUInt8()

@@ -29,6 +29,9 @@ public enum DCGKAError: Error, Equatable, Sendable {
     /// The create's group ID is not the one its creator, nonce and member list give (§6.1): it is
     /// not this group's create, whatever its envelope says.
     case groupIDMismatch
+    /// An acknowledgment (`operation` is its own ID) of an envelope I never processed, the other
+    /// side of a fork or past an equivocator's cut (§6.2): I cannot follow its sender's ratchet step.
+    case acknowledgedAnotherBranch(OperationID)
 }
 
 /// A pair (operation, member) naming one member secret, `memberSecret[(sender, seq), ID]` of §5.1.

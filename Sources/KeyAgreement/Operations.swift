@@ -46,14 +46,17 @@ extension DCGKAState {
             updateSecret: secret, unreachable: unreachable)
     }
 
-    /// remove(ID): a fresh seed for everyone in my view except ID.
+    /// remove(ID): a fresh seed for everyone in my view except ID. With `cutFrom`, the remove
+    /// carries evidence that ID equivocated from that seq on (the caller puts it in the body): ID's
+    /// operations from there on are cut off, in my view at once (PROTOCOL-NOTES.md, "Equivocation").
     public mutating func remove<R: RandomNumberGenerator>(
-        _ removed: MemberID, seq: UInt64, keys: KeyMaterial, using rng: inout R
+        _ removed: MemberID, seq: UInt64, keys: KeyMaterial, cutFrom: UInt64? = nil, using rng: inout R
     ) throws(DCGKAError) -> OperationOutput {
         guard history.members().contains(me) else { throw .invalidOperation("not a member") }
         guard history.members().contains(removed), removed != me else { throw .invalidOperation("not a member: \(removed)") }
         let op = OperationID(sender: me, seq: seq)
         try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
+        if let cutFrom { try recordCut(of: removed, from: cutFrom, by: op) }
         let view = history.members()
         let recipients = view.subtracting([me, removed]).sorted()
         let (dms, unreachable, confirmation) = generateSeed(recipients: recipients, directory: RecipientDirectory(view: view), keys: keys, using: &rng)
@@ -138,6 +141,11 @@ extension DCGKAState {
         return updateRatchet(op.sender, input: memberSecret(prk: prk, for: op.sender).bytes)
     }
 
+    /// Cuts off `target`'s operations from `seq` on in every view that knows `remove`.
+    mutating func recordCut(of target: MemberID, from seq: UInt64, by remove: OperationID) throws(DCGKAError) {
+        journalHistory(); do { try history.recordCut(of: target, from: seq, by: remove) } catch { throw .membership(error) }
+    }
+
     mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {
         journalHistory(); do { try history.apply(op) } catch { throw .membership(error) }
         switch op.kind {
@@ -153,13 +161,17 @@ extension DCGKAState {
     /// process(sender, seq, control, dmsg). `acked` names the acknowledged operation for the three
     /// acknowledgment kinds (resolved by the broadcast layer from the envelope's hash). `mySeq` is
     /// the seq my acknowledgment will have if one is returned.
+    ///
+    /// `cut`: for a remove whose fork evidence the group layer checked, the seq from which the
+    /// removed member's operations are cut off (PROTOCOL-NOTES.md, "Equivocation").
     public mutating func process<R: RandomNumberGenerator>(
         sender: MemberID, seq: UInt64, body: ControlBody, acked: OperationID?, mySeq: UInt64,
-        keys: KeyMaterial, using rng: inout R
+        keys: KeyMaterial, cut: UInt64? = nil, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
         lossesInCall = []
         recoveredInCall = []
-        var output = try processContent(sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, using: &rng)
+        var output = try processContent(
+            sender: sender, seq: seq, body: body, acked: acked, mySeq: mySeq, keys: keys, cut: cut, using: &rng)
         if !output.fromNonMember { checkEpochConfirmation(of: sender, seq: seq, body: body, output: &output) }
         if let acknowledgment = output.acknowledgment { output.acknowledgment = confirmed(acknowledgment, output.mySecret) }
         output.lost = lossesInCall
@@ -212,7 +224,7 @@ extension DCGKAState {
 
     mutating func processContent<R: RandomNumberGenerator>(
         sender: MemberID, seq: UInt64, body: ControlBody, acked: OperationID?, mySeq: UInt64,
-        keys: KeyMaterial, using rng: inout R
+        keys: KeyMaterial, cut: UInt64?, using rng: inout R
     ) throws(DCGKAError) -> ProcessOutput {
         guard sender != me else { throw .unexpectedMessage("my own message") }
         let op = OperationID(sender: sender, seq: seq)
@@ -243,6 +255,7 @@ extension DCGKAState {
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
         case .remove(let removed):
             try applyMembership(MembershipOperation(id: op, kind: .remove(removed)))
+            if let cut { try recordCut(of: removed, from: cut, by: op) }
             return try processSeed(op, body: body, mySeq: mySeq, keys: keys, using: &rng)
         case .add(let bundle, let welcome):
             try Self.checkArrived(bundle)

@@ -148,6 +148,23 @@ extension DCGKAState {
         _ = try myDirectMessages(OperationID(sender: sender, seq: seq), body: body, keys: keys)
     }
 
+    /// An acknowledgment of an operation I never processed (the other side of a fork, or past an
+    /// equivocator's cut, §6.2): its direct messages to me are read (``absorbDirectMessages(sender:seq:body:keys:)``),
+    /// and if its sender took a ratchet step for it (it confirms a new epoch), I cannot follow
+    /// that step: I lost the sender's ratchet, and recover it by §5.7. Returns the losses.
+    public mutating func acknowledgmentOfAnotherBranch(
+        sender: MemberID, seq: UInt64, body: ControlBody, keys: KeyMaterial
+    ) throws(DCGKAError) -> [LostRatchet] {
+        lossesInCall = []
+        defer { lossesInCall = [] }
+        try absorbDirectMessages(sender: sender, seq: seq, body: body, keys: keys)
+        if body.epochConfirmation != nil, sender != me, !lostRatchets.contains(sender),
+           history.memoizedMembers(asSeenBy: sender, atSeq: seq).contains(me) {
+            lose(sender, at: OperationID(sender: sender, seq: seq), because: .acknowledgedAnotherBranch(OperationID(sender: sender, seq: seq)))
+        }
+        return lossesInCall
+    }
+
     /// I follow `member`'s ratchet again (its epoch confirmation is still checked).
     mutating func recover(_ member: MemberID) {
         guard lostRatchets.contains(member) else { return }

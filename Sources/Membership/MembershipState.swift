@@ -11,7 +11,7 @@ public struct MembershipState: Sendable {
     /// Hard limits of the encoding (§8), also the most a state will hold.
     public static let maxMembers = 65_536
     public static let maxOperations = 1_000_000
-    static let encodingVersion: UInt8 = 2
+    static let encodingVersion: UInt8 = 3
 
     /// One operation and who knows it since when.
     struct Record: Sendable {
@@ -38,6 +38,10 @@ public struct MembershipState: Sendable {
     var createID: OperationID?
     /// Settled operations folded into a compact base (§4.3); nil until the first fold.
     var base: FoldedBase?
+    /// Equivocators' operations cut off (§6.2; PROTOCOL-NOTES.md, "Equivocation"), sorted.
+    var cuts: [Cut] = []
+    /// At most this many cuts are held (one per remove that carried evidence).
+    public static let maxCuts = 4096
 
     // Per-member bookkeeping, indexed by member index.
     var addsBySender: [[Int32]] = []
@@ -83,7 +87,7 @@ public struct MembershipState: Sendable {
         func table<K, V>(_ d: [K: V]) -> Int { d.capacity * (MemoryLayout<K>.stride + MemoryLayout<V>.stride + 1) }
         var total = array(memberIDs) + table(memberIndex) + array(records) + array(senderOf) + array(seqOf)
             + array(knownOf) + table(recordIndex) + array(maxOpSeq) + array(knownCount) + array(maxKnownSeq)
-            + array(mayOperate) + array(addsBySender) + array(addsOfTarget) + array(removesOfTarget)
+            + array(mayOperate) + array(addsBySender) + array(addsOfTarget) + array(removesOfTarget) + array(cuts)
         for rec in records {
             total += array(rec.createMembers)
             if case .create(let members) = rec.op.kind { total += array(members) }
@@ -175,12 +179,83 @@ public struct MembershipState: Sendable {
         guard createRecord >= 0 || base != nil, let s = memberIndex[sender] else { return nil }
         let si = Int(s)
         if knownCount[si] == records.count && maxKnownSeq[si] <= seq { return [] }
+        let cut = cutMask { knows(s, $0, atSeq: seq) }
         var left: [Int32] = []
         for i in records.indices {
-            if let k = knownOf[i][s], k <= seq { continue }
+            if let k = knownOf[i][s], k <= seq, cut?[i] != true { continue }
             left.append(Int32(i))
         }
         return left
+    }
+
+    // MARK: Cuts (§6.2)
+
+    /// An equivocator's operations from seq `from` on, cut off by the remove `by` that carried the
+    /// evidence of its fork: they have no effect in any view that knows `by` (a sender's view
+    /// from the seq at which it knew `by`; mine once I processed it). `by` is nil once that
+    /// remove is folded, when every view knows it; the cut-off operations are then dropped.
+    /// The create is never cut off.
+    public struct Cut: Hashable, Sendable, Comparable {
+        public var target: MemberID
+        public var from: UInt64
+        public var by: OperationID?
+
+        public static func < (a: Cut, b: Cut) -> Bool {
+            if a.target != b.target { return a.target < b.target }
+            if a.from != b.from { return a.from < b.from }
+            switch (a.by, b.by) {
+            case (nil, nil), (_, nil): return false
+            case (nil, _): return true
+            case let (x?, y?): return x < y
+            }
+        }
+    }
+
+    /// The cuts held, sorted.
+    public var cutOffs: [Cut] { cuts }
+
+    /// Records that the remove `remove` (already applied) carried evidence that `target`
+    /// equivocated from `seq` on: from here, `target`'s operations from `seq` on count in no view
+    /// that knows `remove`. Idempotent per remove.
+    public mutating func recordCut(of target: MemberID, from seq: UInt64, by remove: OperationID) throws(MembershipError) {
+        guard let r = recordIndex[remove], case .remove(let removed) = records[Int(r)].op.kind, removed == target
+        else { throw .unknownOperation(remove) }
+        guard seq >= 1, seq < KnowledgeRow.unknown else { throw .invalidSequenceNumber(seq) }
+        guard !cuts.contains(where: { $0.by == remove }) else { return }
+        guard cuts.count < Self.maxCuts else { throw .limitExceeded }
+        var from = seq
+        if let create = createID, create.sender == target { from = max(from, create.seq + 1) }
+        cuts.append(Cut(target: target, from: from, by: remove))
+        cuts.sort()
+        recomputeMembers()
+        changesSinceFoldAttempt += 1
+    }
+
+    /// Whether `member` knew the cut at its envelope `seq`.
+    func knows(_ member: Int32, _ cut: Cut, atSeq seq: UInt64) -> Bool {
+        guard let by = cut.by else { return true }
+        guard let r = recordIndex[by] else { return isFoldedOperation(by) }
+        guard let k = knownOf[Int(r)][member] else { return false }
+        return k <= seq
+    }
+
+    /// Per record, whether a cut that `knows` accepts covers it; nil when none does.
+    func cutMask(_ knows: (Cut) -> Bool) -> [Bool]? {
+        guard !cuts.isEmpty else { return nil }
+        var mask: [Bool]?
+        for cut in cuts where knows(cut) {
+            guard let t = memberIndex[cut.target] else { continue }
+            for r in records.indices where senderOf[r] == t && seqOf[r] >= cut.from {
+                if mask == nil { mask = [Bool](repeating: false, count: records.count) }
+                mask![r] = true
+            }
+        }
+        return mask
+    }
+
+    /// Whether one of the operations held is cut off in my view.
+    public func isCutOff(_ op: OperationID) -> Bool {
+        cuts.contains { $0.target == op.sender && op.seq >= $0.from }
     }
 
     /// Members over every record except `left`.
@@ -367,6 +442,11 @@ public struct MembershipState: Sendable {
             }
         }
         finishLowered(lowered)
+        for cut in other.cuts where !cuts.contains(cut) {
+            guard cuts.count < Self.maxCuts else { break }
+            cuts.append(cut)
+        }
+        cuts.sort()
         recomputeMembers()
     }
 
@@ -382,8 +462,11 @@ public struct MembershipState: Sendable {
         for (o, rec) in other.records.enumerated() where foldedBySelf(rec.op.id) { newlyFolded[o] = true }
         guard other.base != nil || other.createRecord < 0 || newlyFolded[Int(other.createRecord)] || base == nil
         else { throw .conflictingOperation(other.records[Int(other.createRecord)].op.id) }
-        // What self folded must precede everything else `other` holds, as it does at self.
-        for (o, rec) in other.records.enumerated() where !newlyFolded[o] {
+        // What self folded must precede everything else `other` holds, as it does at self
+        // (operations cut off count nowhere and are left out).
+        let allCuts = cuts + other.cuts
+        for (o, rec) in other.records.enumerated()
+        where !newlyFolded[o] && !allCuts.contains(where: { $0.target == rec.op.id.sender && rec.op.id.seq >= $0.from }) {
             for f in other.records.indices where newlyFolded[f] {
                 guard other.precedes(Int32(f), Int32(o)) else { throw .conflictingOperation(rec.op.id) }
             }
@@ -412,7 +495,7 @@ public struct MembershipState: Sendable {
         }
         let next = MembershipState.assembled(
             create: createID ?? other.createID, baseMembers: baseMembers, through: through, introduced: introduced,
-            from: [(other, nil), (self, nil)], folds: foldsSettledOperations)
+            from: [(other, nil), (self, nil)], cuts: Array(Set(cuts).union(other.cuts)), folds: foldsSettledOperations)
         self = next
     }
 
@@ -455,8 +538,11 @@ public struct MembershipState: Sendable {
             let adds = addsOfTarget[p]
             return !adds.isEmpty && adds.allSatisfy { $0 == r || precedes(r, $0) }
         }
+        // Cut-off operations are never folded, and do not keep others from folding: they count in
+        // no view that knows their cut, and a folded cut's remove is known to every view.
+        let cutOff = cutMask { _ in true } ?? [Bool](repeating: false, count: records.count)
         var folded = [Bool](repeating: false, count: records.count)
-        for r in records.indices {
+        for r in records.indices where !cutOff[r] {
             folded[r] = mayOperate.indices.allSatisfy { !mayOperate[$0] || knowsForever(Int32(r), $0) }
         }
         guard folded.contains(true) else { return 0 }
@@ -465,7 +551,7 @@ public struct MembershipState: Sendable {
         while changed {
             changed = false
             for r in records.indices where folded[r] {
-                for u in records.indices where !folded[u] && !precedes(Int32(r), Int32(u)) {
+                for u in records.indices where !folded[u] && !cutOff[u] && !precedes(Int32(r), Int32(u)) {
                     folded[r] = false
                     changed = true
                     break
@@ -486,7 +572,7 @@ public struct MembershipState: Sendable {
         for m in mayOperate.indices where mayOperate[m] { introduced.insert(memberIDs[m]) }
         let next = MembershipState.assembled(
             create: createID, baseMembers: members, through: through, introduced: introduced,
-            from: [(self, folded)], folds: foldsSettledOperations)
+            from: [(self, folded)], cuts: cuts, folds: foldsSettledOperations)
         self = next
         return count
     }
@@ -495,9 +581,12 @@ public struct MembershipState: Sendable {
     /// not cover (`skip[r]` drops more), knowledge merged by minimum. Only IDs the result
     /// refers to are interned, so a member named only by folded operations that can never act
     /// (a remove's target) leaves the table, and its knowledge with it.
+    ///
+    /// A cut whose remove is folded becomes known to every view (`by` nil), and the operations
+    /// it covers are dropped.
     static func assembled(
         create: OperationID?, baseMembers: Set<MemberID>, through: [MemberID: UInt64], introduced: Set<MemberID>,
-        from sources: [(MembershipState, [Bool]?)], folds: Bool
+        from sources: [(MembershipState, [Bool]?)], cuts: [Cut], folds: Bool
     ) -> MembershipState {
         var next = MembershipState()
         next.foldsSettledOperations = folds
@@ -512,9 +601,21 @@ public struct MembershipState: Sendable {
             through: Dictionary(uniqueKeysWithValues: through.map { (next.memberIndex[$0.key]!, $0.value) }),
             introduced: introducedFlags)
         for (m, flag) in introducedFlags.enumerated() where flag { next.mayOperate[m] = true }
+        var heldCuts = Set<Cut>()
+        for var cut in cuts {
+            if let by = cut.by, next.isFoldedOperation(by) { cut.by = nil }
+            heldCuts.insert(cut)
+        }
+        // One cut per remove; a universal one replaces the same remove's pending one.
+        let universal = heldCuts.filter { $0.by == nil }
+        next.cuts = heldCuts.filter { $0.by != nil || universal.contains($0) }.sorted()
+        func droppedByCut(_ id: OperationID) -> Bool {
+            universal.contains { $0.target == id.sender && id.seq >= $0.from }
+        }
         var lowered: [Int32] = []
         for (side, skip) in sources {
-            for (o, rec) in side.records.enumerated() where skip?[o] != true && !next.isFoldedOperation(rec.op.id) {
+            for (o, rec) in side.records.enumerated()
+            where skip?[o] != true && !next.isFoldedOperation(rec.op.id) && !droppedByCut(rec.op.id) {
                 _ = next.recordIndex[rec.op.id] ?? next.insert(rec.op, lowered: &lowered)
             }
         }
@@ -630,7 +731,7 @@ public struct MembershipState: Sendable {
     }
 
     mutating func recomputeMembers() {
-        cachedMembers = computeMembers(included: nil)
+        cachedMembers = computeMembers(included: cutMask { _ in true }.map { $0.map { !$0 } })
         forgetViews()
     }
 
@@ -799,6 +900,7 @@ extension MembershipState: Equatable {
                     == Set(r.introduced.indices.filter { r.introduced[$0] }.map { rhs.memberIDs[$0] })
             else { return false }
         }
+        guard lhs.cuts == rhs.cuts else { return false }
         for (i, rec) in lhs.records.enumerated() {
             guard let j = rhs.recordIndex[rec.op.id] else { return false }
             let known = lhs.knownOf[i], otherKnown = rhs.knownOf[Int(j)]

@@ -3,7 +3,7 @@ public import DCGKAEncoding
 /// Canonical encoding of a membership state (§8), what a welcome carries (§5.6):
 ///
 /// ```
-/// version     u8 = 2
+/// version     u8 = 3 (2 is still read: it has no cuts)
 /// members     varint n (≤ 65,536), then n × 32-byte IDs, strictly increasing
 /// base        u8: 0 (nothing folded) | 1, then (§4.3, "Folding" in PROTOCOL-NOTES.md):
 ///   create    varint member index, varint seq: the folded create
@@ -21,6 +21,10 @@ public import DCGKAEncoding
 ///   known     varint e (≥ 1: the sender's own entry is always there), then e entries in strictly
 ///             increasing member index: varint gap (index − previous index − 1; the first is the
 ///             index itself), varint seq ≥ 1
+/// cuts        varint c (≤ 4,096), then c cuts strictly increasing (PROTOCOL-NOTES.md,
+///             "Equivocation"): target 32, from varint ≥ 1, u8 0 (known to every view) | 1, then
+///             the remove that carried the evidence: sender 32, seq varint (an operation held one
+///             by one, a remove of the target)
 /// ```
 ///
 /// The member table is exactly the set of IDs that appear in operations (folded ones included), so
@@ -90,6 +94,18 @@ extension MembershipState: WireCodable {
                 previous = entry.rank
             }
         }
+        writer.writeVarint(cuts.count)
+        for cut in cuts {
+            cut.target.encode(to: &writer)
+            writer.writeVarint(cut.from)
+            if let by = cut.by {
+                writer.writeUInt8(1)
+                by.sender.encode(to: &writer)
+                writer.writeVarint(by.seq)
+            } else {
+                writer.writeUInt8(0)
+            }
+        }
     }
 
     /// Total and bounded: every count is checked against its limit and the remaining input before
@@ -97,7 +113,7 @@ extension MembershipState: WireCodable {
     /// (exactly one create, nothing before it, the sender's own knowledge present, no unused IDs).
     public static func decode(from reader: inout WireReader) throws(WireError) -> MembershipState {
         let version = try reader.readUInt8()
-        guard version == encodingVersion else { throw .unsupportedVersion(version) }
+        guard version == encodingVersion || version == 2 else { throw .unsupportedVersion(version) }
 
         let memberCount = try reader.readBoundedVarint(field: "membership.members", limit: maxMembers)
         guard memberCount <= reader.remaining / 32 else { throw .truncated }
@@ -244,8 +260,45 @@ extension MembershipState: WireCodable {
         } else if opCount > 0 {
             throw .invalidValue(field: "membership.no create")
         }
+        if version >= 3 { try decodeCuts(&reader, into: &state) }
         state.finishLowered(lowered)
         state.recomputeMembers()
         return state
+    }
+}
+
+extension MembershipState {
+    static func decodeCuts(_ reader: inout WireReader, into state: inout MembershipState) throws(WireError) {
+        let count = try reader.readBoundedVarint(field: "membership.cuts", limit: maxCuts)
+        guard count <= reader.remaining / 34 else { throw .truncated }
+        var cuts: [Cut] = []
+        cuts.reserveCapacity(count)
+        for _ in 0..<count {
+            let target = try MemberID.decode(from: &reader)
+            let from = try reader.readVarint()
+            guard from >= 1, from < KnowledgeRow.unknown else { throw .invalidValue(field: "membership.cut.from") }
+            if let create = state.createID, create.sender == target, from <= create.seq {
+                throw .invalidValue(field: "membership.cut of the create")
+            }
+            var cut = Cut(target: target, from: from, by: nil)
+            switch try reader.readUInt8() {
+            case 0:
+                // Known to every view: the operations it covers are dropped, never held.
+                for rec in state.records where rec.op.id.sender == target && rec.op.id.seq >= from {
+                    throw .invalidValue(field: "membership.cut covers a held operation")
+                }
+            case 1:
+                let by = OperationID(sender: try MemberID.decode(from: &reader), seq: try reader.readVarint())
+                guard let r = state.recordIndex[by], case .remove(let removed) = state.records[Int(r)].op.kind, removed == target
+                else { throw .invalidValue(field: "membership.cut.by") }
+                cut.by = by
+            case let tag:
+                throw .unknownTag(field: "membership.cut.by", tag: tag)
+            }
+            if let last = cuts.last, !(last < cut) { throw .invalidValue(field: "membership.cuts order") }
+            if cut.by != nil, cuts.contains(where: { $0.by == cut.by }) { throw .invalidValue(field: "membership.cuts duplicate") }
+            cuts.append(cut)
+        }
+        state.cuts = cuts
     }
 }

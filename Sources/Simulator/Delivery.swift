@@ -232,7 +232,8 @@ extension Simulation {
         }
         enqueue(envelope, from: sender, to: device, at: time + delay)
         if configuration.forgeryRate > 0, forgeryRNG.next() % UInt64(configuration.forgeryRate) == 0 {
-            let forgery = Forgery.allCases[Int(forgeryRNG.next() % UInt64(Forgery.allCases.count))]
+            let kinds = configuration.keyedForgeries ? Forgery.allCases : Forgery.withoutKeys
+            let forgery = kinds[Int(forgeryRNG.next() % UInt64(kinds.count))]
             enqueue(envelope, from: sender, to: device, at: time + 1 + Int(forgeryRNG.next() % 8), forgery: forgery.rawValue)
         }
     }

@@ -19,12 +19,18 @@ enum Forgery: UInt8, CaseIterable {
     case replay
     /// A fork at the receiver's next position of the sender, signed with the sender's key (what a
     /// stolen key makes), whose `prev` contradicts the envelope the receiver holds before it: refused
-    /// on receipt as equivocation. (A fork further ahead, before the receiver holds what its `prev`
-    /// names, is equivocation that blocks the honest chain at that receiver: that is the
-    /// equivocation rule of the hardening issue, not a forgery the network can make.)
+    /// on receipt as equivocation. It is proof that the key's holder equivocated, so the receiver
+    /// cuts the sender off and the equivocation rule removes it (PROTOCOL-NOTES.md,
+    /// "Equivocation"): the network without keys never makes it (``withoutKeys``); only the
+    /// malicious member of `--adversary` does, on its own key.
     case forkedPrev
     /// An envelope of the group signed by an identity no membership operation names.
     case stranger
+}
+
+extension Forgery {
+    /// What a network that holds no member's key can inject: every forgery but a fork.
+    static let withoutKeys = allCases.filter { $0 != .forkedPrev }
 }
 
 extension DeviceRun {

@@ -29,6 +29,11 @@ public struct SimulationConfiguration: Sendable {
     /// hard limit while channels on them were still to come): it loses ratchets, and must recover
     /// by §5.7's resync, which every device that needs it requests.
     public var prekeyLosses: Int
+    /// Forgeries may also be forks signed with their sender's own key (a stolen key): proof that
+    /// the key's holder equivocated, so the receiver cuts that sender off (PROTOCOL-NOTES.md,
+    /// "Equivocation") and the honest run no longer converges. Only for checks that such a fork is
+    /// never delivered (planted defects).
+    public var keyedForgeries = false
 
     public init(
         members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3,

@@ -124,7 +124,7 @@ import Testing
         let forged5 = a.make(.application, seq: 5, prev: chain[3].hash, payload: [2])
         #expect(state.receive(forged5, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 5)))
         var expected = before
-        expected.equivocators = [a.id]
+        expected.cuts = [a.id: 5]
         #expect(state == expected)
     }
 
@@ -135,18 +135,42 @@ import Testing
         let e2b = a.make(.update, seq: 2, prev: e1.hash, payload: [2])
         var state = newState()
         #expect(state.receive(e2, isKnownSender: everyoneKnown) == .buffered)
-        var expected = state
-        expected.equivocators = [a.id]
         #expect(state.receive(e2b, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 2)))
-        #expect(state == expected)
-        #expect(state.equivocators == [a.id])
-        // The first one stays and is delivered.
+        // The sender is cut off from the forked seq: neither side is delivered any more, and the
+        // pair is handed over as evidence.
+        #expect(state.equivocators == [a.id] && state.cuts == [a.id: 2])
+        #expect(state.bufferedCount == 0)
+        let evidence = state.takeForkEvidence()
+        #expect(evidence.map { Set([$0.first.hash, $0.second.hash]) } == [e2.hash, e2b.hash])
+        #expect(evidence?.verify() == true && evidence?.cutSeq == 2)
+        #expect(state.takeForkEvidence() == nil)
+        // What precedes the fork is still delivered; the fork's positions are refused.
         #expect(state.receive(e1, isKnownSender: everyoneKnown) == .buffered)
-        #expect(state.drain() == [e1, e2])
-        // After delivery, the other one is still rejected.
+        #expect(state.drain() == [e1])
         let before = state
-        #expect(state.receive(e2b, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 2)))
+        #expect(state.receive(e2, isKnownSender: everyoneKnown) == .rejected(.afterEquivocation(sender: a.id, seq: 2)))
+        #expect(state.receive(e2b, isKnownSender: everyoneKnown) == .rejected(.afterEquivocation(sender: a.id, seq: 2)))
         #expect(state == before)
+    }
+
+    @Test func acknowledgmentsPastACutDoNotWait() {
+        var a = Sender(seed: 1, groupID: group)
+        var b = Sender(seed: 2, groupID: group)
+        let e1 = a.send(.create)
+        let e2 = a.send(.update, payload: [1])
+        let e2b = a.make(.update, seq: 2, prev: e1.hash, payload: [2])
+        let e3b = a.make(.update, seq: 3, prev: e2b.hash, payload: [3])
+        // b took the other side and acknowledged a position I will never deliver.
+        let ack = b.send(.ack, acked: e3b.reference)
+        var state = newState()
+        for e in [e1, e2, ack] { _ = state.receive(e, isKnownSender: everyoneKnown) }
+        #expect(state.drain() == [e1, e2])
+        #expect(state.missing() == [.hash(e3b.hash)])
+        #expect(state.receive(e2b, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 2)))
+        // Past the cut nothing is awaited: b's chain flows.
+        #expect(state.drain() == [ack])
+        #expect(state.acknowledgesAnotherBranch(e3b.reference))
+        #expect(state.missing().isEmpty)
     }
 
     @Test func equivocationBadPrevIsReported() {
@@ -159,28 +183,27 @@ import Testing
         _ = state.receive(e2, isKnownSender: everyoneKnown)
         #expect(state.drain().count == 2)
         var expected = state
-        expected.equivocators = [a.id]
+        expected.cuts = [a.id: 2]
         let bad3 = a.make(.update, seq: 3, prev: bogus)
         #expect(state.receive(bad3, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 3)))
         #expect(state == expected)
-        // prev contradicting a buffered predecessor
+        // prev contradicting a buffered predecessor: the pair is evidence, cut from the lower seq
         var s2 = newState()
         #expect(s2.receive(e3, isKnownSender: everyoneKnown) == .buffered)
-        var expected2 = s2
-        expected2.equivocators = [a.id]
         let bad4 = a.make(.update, seq: 4, prev: bogus)
         #expect(s2.receive(bad4, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 4)))
-        #expect(s2 == expected2)
+        #expect(s2.cuts == [a.id: 3] && s2.bufferedCount == 0)
+        #expect(s2.takeForkEvidence().map { [$0.first.hash, $0.second.hash] } == [e3.hash, bad4.hash])
         // a buffered successor whose prev is not this envelope's hash
         var s3 = newState()
         #expect(s3.receive(e4, isKnownSender: everyoneKnown) == .buffered)
-        var expected3 = s3
-        expected3.equivocators = [a.id]
         let other3 = a.make(.update, seq: 3, prev: e2.hash, payload: [9])
         #expect(s3.receive(other3, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 3)))
-        #expect(s3 == expected3)
-        for e in [e1, e2, e3] { #expect(s3.receive(e, isKnownSender: everyoneKnown) == .buffered) }
-        #expect(s3.drain() == [e1, e2, e3, e4])
+        #expect(s3.cuts == [a.id: 3] && s3.bufferedCount == 0)
+        #expect(s3.takeForkEvidence()?.cutSeq == 3)
+        for e in [e1, e2] { #expect(s3.receive(e, isKnownSender: everyoneKnown) == .buffered) }
+        #expect(s3.receive(e3, isKnownSender: everyoneKnown) == .rejected(.afterEquivocation(sender: a.id, seq: 3)))
+        #expect(s3.drain() == [e1, e2])
     }
 
     @Test func missingDependenciesAreReportedAndResolved() {
@@ -275,7 +298,8 @@ import Testing
         #expect(state == before)
         #expect(state.receive(wire: [Envelope.currentVersion, 1, 3], isKnownSender: everyoneKnown) == .rejected(.undecodable(.truncated)))
         #expect(state.receive(wire: [2], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(2))), "the version before the view hash")
-        #expect(state.receive(wire: [4], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(4))))
+        #expect(state.receive(wire: [3], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(3))), "the version before fork evidence")
+        #expect(state.receive(wire: [5], isKnownSender: everyoneKnown) == .rejected(.undecodable(.unsupportedVersion(5))))
         #expect(state == before)
     }
 
@@ -410,7 +434,7 @@ import Testing
         let forgedHead = a.make(.application, seq: 4, prev: aChain[2].hash, payload: [1])
         #expect(state.receive(forgedHead, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 4)))
         var expected = before
-        expected.equivocators = [a.id]
+        expected.cuts = [a.id: 4]
         #expect(state == expected)
     }
 

@@ -12,7 +12,7 @@ import Testing
             let e = a.send(kind, acked: kind.isAcknowledgment ? EnvelopeReference(sender: MemberID(Bytes32([UInt8](repeating: 7, count: 32))!), seq: 1, hash: Bytes32([UInt8](repeating: 7, count: 32))!) : nil,
                            payload: Array("body \(kind)".utf8))
             #expect(e.hasValidSignature())
-            #expect(e.version == 3)
+            #expect(e.version == 4)
             #expect(e.sender == a.id)
             #expect((e.prev != nil) == (e.seq > 1))
             #expect((e.acked != nil) == kind.isAcknowledgment)
@@ -74,7 +74,7 @@ import Testing
         let first = a.send(.add, payload: [9, 8, 7])
         let second = a.send(.ack, acked: first.reference, payload: [1])
         let w = second.wireBytes
-        #expect(w[0] == 3)  // version
+        #expect(w[0] == 4)  // version
         #expect(w[1] == 1)  // suite 1
         #expect(Array(w[2..<34]) == a.id.bytes)
         #expect(w[34] == 2)  // seq varint

@@ -69,6 +69,11 @@ struct TestNetwork {
     /// Problems the protocol reported (processing failures, rejections other than early unknown
     /// senders, equivocations, failed joins, inconsistent secrets within one person).
     var problems: [String] = []
+    /// People who equivocate on purpose (EquivocationTests): what their forks cause at honest
+    /// members (the equivocation itself, acknowledgments of the side a member did not take, view
+    /// hashes over it) is collected in `forkSigns`, not in `problems`.
+    var equivocators: Set<String> = []
+    var forkSigns: [String] = []
 
     init(seed: UInt64, names: [String]) {
         rng = SeededRandom(seed: seed)
@@ -283,6 +288,14 @@ struct TestNetwork {
         let output: GroupOutput
         if var group = person.group {
             output = group.receive(decoded, prekeys: person.prekeys, using: &rng)
+            // What a host that stores envelopes does with a fork whose other side it delivered
+            // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation").
+            if output.events.contains(.equivocation(decoded.sender)), group.forkEvidence[decoded.sender] == nil,
+               let held = group.forkCounterpart(of: decoded),
+               let copy = relayLog.first(where: { $0.envelope.hash == held.hash })?.envelope,
+               let evidence = try? ForkEvidence(copy, decoded) {
+                group.noteFork(evidence)
+            }
             person.group = group
         } else {
             do {
@@ -307,10 +320,18 @@ struct TestNetwork {
                 }
             case .undecryptable(let from, let seq, _):
                 person.unreadable.insert(envelopesByIDHash(from, seq))
+            case .processingFailed(let sender, let seq, .unknownAcknowledgedEnvelope) where !equivocators.isEmpty:
+                forkSigns.append("\(name): \(self.name(of: sender))#\(seq) acknowledged another branch")
             case .processingFailed(let sender, let seq, let error):
                 problems.append("\(name): processing \(self.name(of: sender))#\(seq) failed: \(error)")
+            case .equivocation(let sender) where equivocators.contains(self.name(of: sender)):
+                forkSigns.append("\(name): equivocation by \(self.name(of: sender))")
+            case .viewMismatch(let sender, let seq) where !equivocators.isEmpty:
+                forkSigns.append("\(name): view mismatch \(self.name(of: sender))#\(seq)")
             case .equivocation(let sender):
                 problems.append("\(name): equivocation by \(self.name(of: sender))")
+            case .rejected(.afterEquivocation(let sender, let seq)) where equivocators.contains(self.name(of: sender)):
+                forkSigns.append("\(name): \(self.name(of: sender))#\(seq) refused past the cut")
             case .rejected(.unknownSender):
                 break  // an early envelope of a member whose add has not arrived yet; synced later
             case .rejected(let error):
@@ -401,7 +422,8 @@ struct TestNetwork {
     func expectSecretsAgree(sourceLocation: SourceLocation = #_sourceLocation) {
         var reference: [EpochKey: (String, Bytes32)] = [:]
         for name in names {
-            for (key, secret) in people[name]!.secrets {
+            // An equivocator's own epochs differ by design across the sides of its fork.
+            for (key, secret) in people[name]!.secrets where !equivocators.contains(self.name(of: key.member)) {
                 if let (first, existing) = reference[key] {
                     #expect(
                         existing == secret,

@@ -30,7 +30,7 @@ import Testing
 
     @Test func emptyStateRoundTrips() throws {
         let empty = MembershipState()
-        #expect(empty.wireBytes == [2, 0, 0, 0])
+        #expect(empty.wireBytes == [3, 0, 0, 0, 0])
         let decoded = try MembershipState(wireBytes: empty.wireBytes)
         #expect(decoded == empty && decoded.isEmpty && decoded.members().isEmpty)
     }

@@ -11,6 +11,14 @@ import Testing
     static let configuration = SimulationConfiguration(
         members: 6, operations: 120, seed: 11, compromises: 6, forgeryRate: 12)
 
+    /// The standard run, with forks signed by their senders' keys among the forgeries: the prev
+    /// checks are what refuses them.
+    static var keyed: SimulationConfiguration {
+        var keyed = configuration
+        keyed.keyedForgeries = true
+        return keyed
+    }
+
     static func run(planting defects: Set<PlantedDefect>, _ configuration: SimulationConfiguration = configuration) -> SimulationReport {
         PlantedDefects.$active.withValue(defects) { Simulation.run(configuration) }
     }
@@ -23,6 +31,10 @@ import Testing
         }
         let report = Self.run(planting: [])
         #expect(report.ok, "\(SimulationTests.describe(report))")
+        // Forks signed with their senders' keys make those senders equivocators where they arrive
+        // (they are cut off there, so this run does not converge), but none is ever delivered.
+        let keyed = Self.run(planting: [], Self.keyed)
+        #expect(keyed.forgeriesInjected > 0 && keyed.forgeriesAccepted == 0, "\(SimulationTests.describe(keyed))")
         #expect(report.fsInventoryChecks > 0)
         #expect(report.fsKeyRecoveryChecks > 0)
         #expect(report.oracleChecks > 0)
@@ -75,7 +87,7 @@ import Testing
     @Test("skipped prev checks or a skipped signature check let forgeries in",
           arguments: [[PlantedDefect.skipPrevCheckAtReceive], [.skipPrevCheckAtReceive, .skipPrevCheckAtDelivery], [.acceptBadSignature]])
     func forgeries(defects: Set<PlantedDefect>) {
-        let report = Self.run(planting: defects)
+        let report = Self.run(planting: defects, Self.keyed)
         #expect(report.forgeriesAccepted > 0, "\(SimulationTests.describe(report))")
         #expect(!report.ok)
     }

@@ -1,0 +1,77 @@
+public import DCGKAEncoding
+public import CausalBroadcast
+internal import KeyAgreement
+internal import Membership
+
+// §6.2's equivocation rule (PROTOCOL-NOTES.md, "Equivocation"):
+//
+// 1. A member that holds a fork of E (two signed headers, ``ForkEvidence``) keeps it, cuts E off
+//    in its broadcast layer from the forked seq (nothing of E from there is delivered, and
+//    acknowledgments of those positions stop waiting), and passes the evidence on.
+// 2. The member with the smallest ID in its view, E and known equivocators left out, removes E at
+//    once with a remove that carries the evidence; every other member holding evidence does so
+//    when its host's delay passes and E is still in its view.
+// 3. Such a remove cuts E's operations from the forked seq off in every view that knows it, at
+//    every member alike: both sides of the fork, whatever each member had delivered.
+// 4. Ratchet steps of the honest acknowledgments of the two sides are lost across them; the
+//    epoch confirmations say so, and §5.7's resync repairs them.
+
+extension Group {
+    /// Keeps evidence that a member equivocated (from my own broadcast layer, from a host that
+    /// stores envelopes and found a fork, or passed on by another holder): checked (same group,
+    /// both signatures), kept once per equivocator (the lower cut wins), and the equivocator is cut
+    /// off in my broadcast layer. Returns whether it was news.
+    @discardableResult
+    public mutating func noteFork(_ evidence: ForkEvidence) -> Bool {
+        guard evidence.first.groupID == groupID, evidence.first.suite == suite, evidence.sender != me,
+              evidence.verify() else { return false }
+        if let held = forkEvidence[evidence.sender], held.cutSeq <= evidence.cutSeq { return false }
+        forkEvidence[evidence.sender] = evidence
+        broadcast.cut(evidence.sender, from: evidence.cutSeq)
+        return true
+    }
+
+    /// The position I hold that `envelope` (refused as equivocation) contradicts: its own seq, or
+    /// for a `prev` that names something else, the one before. A host that stores envelopes
+    /// fetches that envelope and hands both to ``noteFork(_:)``.
+    public func forkCounterpart(of envelope: Envelope) -> EnvelopeReference? {
+        if let held = broadcast.knownHash(of: envelope.sender, at: envelope.seq), held != envelope.hash {
+            return EnvelopeReference(sender: envelope.sender, seq: envelope.seq, hash: held)
+        }
+        if envelope.seq > 1, let before = broadcast.knownHash(of: envelope.sender, at: envelope.seq - 1), before != envelope.prev {
+            return EnvelopeReference(sender: envelope.sender, seq: envelope.seq - 1, hash: before)
+        }
+        return nil
+    }
+
+    /// Equivocators I hold evidence of that are still in my view: each is to be removed by a
+    /// remove that carries the evidence (``remove(_:prekeys:now:using:)`` puts it in).
+    public var equivocatorsToRemove: [MemberID] {
+        guard isMember else { return [] }
+        return forkEvidence.keys.filter { members.contains($0) }.sorted()
+    }
+
+    /// Whether I am the member that removes `equivocator` at once: the smallest ID in my view
+    /// once every equivocator I know of is left out. The others wait for their host's delay, so
+    /// that one remove usually does it, and a remover that is offline does not stop it.
+    public func removesAtOnce(_ equivocator: MemberID) -> Bool {
+        let known = broadcast.equivocators.union(forkEvidence.keys)
+        return members.subtracting(known).subtracting([equivocator]).min() == me
+    }
+
+    /// The cut a remove's evidence makes, if the evidence is for this group, names the removed
+    /// member, and both signatures verify; nil otherwise.
+    func checkedCut(_ bytes: [UInt8], removing removed: MemberID) -> ForkEvidence? {
+        guard let evidence = try? ForkEvidence(wire: bytes, groupID: groupID), evidence.sender == removed,
+              evidence.first.suite == suite, evidence.verify() else { return nil }
+        return evidence
+    }
+
+    /// Makes my broadcast layer follow the cuts my history holds (from removes I processed, or a
+    /// welcome's history).
+    mutating func adoptCuts() {
+        for cut in keyAgreement.history.cutOffs where broadcast.cuts[cut.target].map({ $0 > cut.from }) ?? true {
+            broadcast.cut(cut.target, from: cut.from)
+        }
+    }
+}
