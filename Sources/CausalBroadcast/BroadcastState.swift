@@ -30,6 +30,10 @@ public struct BroadcastState: Sendable, Equatable {
     /// flight), for the group layer to keep as evidence (``takeForkEvidence()``). Transient:
     /// never encoded.
     var foundFork: Transient<ForkEvidence> = .init()
+    /// Senders refused as unknown while I hold a cut: members only the cut side of a fork
+    /// introduced (an equivocator's add I never delivered). Acknowledgments of their envelopes
+    /// do not wait for them. Transient: sync offers such envelopes again after a restart.
+    var strangersPastCut: Transient<Set<MemberID>> = .init()
 
     struct SenderState: Sendable, Equatable {
         /// Highest seq delivered (or skipped) without gaps.
@@ -151,7 +155,10 @@ public struct BroadcastState: Sendable, Equatable {
 
         let isMine = envelope.sender == me
         if !isMine {
-            guard isKnownSender(envelope.sender) else { return .rejected(.unknownSender(envelope.sender)) }
+            guard isKnownSender(envelope.sender) else {
+                if !cuts.isEmpty { strangersPastCut.value = (strangersPastCut.value ?? []).union([envelope.sender]) }
+                return .rejected(.unknownSender(envelope.sender))
+            }
         }
 
         if envelope.seq <= state.delivered {
@@ -269,6 +276,8 @@ public struct BroadcastState: Sendable, Equatable {
     func isUnresolvable(_ acked: EnvelopeReference) -> Bool {
         guard acknowledgeable[acked.hash] == nil else { return false }
         if let cut = cuts[acked.sender], acked.seq >= cut { return true }
+        // A sender that only the other side of a fork made a member: nothing of it is delivered here.
+        if !cuts.isEmpty, strangersPastCut.value?.contains(acked.sender) == true, senders[acked.sender] == nil { return true }
         guard let state = senders[acked.sender] else { return false }
         return acked.seq <= state.delivered && acked.seq > state.skippedThrough
     }
@@ -345,7 +354,7 @@ public struct BroadcastState: Sendable, Equatable {
                 if let best, !(sender < best.sender) { continue }
                 if let acked = next.acked, acknowledgeable[acked.hash] == nil, !isUnresolvable(acked) { continue }
                 if next.kind == kind, let envelope = buffer[next.hash], let heads = frontier(envelope),
-                   !heads.heads.allSatisfy({ deliveredSeq(of: $0.key) >= $0.value.seq }) { continue }
+                   !heads.heads.allSatisfy({ deliveredSeq(of: $0.key) >= reachableSeq(of: $0.key, upTo: $0.value.seq) }) { continue }
                 best = (sender, next.hash)
             }
             guard let best, let envelope = buffer[best.hash],
@@ -361,6 +370,16 @@ public struct BroadcastState: Sendable, Equatable {
             store(state, for: best.sender)
             return envelope
         }
+    }
+
+    /// `seq`, or for a sender cut off before it, the last seq before the cut: nothing of that
+    /// sender past the cut is ever delivered here, so nothing can wait for it.
+    /// Likewise nothing of a sender only the other side of a fork made a member (refused as unknown
+    /// while I hold a cut) is delivered here.
+    public func reachableSeq(of sender: MemberID, upTo seq: UInt64) -> UInt64 {
+        if !cuts.isEmpty, strangersPastCut.value?.contains(sender) == true, senders[sender] == nil { return 0 }
+        guard let cut = cuts[sender], cut <= seq else { return seq }
+        return cut - 1
     }
 
     /// Records an envelope as delivered: the one ``nextDeliverable()`` returned (or the sender's

@@ -1,5 +1,5 @@
 public import DCGKAEncoding
-public import DCGKACrypto
+internal import DCGKACrypto
 
 /// Proof that a sender equivocated (§6.2): two of its signed headers that cannot both belong to
 /// one chain. Either both sit at the same seq with different hashes, or the second follows the

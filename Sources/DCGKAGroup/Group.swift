@@ -560,7 +560,8 @@ extension Group {
             guard let frontier = Self.returningWelcomeFrontier(of: envelope, me: me) else { continue }
             for (sender, head) in frontier.heads.sorted(by: { $0.key < $1.key }) {
                 let delivered = broadcast.deliveredSeq(of: sender)
-                if delivered < head.seq { result.append(.range(sender: sender, from: delivered + 1, through: head.seq)) }
+                let through = broadcast.reachableSeq(of: sender, upTo: head.seq)
+                if delivered < through { result.append(.range(sender: sender, from: delivered + 1, through: through)) }
             }
         }
         return result

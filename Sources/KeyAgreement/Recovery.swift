@@ -81,9 +81,11 @@ extension DCGKAState {
         shareMyRatchet(with: [requester])
         let mySecret = updateRatchet(me, input: Self.resyncInput)
         resync.answered[requester] = generation
+        // Named explicitly, not by position in my view: a recovery is most needed where views
+        // differed (the two sides of an equivocator's fork, PROTOCOL-NOTES.md, "Equivocation"),
+        // and it has exactly one recipient.
         let answer = ControlBody(
-            fields: .resyncAnswer,
-            directMessages: [TaggedDirectMessage(tag: RecipientDirectory(view: view).tag(for: requester), message: message)])
+            fields: .resyncAnswer, directMessages: [TaggedDirectMessage(tag: .explicit(requester), message: message)])
         return ProcessOutput(acknowledgment: answer, senderSecret: nil, mySecret: mySecret)
     }
 

@@ -20,6 +20,12 @@ struct Relay: Sendable {
     /// Every device's identity key, for the forgeries that stand for a stolen key (a fork, a
     /// replay from another group).
     var identities: [MemberID: IdentityKey] = [:]
+    /// With an adversary: its ID, the attack each of its attacking envelopes carries (by hash, and
+    /// by its seq), and the second sides of its forks (stored by hash, not by position).
+    var adversary: MemberID?
+    var attackByHash: [Bytes32: Int] = [:]
+    var attackBySeq: [UInt64: (index: Int, attack: Attack)] = [:]
+    var forkSides: [Envelope] = []
 
     func isValid(_ envelope: Envelope) -> Bool {
         signatureValid[envelope.hash] ?? envelope.hasValidSignature()
@@ -80,6 +86,14 @@ struct DeviceRun: Sendable {
         device.group = nil  // hand the state over uniquely, so receiving mutates it in place
         let bufferedBefore = group.broadcast.bufferedCount
         let output = group.receive(envelope, prekeys: prekeys, using: &device.rng, verifySignature: relay.isValid)
+        if let attack = relay.attackByHash[envelope.hash] { device.reachedAttacks.insert(attack) }
+        // What a host that stores envelopes does with a fork whose other side it delivered
+        // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation").
+        if output.events.contains(.equivocation(envelope.sender)), group.forkEvidence[envelope.sender] == nil,
+           let held = group.forkCounterpart(of: envelope), let copy = relay.store[held.hash],
+           let evidence = try? ForkEvidence(copy, envelope) {
+            group.noteFork(evidence)
+        }
         device.group = group
         handle(output, relay: relay)
         if group.broadcast.bufferedCount > bufferedBefore {
@@ -142,15 +156,20 @@ struct DeviceRun: Sendable {
 
     mutating func handle(_ output: GroupOutput, relay: Relay, forged: Bool = false) {
         device.recordOwnSecrets()
-        for event in output.events {
+        // The adversary's own troubles (it forked its own chain) are not the honest members'.
+        let isAdversary = device.identity.id == relay.adversary
+        for event in output.events where !isAdversary || { if case .message = event { true } else { false } }() {
             switch event {
             case .message(let from, let seq, _):
                 guard let envelope = relay.storeBySender[from]?[seq], let id = relay.messageByHash[envelope.hash] else { continue }
                 device.decrypted.insert(id)
             case .lostRatchet(let member, let operation, let reason):
                 // No honest schedule may cost a member a secret (issue 8: prekeys are kept long
-                // enough), unless its prekeys were wiped on purpose; that loss opens a window.
-                guard device.lostPrekeys else {
+                // enough), unless its prekeys were wiped on purpose, or an equivocator forked the
+                // history (its ratchet, and those of the acknowledgments of the side this device
+                // did not take); that loss opens a window.
+                if member == relay.adversary { continue }
+                guard device.lostPrekeys || relay.forkSides.count > 0 else {
                     let kind = relay.storeBySender[operation.sender]?[operation.seq].map { "\($0.kind)" } ?? "?"
                     failures.append("device \(index) lost the ratchet of \(member) at \(kind) \(operation): \(reason)")
                     continue
@@ -163,22 +182,43 @@ struct DeviceRun: Sendable {
                 if let last = device.lossWindows[member]?.indices.last, device.lossWindows[member]![last].to == nil {
                     device.lossWindows[member]![last].to = seq
                 }
+            case .processingFailed(let sender, let seq, let error) where relay.adversary != nil:
+                if sender == relay.adversary, let attack = relay.attackBySeq[seq],
+                   case .lowOrderKey = attack.attack, case .protocolError(.invalidKeyBundle(_, .lowOrderPrekey)) = error {
+                    device.detectedAttacks.insert(attack.index)
+                } else if sender == relay.adversary || (error == .unknownAcknowledgedEnvelope && !relay.forkSides.isEmpty) {
+                    continue  // the adversary's own envelopes, or the first sign of its fork
+                } else {
+                    failures.append("device \(index) on \(sender)#\(seq): \(error)")
+                }
+            case .fromNonMember(let sender, let seq) where sender == relay.adversary:
+                if let attack = relay.attackBySeq[seq], attack.attack == .removeAfterRemoval { device.detectedAttacks.insert(attack.index) }
             case .processingFailed(let sender, let seq, let error):
                 let kind = relay.storeBySender[sender]?[seq].map { "\($0.kind)" } ?? "?"
                 failures.append("device \(index) on \(kind) \(sender)#\(seq): \(error)")
             case .viewMismatch(let sender, let seq):
-                // Between honest members the view hash always matches (§5.6).
-                if forged { continue }
+                // Between honest members the view hash always matches (§5.6), except in the
+                // window of a fork, where a third member may have taken a part of the
+                // equivocator's chain past the fork (PROTOCOL-NOTES.md, "Equivocation").
+                if forged || sender == relay.adversary || !relay.forkSides.isEmpty { continue }
                 let kind = relay.storeBySender[sender]?[seq].map { "\($0.kind)" } ?? "?"
                 failures.append("device \(index) computes another view than \(sender)'s own at its \(kind) #\(seq)")
             case .welcomeRefuted(let adder):
-                if forged { continue }
+                if forged || adder == relay.adversary { continue }
                 failures.append("device \(index) refuted the honest welcome of \(adder)")
             case .equivocation(let member):
                 if forged { continue }  // a fork the network made is judged by deliverForgery
+                if member == relay.adversary {
+                    for (i, attack) in relay.attackBySeq.values.map({ ($0.index, $0.attack) }) where attack == .equivocation {
+                        device.detectedAttacks.insert(i)
+                    }
+                    continue
+                }
                 problems.append("equivocation reported for \(member)")
             case .rejected(let error):
                 if forged { continue }  // judged by deliverForgery
+                if case .equivocation(let sender, _) = error, sender == relay.adversary { continue }
+                if case .afterEquivocation(let sender, _) = error, sender == relay.adversary { continue }
                 if case .unknownSender = error { continue }  // early envelope of a not-yet-known member: fetched later
                 problems.append("rejected at device \(index): \(error)")
             default:
@@ -207,16 +247,25 @@ extension Simulation {
     /// Sends an envelope to every other device's mailbox at the relay: one that cannot use it yet
     /// (not joined, or its sender unknown) keeps it and retries once it can.
     /// `signatureValid`, when given, is the answer of an earlier check of exactly this envelope.
-    mutating func publish(_ envelope: Envelope, from sender: Int, signatureValid: Bool? = nil) {
+    ///
+    /// `only` limits the mailboxes it goes to (the sides of a fork); `otherSide` stores it as the
+    /// second side of a fork, by hash only: the position is the first side's.
+    mutating func publish(
+        _ envelope: Envelope, from sender: Int, signatureValid: Bool? = nil, only: Set<Int>? = nil, otherSide: Bool = false
+    ) {
         let index = publishedOrder.count
         relay.publishIndex[envelope.hash] = index
         publishedOrder.append(envelope)
         relay.store[envelope.hash] = envelope
-        relay.storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
+        if otherSide {
+            relay.forkSides.append(envelope)
+        } else {
+            relay.storeBySender[envelope.sender, default: [:]][envelope.seq] = envelope
+        }
         if relay.signatureValid[envelope.hash] == nil {
             relay.signatureValid[envelope.hash] = signatureValid ?? envelope.hasValidSignature()
         }
-        for device in devices.indices where device != sender {
+        for device in devices.indices where device != sender && only.map({ $0.contains(device) }) ?? true {
             schedule(index, from: sender, to: device)
         }
     }

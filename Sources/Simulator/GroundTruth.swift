@@ -11,6 +11,7 @@ struct OperationSet: Hashable {
 
     func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
     mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    mutating func remove(_ i: Int) { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
     mutating func formUnion(_ other: OperationSet) {
         for k in words.indices { words[k] |= other.words[k] }
     }
@@ -53,24 +54,46 @@ final class GroundTruth {
     private var progress: [MemberID: Progress] = [:]
     private var memo: [OperationSet: Set<MemberID>] = [:]
     private var emptySet: OperationSet
+    /// The equivocation rule (PROTOCOL-NOTES.md, "Equivocation"): a remove that carries evidence
+    /// of its target's fork cuts the target's operations from the forked seq off in every view
+    /// that knows the remove.
+    private var cuts: [(remove: Int, cutOff: [Int])] = []
 
-    init(storeBySender: [MemberID: [UInt64: Envelope]]) {
+    /// `forkSides`: second sides of forks (the first sides are in `storeBySender`); both are
+    /// operations, each known to whoever delivered it.
+    init(storeBySender: [MemberID: [UInt64: Envelope]], forkSides: [Envelope] = []) {
         var opSender: [(MemberID, UInt64)] = []
-        for (sender, bySeq) in storeBySender {
-            for seq in bySeq.keys.sorted() {
-                let envelope = bySeq[seq]!
-                guard let kind = Self.membershipKind(of: envelope) else { continue }
-                indexByHash[envelope.hash] = operations.count
-                operations.append(MembershipOperation(id: envelope.operationID, kind: kind))
-                opSender.append((sender, seq))
-            }
+        var evidence: [(remove: Int, target: MemberID, from: UInt64)] = []
+        var all: [Envelope] = []
+        for (_, bySeq) in storeBySender {
+            for seq in bySeq.keys.sorted() { all.append(bySeq[seq]!) }
         }
+        var ops: [MembershipOperation] = []
+        var index: [Bytes32: Int] = [:]
+        for envelope in all + forkSides {
+            guard let kind = Self.membershipKind(of: envelope) else { continue }
+            if case .remove(let target) = kind, let from = Self.cut(in: envelope, removing: target) {
+                evidence.append((ops.count, target, from))
+            }
+            index[envelope.hash] = ops.count
+            ops.append(MembershipOperation(id: envelope.operationID, kind: kind))
+            opSender.append((envelope.sender, envelope.seq))
+        }
+        operations = ops
+        indexByHash = index
         emptySet = OperationSet(capacity: operations.count)
         authorized = emptySet
         for (sender, bySeq) in storeBySender {
             progress[sender] = Progress(envelopes: bySeq.keys.sorted().map { bySeq[$0]! }, known: emptySet)
         }
         before = opSender.map { known(by: $0.0, through: $0.1 - 1) }
+        for cut in evidence {
+            let cutOff = operations.indices.filter { i in
+                if case .create = operations[i].kind { return false }  // the create is never cut off
+                return operations[i].id.sender == cut.target && operations[i].id.seq >= cut.from
+            }
+            cuts.append((cut.remove, cutOff))
+        }
         // Everything an operation's sender knew before it precedes it, so judging operations by
         // how much their senders knew judges every operation after all those it depends on.
         for op in operations.indices.sorted(by: { before[$0].count < before[$1].count }) {
@@ -88,7 +111,8 @@ final class GroundTruth {
               let payload = envelope.payload, let body = try? ControlBody(kind: kind, payload: payload) else { return nil }
         switch body.fields {
         case .create(let bundles): return .create(members: bundles.map(\.identity).filter { $0 != envelope.sender })
-        case .add(let bundle, _): return .add(bundle.identity)
+        // An add whose bundle has keys of small order is refused by every member (§2.1): no operation.
+        case .add(let bundle, _): return (try? bundle.checkKeys()) == nil ? nil : .add(bundle.identity)
         case .remove(let id): return .remove(id)
         default: return nil
         }
@@ -130,9 +154,20 @@ final class GroundTruth {
         }
     }
 
+    /// The seq a remove's fork evidence cuts its target off from, if it carries valid evidence.
+    static func cut(in envelope: Envelope, removing target: MemberID) -> UInt64? {
+        guard let payload = envelope.payload, let body = try? ControlBody(kind: .remove, payload: payload),
+              let bytes = body.forkEvidence, let evidence = try? ForkEvidence(wire: bytes, groupID: envelope.groupID),
+              evidence.sender == target, evidence.verify() else { return nil }
+        return evidence.cutSeq
+    }
+
     /// Members(H) of §4.2 over the operations in `set`, by the literal oracle.
     func members(knowing known: OperationSet) -> Set<MemberID> {
-        let set = known.intersection(authorized)
+        var set = known.intersection(authorized)
+        for cut in cuts where set.contains(cut.remove) {
+            for op in cut.cutOff { set.remove(op) }
+        }
         if let cached = memo[set] { return cached }
         let positions = set.members
         let subset = positions.map { operations[$0] }

@@ -34,6 +34,9 @@ public struct SimulationConfiguration: Sendable {
     /// "Equivocation") and the honest run no longer converges. Only for checks that such a fork is
     /// never delivered (planted defects).
     public var keyedForgeries = false
+    /// One malicious member (device 1) makes the attacks of ``Attack`` during the run, and the
+    /// clock passes every expiry; the checks hold over the honest members (issue 8).
+    public var adversary = false
 
     public init(
         members: Int, operations: Int, seed: UInt64, adversarial: Bool = true, messageShare: Double = 0.7, compromises: Int = 3,
@@ -90,6 +93,11 @@ public struct SimulationReport: Sendable, Equatable {
     /// the answer of the resync that repaired it): reported, never hidden, and not counted as
     /// missed. Every loss must be repaired by the end.
     public var prekeyLosses = 0, ratchetsLost = 0, resyncRequests = 0, lostToRecovery = 0
+    /// With an adversary: whether one ran, the attacks it made, how many times an honest member
+    /// detected an attack that reached it, and the honest messages lost in the disrupted windows
+    /// (from an attack until every honest member recovered): reported, never hidden.
+    public var adversary = false
+    public var adversaryAttacks = 0, adversaryDetected = 0, lostToAdversary = 0
     /// Threads the devices received on (the outcome does not depend on it).
     public var threads = 1
     public var processingFailures: [String] = []
@@ -111,8 +119,13 @@ public struct Simulation {
     struct Device: Sendable {
         let identity: IdentityKey
         var prekeys: PrekeyStore
-        let bundle: KeyBundle
+        var bundle: KeyBundle
         var group: Group?
+        /// With an adversary: the attacks (indexes into `attacks`) an envelope of which this device
+        /// delivered, and those it detected; and since when it holds evidence of an equivocator.
+        var reachedAttacks: Set<Int> = []
+        var detectedAttacks: Set<Int> = []
+        var evidenceSince: [MemberID: Int] = [:]
         var partition = 0
         var offlineUntil = 0
         /// (member, epoch) → update secret, as this device derived it.
@@ -206,6 +219,8 @@ public struct Simulation {
         /// The sender's own view when it sent the message (without itself); the expected readers
         /// come from the oracle, and this is checked against it.
         let expectedReaders: Set<Int>
+        /// The simulation's time when it was sent.
+        var sentAt = 0
     }
 
     struct Snapshot {
@@ -250,6 +265,19 @@ public struct Simulation {
     /// False after the last snapshot: devices stop recording what the inventory and the attacker need.
     var collectingTraces = true
     static let now: UInt64 = 1_800_000_000
+    /// The time operations are made at: `now`, until an adversarial run passes every expiry.
+    var clock: UInt64 = Simulation.now
+    var clockPassedExpiries = false
+    /// The adversary's device, its attacks as made, and where its removal attack stands.
+    var adversary: Int?
+    var attacks: [AttackRecord] = []
+    var pendingRemovalAttack: Bytes32?
+    var readdAdversary = false
+    var equivocated = false
+    var nextAttack = 0
+    /// From the first attack until every honest member recovered (nil while still disrupted).
+    var disruptedFrom: Int?
+    var recoveredAt: Int?
     static var groupConfiguration: GroupConfiguration {
         var configuration = GroupConfiguration()
         configuration.exposesUpdateSecrets = true
@@ -279,7 +307,7 @@ public struct Simulation {
     mutating func makeDevice() -> Int {
         let identity = IdentityKey.generate(using: &rng)
         var prekeys = PrekeyStore()
-        let bundle = prekeys.generate(identity: identity, notAfter: Self.now + 86_400 * 30, using: &rng)
+        let bundle = prekeys.generate(identity: identity, notAfter: clock + 86_400 * 30, using: &rng)
         devices.append(Device(
             identity: identity, prekeys: prekeys, bundle: bundle, firstPublishIndex: publishedOrder.count,
             rng: SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(devices.count + 1)),
@@ -293,6 +321,11 @@ public struct Simulation {
     mutating func runSchedule() {
         let n = max(2, configuration.members)
         for _ in 0..<n { _ = makeDevice() }
+        if configuration.adversary, n >= 4 {
+            adversary = 1
+            report.adversary = true
+            relay.adversary = devices[1].identity.id
+        }
         // Creation.
         do {
             let bundles = (1..<n).map { devices[$0].bundle }
@@ -321,6 +354,7 @@ public struct Simulation {
                 losePrekeys()
             }
             requestResyncs()
+            if configuration.adversary { adversaryStep(step) }
             if compromisesLeft > 0 && step > 0 && step % compromiseEvery == 0 {
                 compromisesLeft -= 1
                 compromise()
@@ -340,7 +374,9 @@ public struct Simulation {
     }
 
     mutating func performRandomOperation() {
-        let actors = devices.indices.filter { devices[$0].group?.isMember == true && canReach($0) }
+        let actors = devices.indices.filter {
+            devices[$0].group?.isMember == true && canReach($0) && !($0 == adversary && (equivocated || pendingRemovalAttack != nil))
+        }
         guard let actor = pick(actors), var group = devices[actor].group else { return }
         devices[actor].group = nil  // unique ownership while operating; every path below puts it back
         defer { if devices[actor].group == nil { devices[actor].group = group } }
@@ -349,7 +385,7 @@ public struct Simulation {
         do {
             if roll < configuration.messageShare {
                 let text = "message \(report.messagesSent) from \(actor)"
-                let envelopes = try group.send(text: text, prekeys: prekeys, now: Self.now, using: &rng)
+                let envelopes = try group.send(text: text, prekeys: prekeys, now: clock, using: &rng)
                 for refresh in envelopes.dropLast() {
                     report.updates += 1
                     publish(refresh, from: actor)
@@ -357,7 +393,7 @@ public struct Simulation {
                 let envelope = envelopes.last!
                 let readers = Set(group.members.compactMap { deviceIndex[$0] }).subtracting([actor])
                 let id = messages.count
-                messages.append(SentMessage(id: id, sender: actor, envelope: envelope, expectedReaders: readers))
+                messages.append(SentMessage(id: id, sender: actor, envelope: envelope, expectedReaders: readers, sentAt: time))
                 relay.messageByHash[envelope.hash] = id
                 report.messagesSent += 1
                 devices[actor].group = group
@@ -386,7 +422,7 @@ public struct Simulation {
                 } else {
                     return
                 }
-                let envelopes = try group.add(devices[target].bundle, prekeys: prekeys, now: Self.now, using: &rng)
+                let envelopes = try group.add(devices[target].bundle, prekeys: prekeys, now: clock, using: &rng)
                 devices[actor].group = group
                 devices[actor].recordSecretsAndTraces()
                 for refresh in envelopes.dropLast() {
@@ -395,7 +431,9 @@ public struct Simulation {
                 }
                 publish(envelopes.last!, from: actor)
             } else if view.count > 3 {  // keep groups from emptying through concurrent removes
-                let candidates = view.filter { $0 != group.me }
+                // The adversary is removed by its own attacks, not at random (they need it a member).
+                let adversaryID = adversary.map { devices[$0].identity.id }
+                let candidates = view.filter { $0 != group.me && $0 != adversaryID }
                 guard let victim = pick(candidates) else { return }
                 let envelope = try group.remove(victim, prekeys: prekeys, using: &rng)
                 report.removes += 1
@@ -512,8 +550,14 @@ public struct Simulation {
             }
             let accepted = run(batches).values.reduce(0) { $0 + $1.filter { $0 }.count }
             let requestsBefore = report.resyncRequests
+            let published = publishedOrder.count
             requestResyncs()
-            if accepted == 0 && queue.isEmpty && report.resyncRequests == requestsBefore { break }
+            if configuration.adversary {
+                removeAfterRemovalIfDue()
+                readdAdversaryIfDue()
+                removeEquivocators()
+            }
+            if accepted == 0 && queue.isEmpty && report.resyncRequests == requestsBefore && publishedOrder.count == published { break }
         }
     }
 
@@ -538,17 +582,21 @@ public struct Simulation {
             let delivered = group.broadcast.deliveredSeq(of: sender)
             for (seq, envelope) in bySeq where seq > delivered { offer(envelope) }
         }
+        // Fork evidence travels with sync (§6.2): the second sides of forks go to everyone.
+        for side in relay.forkSides where side.sender != group.me && group.forkEvidence[side.sender] == nil { offer(side) }
         return chosen.values.sorted { ($0.seq, $0.sender) < ($1.seq, $1.sender) }
     }
 
     mutating func check() {
-        let members = devices.indices.filter { devices[$0].group?.isMember == true }
+        // With an adversary, every check is over the honest members.
+        let adversaryID = adversary.map { devices[$0].identity.id }
+        let members = devices.indices.filter { devices[$0].group?.isMember == true && $0 != adversary }
         report.membersFinal = members.count
         // Every loss must have been repaired: no member ends unable to follow another member.
         report.ratchetsLost = devices.reduce(0) { $0 + $1.ratchetsLost }
         for device in members {
             let group = devices[device].group!
-            let unrecovered = group.keyAgreement.lostRatchets.intersection(group.members).subtracting([group.me])
+            let unrecovered = group.keyAgreement.lostRatchets.intersection(group.members).subtracting([group.me] + (adversaryID.map { [$0] } ?? []))
             if !unrecovered.isEmpty {
                 report.problems.append("device \(device) ends unable to follow \(unrecovered.compactMap { deviceIndex[$0] }.sorted())")
                 report.problems.append("  its requests: \(group.keyAgreement.resync.requests), windows \(devices[device].lossWindows)")
@@ -587,12 +635,13 @@ public struct Simulation {
         var compared = 0
         // Views at past envelopes come from the oracle over the published envelopes: a device's
         // history answers only views that a later envelope can take (it folds settled operations).
-        let truth = GroundTruth(storeBySender: relay.storeBySender)
+        let truth = GroundTruth(storeBySender: relay.storeBySender, forkSides: relay.forkSides)
         var viewAtEpoch: [EpochKey: Set<MemberID>] = [:]
         var mismatched: Set<EpochKey> = []
         for device in devices.indices {
             let id = devices[device].identity.id
-            for (key, secret) in devices[device].secrets {
+            // An equivocator's own epochs differ by design across the sides of its fork.
+            for (key, secret) in devices[device].secrets where key.member != adversaryID {
                 if key.member != id {
                     let view = viewAtEpoch[key] ?? truth.view(of: key.member, through: key.epoch)
                     viewAtEpoch[key] = view
@@ -636,20 +685,22 @@ public struct Simulation {
         report.secretsCompared = compared
 
         checkViewsAgainstOracle(truth)
-        for message in messages {
+        for message in messages where message.sender != adversary {
             // Who should read it: the oracle's view of the sender when it sent it, not the sender's own.
-            let expectedReaders = Set(truth.view(of: devices[message.sender].identity.id, before: message.envelope.seq)
+            let allowedReaders = Set(truth.view(of: devices[message.sender].identity.id, before: message.envelope.seq)
                 .compactMap { deviceIndex[$0] }).subtracting([message.sender])
+            // The adversary may read what it was sent, but its reading is not owed to anyone.
+            let expectedReaders = allowedReaders.subtracting(adversary.map { [$0] } ?? [])
             report.oracleChecks += 1
-            if expectedReaders != message.expectedReaders {
+            if allowedReaders != message.expectedReaders {
                 report.oracleViolations += 1
                 report.problems.append(
-                    "device \(message.sender) sent #\(message.envelope.seq) to \(message.expectedReaders.sorted()); the oracle's view is \(expectedReaders.sorted())")
+                    "device \(message.sender) sent #\(message.envelope.seq) to \(message.expectedReaders.sorted()); the oracle's view is \(allowedReaders.sorted())")
             }
             report.expectedDecryptions += expectedReaders.count
             for device in devices.indices where devices[device].decrypted.contains(message.id) {
                 report.decryptions += 1
-                if !expectedReaders.contains(device) {
+                if !allowedReaders.contains(device) {
                     report.unexpectedDecryptions += 1
                     report.problems.append(
                         "device \(device) read message \(message.envelope.sender)#\(message.envelope.seq) of device \(message.sender), "
@@ -678,7 +729,9 @@ public struct Simulation {
                 }
             }
             for reader in expectedReaders where !devices[reader].decrypted.contains(message.id) {
-                if let epoch = message.envelope.application?.epoch, devices[reader].lost(message.envelope.sender, epoch: epoch) {
+                if inDisruptedWindow(message) {
+                    report.lostToAdversary += 1
+                } else if let epoch = message.envelope.application?.epoch, devices[reader].lost(message.envelope.sender, epoch: epoch) {
                     report.lostToRecovery += 1
                 } else {
                     report.missedDecryptions += 1
@@ -692,6 +745,10 @@ public struct Simulation {
             }
         }
         checkCompromises(truth)
+        checkDetections()
+        if configuration.adversary, adversary != nil, recoveredAt == nil, disruptedFrom != nil {
+            report.problems.append("the honest members had not recovered from the equivocation by the end of the schedule")
+        }
     }
 
     /// Every member's view at the end, and the views sampled during the run, against the oracle
@@ -703,7 +760,8 @@ public struct Simulation {
             let seq = group.broadcast.nextOwnPosition().seq - 1
             if seq > 0 { samples.append(ViewSample(device: device, throughSeq: seq, view: group.members)) }
         }
-        for sample in samples {
+        // The adversary's own view is its own business (it signs operations it never applies).
+        for sample in samples where sample.device != adversary {
             report.oracleChecks += 1
             let expected = truth.view(of: devices[sample.device].identity.id, through: sample.throughSeq)
             if expected != sample.view {

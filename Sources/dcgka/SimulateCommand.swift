@@ -24,7 +24,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Times the newest member loses its prekeys (past §2.3's hard limit) and must recover by §5.7's resync.")
     var prekeyLosses = 0
     @Flag(help: "Deliver in order with no delay, loss, partitions or forgeries.") var benign = false
-    @Flag(help: "With --topology switching: a chain member turns malicious (equivocates to one neighbour, pushes forgeries to the other); every attack must be detected.")
+    @Flag(help: "One malicious member: in the protocol topology it adds with a low-order prekey, removes after its own removal and equivocates (an add to half the members, an update to the others), and the clock passes every expiry; with --topology switching a chain member equivocates to one neighbour and pushes forgeries to the other. Every attack must be detected and the checks hold over the honest members.")
     var adversary = false
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "protocol (default): the core simulator; switching: the transport scenario of NETWORK.md §14 over the real device, sync and relay engines (--members ≥ 5, default 5; --operations default 60).")
@@ -39,17 +39,17 @@ struct SimulateCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("dcgka: unknown topology \"\(topology)\": use protocol or switching\n".utf8))
             throw ExitCode(1)
         }
-        guard !adversary else {
-            // The protocol simulator's malicious member (split seeds, low-order keys, lying welcomes,
-            // equivocated control envelopes) is the hardening issue's, and not built yet.
-            FileHandle.standardError.write(Data("dcgka: --adversary works with --topology switching only, for now\n".utf8))
+        if adversary, (members ?? 8) < 4 {
+            FileHandle.standardError.write(Data("dcgka: --adversary needs --members 4 or more (the fork goes to two sides)\n".utf8))
             throw ExitCode(1)
         }
         let start = monotonicSeconds()
-        let report = Simulation.run(SimulationConfiguration(
+        var configuration = SimulationConfiguration(
             members: members ?? 8, operations: operations ?? 200, seed: seed, adversarial: !benign,
             messageShare: messageShare, compromises: compromises, threads: threads ?? processorCount(),
-            forgeryRate: forgeryRate, prekeyLosses: prekeyLosses))
+            forgeryRate: forgeryRate, prekeyLosses: prekeyLosses)
+        configuration.adversary = adversary
+        let report = Simulation.run(configuration)
         let wall = monotonicSeconds() - start
         let peak = peakResidentMegabytes()
         if json {
@@ -164,12 +164,18 @@ extension SimulationReport {
             ("partitions", "\(partitions)"), ("threads", "\(threads)"),
             ("prekey_losses", "\(prekeyLosses)"), ("ratchets_lost", "\(ratchetsLost)"), ("resync_requests", "\(resyncRequests)"),
             ("lost_to_recovery", "\(lostToRecovery)"),
+        ]
+        let adversaryFields: [(String, String)] = adversary ? [
+            ("adversary_attacks", "\(adversaryAttacks)"), ("adversary_detected", "\(adversaryDetected)"),
+            ("lost_to_adversary", "\(lostToAdversary)"),
+        ] : []
+        let closing: [(String, String)] = [
             ("processing_failures", "[" + processingFailures.prefix(20).map(str).joined(separator: ",") + "]"),
             ("problems", "[" + problems.prefix(20).map(str).joined(separator: ",") + "]"),
             ("wall_seconds", String(format3(wallSeconds))), ("cpu_seconds", String(format3(cpuSeconds()))), ("peak_memory_mb", String(format3(peakMemoryMB))),
             ("ok", "\(ok)"),
         ]
-        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+        return "{" + (fields + adversaryFields + closing).map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
 
     func summary(wallSeconds: Double, peakMemoryMB: Double) -> String {
@@ -186,6 +192,9 @@ extension SimulationReport {
             "oracle: \(oracleViolations) views differ from §4.2 in \(oracleChecks) checks; forgeries: \(forgeriesAccepted) accepted of \(forgeriesInjected) injected",
             "wall time \(format3(wallSeconds)) s (CPU \(format3(cpuSeconds())) s on \(threads) thread\(threads == 1 ? "" : "s")), peak memory \(format3(peakMemoryMB)) MB",
         ]
+        if adversary {
+            lines.append("adversary: \(adversaryAttacks) attacks, \(adversaryDetected) detections by honest members; \(lostToAdversary) honest decryptions lost in the disrupted window (checks over the honest members)")
+        }
         for failure in processingFailures.prefix(10) { lines.append("processing failure: \(failure)") }
         for problem in problems.prefix(200) { lines.append("problem: \(problem)") }
         lines.append(ok ? "OK: every check held" : "FAILED")

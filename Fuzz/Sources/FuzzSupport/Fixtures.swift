@@ -58,6 +58,15 @@ public struct Fixtures: Sendable {
 
     public func person(_ id: MemberID) -> FixturePerson? { people.first { $0.identity.id == id } }
 
+    /// Fork evidence against B (§6.2): two updates signed from copies of B's first state.
+    public var forkEvidence: ForkEvidence? {
+        var rng = SeededRandom(seed: 77)
+        var one = b0, two = b0
+        guard let first = try? one.update(prekeys: b.prekeys, using: &rng),
+              let second = try? two.update(prekeys: b.prekeys, using: &rng) else { return nil }
+        return try? ForkEvidence(first, second)
+    }
+
     /// The welcome A's add carries for D.
     public var welcome: EncodedWelcome {
         guard case .add(_, let welcome) = controlBody(of: add)!.fields else { fatalError("the add carries no welcome") }

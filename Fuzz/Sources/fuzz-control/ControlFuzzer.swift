@@ -26,6 +26,13 @@ func seeds() -> [[UInt8]] {
         guard let kind = ControlKind(rawValue: envelope.kind.rawValue), let index = kinds.firstIndex(of: kind) else { continue }
         out.append(selectorSeed(index, envelope.payload ?? []))
     }
+    // A remove that carries fork evidence: two headers of one member at one seq (a fork made from
+    // copies of a fixture member's state).
+    if let evidence = fixtures.forkEvidence, let remove = kinds.firstIndex(of: .remove) {
+        var body = ControlBody(fields: .remove(evidence.sender), directMessages: [])
+        body.forkEvidence = evidence.wireBytes
+        out.append(selectorSeed(remove, body.payload))
+    }
     // An empty body of every kind without fields.
     for index in 3..<kinds.count { out.append(selectorSeed(index, [0])) }
     return out
@@ -60,6 +67,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     case .remove(let member):
         _ = fixtures.b0.keyAgreement.history.isKnownParticipant(member)
+        // Fork evidence (§6.2): bounded, typed errors, canonical when it decodes.
+        if let bytes = body.forkEvidence, let evidence = try? ForkEvidence(wire: bytes, groupID: fixtures.b0.groupID) {
+            require(evidence.wireBytes == bytes, "fork evidence re-encodes to other bytes")
+            require(evidence.first.seq <= evidence.second.seq, "fork evidence out of order")
+            _ = evidence.verify()
+        }
     case .resync(_, let key, let lost):
         _ = key.isLowOrder
         require(lost == lost.sorted() && Set(lost).count == lost.count, "a decoded resync names its lost members unsorted")

@@ -1,0 +1,254 @@
+internal import DCGKAEncoding
+internal import DCGKACrypto
+internal import CausalBroadcast
+@_spi(Simulation) internal import DCGKAGroup
+@_spi(Simulation) internal import KeyAgreement
+internal import TwoPartyMessaging
+
+/// The malicious member of `dcgka simulate --adversary` (issue 8): device 1, a member from the
+/// create, behaves like everyone else except at a few points of the run, where it attacks. Every
+/// attack is registered with the envelopes that carry it; every honest device such an envelope
+/// reaches must detect it (the events named per attack), and the checks of the run hold over the
+/// honest members.
+enum Attack: String, CaseIterable, Sendable {
+    /// As an adder, a bundle whose prekey has small order (§2.1): every member refuses the add,
+    /// typed (`invalidKeyBundle(lowOrderPrekey)`), and nothing of it takes effect.
+    case lowOrderKey
+    /// After it processed its own removal, a remove of a member: every member reports it as from
+    /// a non-member (§4.2), and it has no effect. An honest member then adds it back.
+    case removeAfterRemoval
+    /// At one seq, an add of a new device shown to half the members and an update shown to the
+    /// other half (§6.2): every member ends up holding the fork's evidence, the equivocation
+    /// rule removes the adversary, both sides are cut off, and resync repairs the ratchets.
+    case equivocation
+}
+
+/// One attack as it was made: the envelopes that carry it.
+struct AttackRecord: Sendable {
+    let attack: Attack
+    let seq: UInt64
+    let hashes: Set<Bytes32>
+}
+
+extension Simulation {
+    /// When the run makes its attacks: evenly through the first two thirds of the run, so that the
+    /// last third shows the honest members recovered; the clock passes every expiry after them.
+    func attackStep(_ attack: Attack) -> Int {
+        let slots = Attack.allCases.count + 2
+        let index = Attack.allCases.firstIndex(of: attack)!
+        return configuration.operations * (index + 1) / slots
+    }
+
+    var clockJumpStep: Int { configuration.operations * (Attack.allCases.count + 1) / (Attack.allCases.count + 2) }
+
+    /// Signs `body` as the adversary's next envelope, outside its group's API (which refuses to
+    /// make such envelopes), and records it as sent in its own chain.
+    mutating func signAsAdversary(_ adversary: Int, kind: EnvelopeKind, body: ControlBody) throws -> Envelope {
+        guard var group = devices[adversary].group else { throw AttackError.noState }
+        let (seq, prev) = group.broadcast.nextOwnPosition()
+        let envelope = Envelope.sign(
+            identity: devices[adversary].identity, suite: group.suite, groupID: group.groupID, seq: seq, prev: prev,
+            kind: kind, acked: nil, payload: body.payload)
+        guard group.recordSentElsewhere(envelope) else { throw AttackError.notRecorded }
+        devices[adversary].group = group
+        return envelope
+    }
+
+    enum AttackError: Error { case noState, notRecorded, notAMember, nobodyToRemoveIt }
+
+    mutating func register(_ attack: Attack, _ envelopes: [Envelope]) {
+        let record = AttackRecord(attack: attack, seq: envelopes[0].seq, hashes: Set(envelopes.map(\.hash)))
+        attacks.append(record)
+        for hash in record.hashes { relay.attackByHash[hash] = attacks.count - 1 }
+        relay.attackBySeq[record.seq] = (attacks.count - 1, attack)
+        report.adversaryAttacks += 1
+    }
+
+    mutating func attackWithLowOrderKey(_ adversary: Int) throws {
+        guard let group = devices[adversary].group, group.isMember else { throw AttackError.notAMember }
+        let stranger = IdentityKey.generate(using: &forgeryRNG)
+        // A point of order 8 on Curve25519 (every low-order point gives an all-zero secret).
+        let lowOrder = PKEPublicKey(raw: Bytes32([UInt8](repeating: 0, count: 32))!)
+        let bundle = KeyBundle(signing: lowOrder, notAfter: clock + 86_400, with: stranger)
+        let welcome = Welcome(
+            history: group.keyAgreement.history,
+            ratchetCiphertext: TwoPartyMessage(header: try TwoPartyHeader(wireBytes: [KeyOrigin.me.rawValue]), ciphertext: [0]),
+            context: [])
+        let envelope = try signAsAdversary(
+            adversary, kind: .add, body: ControlBody(fields: .add(bundle, EncodedWelcome(welcome)), directMessages: []))
+        register(.lowOrderKey, [envelope])
+        publish(envelope, from: adversary)
+    }
+
+    /// An honest member removes the adversary; once the adversary has processed its removal it
+    /// removes someone; an honest member adds it back later (``readdAdversaryIfDue()``).
+    mutating func attackAfterRemoval(_ adversary: Int) throws {
+        let adversaryID = devices[adversary].identity.id
+        guard let remover = devices.indices.first(where: { $0 != adversary && devices[$0].group?.isMember == true
+            && devices[$0].group!.members.contains(adversaryID) }), var group = devices[remover].group
+        else { throw AttackError.nobodyToRemoveIt }
+        let removal = try group.remove(adversaryID, prekeys: devices[remover].prekeys, using: &rng)
+        report.removes += 1
+        finish(remover, group, removal)
+        pendingRemovalAttack = removal.hash
+    }
+
+    /// The second half of ``attackAfterRemoval(_:)``, once the adversary processed its removal.
+    mutating func removeAfterRemovalIfDue() {
+        guard let adversary, let removal = pendingRemovalAttack, let group = devices[adversary].group,
+              group.broadcast.operationID(ofAcknowledgeable: removal) != nil, !group.isMember else { return }
+        pendingRemovalAttack = nil
+        guard let victim = group.members.sorted().first(where: { $0 != group.me }) else { return }
+        do {
+            let envelope = try signAsAdversary(adversary, kind: .remove, body: ControlBody(fields: .remove(victim), directMessages: []))
+            register(.removeAfterRemoval, [envelope])
+            publish(envelope, from: adversary)
+            readdAdversary = true
+        } catch {
+            report.problems.append("the removeAfterRemoval attack could not be made: \(error)")
+        }
+    }
+
+    /// An honest member adds the adversary back after its remove-after-removal.
+    mutating func readdAdversaryIfDue() {
+        guard readdAdversary, let adversary else { return }
+        let adversaryID = devices[adversary].identity.id
+        guard let adder = devices.indices.first(where: { $0 != adversary && devices[$0].group?.isMember == true
+            && !devices[$0].group!.members.contains(adversaryID) && canReach($0) }), var group = devices[adder].group else { return }
+        readdAdversary = false
+        do {
+            let envelopes = try group.add(devices[adversary].bundle, prekeys: devices[adder].prekeys, now: clock, using: &rng)
+            report.readds += 1
+            devices[adder].group = group
+            devices[adder].recordSecretsAndTraces()
+            for envelope in envelopes { publish(envelope, from: adder) }
+        } catch {
+            report.problems.append("adding the adversary back failed: \(error)")
+        }
+    }
+
+    /// One side of the fork adds a new device, the other is an update; each side goes to half of
+    /// the other devices only. The relay keeps both, so sync shows every device the other side.
+    mutating func equivocate(_ adversary: Int) throws {
+        guard let group = devices[adversary].group, group.isMember else { throw AttackError.notAMember }
+        let newcomer = makeDevice()
+        report.adds += 1
+        var left = group, right = group
+        let prekeys = devices[adversary].prekeys
+        let add = try left.add(devices[newcomer].bundle, prekeys: prekeys, now: clock, using: &rng)
+        let update = try right.update(prekeys: prekeys, using: &rng)
+        guard let addEnvelope = add.last, add.count == 1, addEnvelope.seq == update.seq else {
+            throw AttackError.notRecorded  // an update came first: no fork at one seq
+        }
+        devices[adversary].group = left
+        devices[adversary].recordSecretsAndTraces()
+        equivocated = true
+        register(.equivocation, [addEnvelope, update])
+        let others = devices.indices.filter { $0 != adversary && $0 != newcomer && devices[$0].group != nil }
+        let leftSide = Set(others.filter { $0 % 2 == 0 } + [newcomer])
+        publish(addEnvelope, from: adversary, only: leftSide)
+        publish(update, from: adversary, only: Set(others).subtracting(leftSide), otherSide: true)
+    }
+
+    /// From here on every operation's clock is past every bundle's expiry (`notAfter`, §2.3): the
+    /// channels inside the group go on, and new bundles are made for the new time.
+    mutating func passEveryExpiry() {
+        clock += 86_400 * 60
+        clockPassedExpiries = true
+        for index in devices.indices {
+            let bundle = devices[index].prekeys.generate(identity: devices[index].identity, notAfter: clock + 86_400 * 30, using: &rng)
+            devices[index].bundle = bundle
+        }
+    }
+
+    /// Every honest member that holds evidence of an equivocator still in its view removes it:
+    /// the one the rule names at once, the others once `equivocatorRemovalDelay` steps passed.
+    mutating func removeEquivocators() {
+        for index in devices.indices where index != adversary && canReach(index) {
+            guard var group = devices[index].group, group.isMember else { continue }
+            for equivocator in group.equivocatorsToRemove {
+                let since = devices[index].evidenceSince[equivocator] ?? time
+                devices[index].evidenceSince[equivocator] = since
+                guard group.removesAtOnce(equivocator) || time - since >= Self.equivocatorRemovalDelay else { continue }
+                do {
+                    let envelope = try group.remove(equivocator, prekeys: devices[index].prekeys, now: clock, using: &rng)
+                    report.removes += 1
+                    finish(index, group, envelope)
+                    break
+                } catch {
+                    report.problems.append("device \(index) could not remove equivocator: \(error)")
+                }
+            }
+        }
+    }
+
+    static let equivocatorRemovalDelay = 200
+}
+
+extension Simulation {
+    /// The adversary's part of one step of the run: the next attack once it is due and the
+    /// adversary is a member, the follow-ups, the honest members' duty to remove an equivocator,
+    /// and whether the honest members have recovered.
+    mutating func adversaryStep(_ step: Int) {
+        if step == clockJumpStep { passEveryExpiry() }
+        if let adversary, nextAttack < Attack.allCases.count, step >= attackStep(Attack.allCases[nextAttack]),
+           devices[adversary].group?.isMember == true, pendingRemovalAttack == nil, !readdAdversary {
+            let attack = Attack.allCases[nextAttack]
+            nextAttack += 1
+            if disruptedFrom == nil, attack == .equivocation { disruptedFrom = time }
+            do {
+                switch attack {
+                case .lowOrderKey: try attackWithLowOrderKey(adversary)
+                case .removeAfterRemoval: try attackAfterRemoval(adversary)
+                case .equivocation: try equivocate(adversary)
+                }
+            } catch {
+                report.problems.append("the \(attack) attack could not be made: \(error)")
+            }
+        }
+        removeAfterRemovalIfDue()
+        readdAdversaryIfDue()
+        removeEquivocators()
+        if disruptedFrom != nil, recoveredAt == nil, honestMembersRecovered { recoveredAt = time }
+    }
+
+    /// Every honest member has removed the adversary (and cut its fork off) and follows every
+    /// other member's ratchet again.
+    var honestMembersRecovered: Bool {
+        guard let adversary else { return true }
+        let adversaryID = devices[adversary].identity.id
+        for index in devices.indices where index != adversary {
+            guard let group = devices[index].group, group.isMember else { continue }
+            if group.members.contains(adversaryID) || !group.equivocatorsToRemove.isEmpty { return false }
+            if !group.keyAgreement.lostRatchets.intersection(group.members).subtracting([group.me]).isEmpty { return false }
+            // A request still waiting for a member of the view (one waiting only for members the
+            // cut took out of it waits for nobody).
+            if group.keyAgreement.resync.requests.contains(where: { !$0.awaiting.intersection(group.members).isEmpty }) { return false }
+        }
+        return true
+    }
+
+    /// Whether a missed honest message falls in the disrupted window.
+    func inDisruptedWindow(_ message: SentMessage) -> Bool {
+        guard let from = disruptedFrom else { return false }
+        return message.sentAt >= from && recoveredAt.map { message.sentAt < $0 } ?? true
+    }
+
+    /// Every attack that reached an honest device was detected by it (issue 8); returns how
+    /// many detections there were.
+    mutating func checkDetections() {
+        guard let adversary else { return }
+        for index in devices.indices where index != adversary {
+            var detected = devices[index].detectedAttacks
+            // Evidence learned from a holder or from the remove that carried it counts too.
+            if devices[index].group?.forkEvidence[devices[adversary].identity.id] != nil {
+                for (i, record) in attacks.enumerated() where record.attack == .equivocation { detected.insert(i) }
+            }
+            let reached = devices[index].reachedAttacks
+            report.adversaryDetected += reached.intersection(detected).count
+            for i in reached.subtracting(detected).sorted() {
+                report.problems.append("device \(index) did not detect the \(attacks[i].attack) attack (adversary #\(attacks[i].seq))")
+            }
+        }
+    }
+}
