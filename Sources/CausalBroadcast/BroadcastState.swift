@@ -277,7 +277,7 @@ public struct BroadcastState: Sendable, Equatable {
         guard acknowledgeable[acked.hash] == nil else { return false }
         if let cut = cuts[acked.sender], acked.seq >= cut { return true }
         // A sender that only the other side of a fork made a member: nothing of it is delivered here.
-        if !cuts.isEmpty, strangersPastCut.value?.contains(acked.sender) == true, senders[acked.sender] == nil { return true }
+        if isStrangerPastCut(acked.sender) { return true }
         guard let state = senders[acked.sender] else { return false }
         return acked.seq <= state.delivered && acked.seq > state.skippedThrough
     }
@@ -377,9 +377,15 @@ public struct BroadcastState: Sendable, Equatable {
     /// Likewise nothing of a sender only the other side of a fork made a member (refused as unknown
     /// while I hold a cut) is delivered here.
     public func reachableSeq(of sender: MemberID, upTo seq: UInt64) -> UInt64 {
-        if !cuts.isEmpty, strangersPastCut.value?.contains(sender) == true, senders[sender] == nil { return 0 }
+        if isStrangerPastCut(sender) { return 0 }
         guard let cut = cuts[sender], cut <= seq else { return seq }
         return cut - 1
+    }
+
+    /// Whether `sender` was refused as unknown while I held a cut and nothing of it was ever
+    /// delivered here: a member only the other side of a fork introduced.
+    public func isStrangerPastCut(_ sender: MemberID) -> Bool {
+        !cuts.isEmpty && strangersPastCut.value?.contains(sender) == true && senders[sender] == nil
     }
 
     /// Records an envelope as delivered: the one ``nextDeliverable()`` returned (or the sender's

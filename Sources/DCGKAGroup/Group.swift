@@ -596,6 +596,13 @@ extension Group {
                 return frontier
             })
             guard let envelope = next else { break }
+            // A returning member's welcome did not wait for senders only the other side of a fork
+            // introduced (nothing of them is delivered here): their part of the adder's frontier
+            // is skipped, as a new member skips all of it, since the welcome's history holds it.
+            if holdsState, envelope.kind == .add, let frontier = frontiers[envelope.hash] ?? nil {
+                let strangers = frontier.heads.filter { broadcast.isStrangerPastCut($0.key) }
+                if !strangers.isEmpty { broadcast.adoptFrontier(Frontier(heads: strangers)) }
+            }
             if envelope.kind == .application {
                 deliverApplication(envelope, into: &output)
             } else {

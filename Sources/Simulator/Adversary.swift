@@ -109,10 +109,17 @@ extension Simulation {
         }
     }
 
-    /// An honest member adds the adversary back after its remove-after-removal.
+    /// An honest member adds the adversary back after its remove-after-removal (and again if that
+    /// add was undone, say by a concurrent remove of its adder, while attacks remain).
     mutating func readdAdversaryIfDue() {
-        guard readdAdversary, let adversary else { return }
+        guard let adversary else { return }
         let adversaryID = devices[adversary].identity.id
+        if !readdAdversary, pendingRemovalAttack == nil, nextAttack < Attack.allCases.count,
+           devices[adversary].group?.isMember != true,
+           !devices.indices.contains(where: { $0 != adversary && devices[$0].group?.members.contains(adversaryID) == true }) {
+            readdAdversary = true
+        }
+        guard readdAdversary else { return }
         guard let adder = devices.indices.first(where: { $0 != adversary && devices[$0].group?.isMember == true
             && !devices[$0].group!.members.contains(adversaryID) && canReach($0) }), var group = devices[adder].group else { return }
         readdAdversary = false
@@ -191,6 +198,16 @@ extension Simulation {
     /// and whether the honest members have recovered.
     mutating func adversaryStep(_ step: Int) {
         if step == clockJumpStep { passEveryExpiry() }
+        attackIfDue(step: step)
+        removeAfterRemovalIfDue()
+        readdAdversaryIfDue()
+        removeEquivocators()
+        if disruptedFrom != nil, recoveredAt == nil, honestMembersRecovered { recoveredAt = time }
+    }
+
+    /// The next attack, once its step has come and the adversary is a member again (an attack
+    /// still due when the schedule ends is made during the final sync).
+    mutating func attackIfDue(step: Int) {
         if let adversary, nextAttack < Attack.allCases.count, step >= attackStep(Attack.allCases[nextAttack]),
            devices[adversary].group?.isMember == true, pendingRemovalAttack == nil, !readdAdversary {
             let attack = Attack.allCases[nextAttack]
@@ -206,10 +223,6 @@ extension Simulation {
                 report.problems.append("the \(attack) attack could not be made: \(error)")
             }
         }
-        removeAfterRemovalIfDue()
-        readdAdversaryIfDue()
-        removeEquivocators()
-        if disruptedFrom != nil, recoveredAt == nil, honestMembersRecovered { recoveredAt = time }
     }
 
     /// Every honest member has removed the adversary (and cut its fork off) and follows every
@@ -226,6 +239,22 @@ extension Simulation {
             if group.keyAgreement.resync.requests.contains(where: { !$0.awaiting.intersection(group.members).isEmpty }) { return false }
         }
         return true
+    }
+
+    /// Why ``honestMembersRecovered`` is false, per honest member (at the end, where it says so).
+    var recoveryStatus: [String] {
+        guard let adversary else { return [] }
+        let adversaryID = devices[adversary].identity.id
+        var lines: [String] = []
+        for index in devices.indices where index != adversary {
+            guard let group = devices[index].group, group.isMember else { continue }
+            let lost = group.keyAgreement.lostRatchets.intersection(group.members).subtracting([group.me])
+            let waiting = group.keyAgreement.resync.requests.filter { !$0.awaiting.intersection(group.members).isEmpty }
+            if group.members.contains(adversaryID) || !lost.isEmpty || !waiting.isEmpty {
+                lines.append("device \(index): adversary in view \(group.members.contains(adversaryID)), lost \(lost.compactMap { deviceIndex[$0] }.sorted()), requests waiting for \(waiting.map { $0.awaiting.compactMap { deviceIndex[$0] }.sorted() })")
+            }
+        }
+        return lines
     }
 
     /// Whether a missed honest message falls in the disrupted window.

@@ -408,7 +408,10 @@ public struct Simulation {
                 finish(actor, group, envelope)
             } else if kindRoll < 7 {
                 // Add a returning member (removed earlier, still holding state) or a new one.
-                let returning = devices.indices.filter { devices[$0].group != nil && !view.contains(devices[$0].identity.id) }
+                // Not the adversary while its removal attack waits for it to process its removal.
+                let returning = devices.indices.filter {
+                    devices[$0].group != nil && !view.contains(devices[$0].identity.id) && !($0 == adversary && (pendingRemovalAttack != nil || readdAdversary))
+                }
                 let target: Int
                 // New devices up to a quarter more than the initial group; returning ones otherwise
                 // (every device keeps following the group, so devices are the simulator's cost).
@@ -553,9 +556,13 @@ public struct Simulation {
             let published = publishedOrder.count
             requestResyncs()
             if configuration.adversary {
+                attackIfDue(step: configuration.operations)
                 removeAfterRemovalIfDue()
                 readdAdversaryIfDue()
                 removeEquivocators()
+                // A window that closes only here (members were offline or apart until the end)
+                // leaves every honest message after the fork in it.
+                if disruptedFrom != nil, recoveredAt == nil, honestMembersRecovered { recoveredAt = time }
             }
             if accepted == 0 && queue.isEmpty && report.resyncRequests == requestsBefore && publishedOrder.count == published { break }
         }
@@ -746,8 +753,13 @@ public struct Simulation {
         }
         checkCompromises(truth)
         checkDetections()
+        if configuration.adversary, adversary != nil, attacks.count < Attack.allCases.count {
+            let state = devices[adversary!].group
+            report.problems.append("only \(attacks.count) of the \(Attack.allCases.count) attacks were made (adversary a member: \(state?.isMember ?? false), refuted: \(state?.refutedWelcome != nil), waiting to process its removal: \(pendingRemovalAttack != nil), to be added back: \(readdAdversary), buffered \(state?.broadcast.bufferedCount ?? 0), missing \(state?.missing.prefix(3).map { "\($0)" } ?? []))")
+        }
         if configuration.adversary, adversary != nil, recoveredAt == nil, disruptedFrom != nil {
-            report.problems.append("the honest members had not recovered from the equivocation by the end of the schedule")
+            report.problems.append("the honest members never recovered from the equivocation")
+            report.problems.append(contentsOf: recoveryStatus.prefix(5).map { "  \($0)" })
         }
     }
 
