@@ -430,7 +430,12 @@ extension DCGKAState {
     }
 
     mutating func processAddAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
-        try recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq)
+        // An add that had no membership effect here (its sender was no member in its own view as
+        // my history gives it: across an equivocator's fork, views of third parties differ until
+        // the cut is known everywhere) gives its acknowledgments none either.
+        if history.contains(acked) {
+            try recordAcknowledgment(of: acked, by: ack.sender, atSeq: ack.seq)
+        }
         let view = history.memoizedMembers(asSeenBy: ack.sender, atSeq: ack.seq)
         // The added member gets the acknowledger's ratchet state; anyone may get an empty message
         // that moves a channel off their prekey.
@@ -527,7 +532,9 @@ extension DCGKAState {
 
     mutating func processWelcomeAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
         guard history.contains(acked) else { throw .unexpectedMessage("welcome-ack of an unknown add") }
-        journalHistory(); do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
+        if history.contains(acked) {
+            journalHistory(); do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
+        }
         do throws(DCGKAError) {
             for plaintext in try myDirectMessages(ack, body: body, keys: keys) {
                 guard plaintext.count == 33, let value = Bytes32(plaintext.dropFirst()) else { throw DCGKAError.malformedSecret(ack.sender) }

@@ -253,6 +253,11 @@ public struct MembershipState: Sendable {
         return mask
     }
 
+    /// Whether `op` was dropped because a cut known to every view covers it.
+    public func isDroppedByCut(_ op: OperationID) -> Bool {
+        cuts.contains { $0.by == nil && $0.target == op.sender && op.seq >= $0.from }
+    }
+
     /// Whether one of the operations held is cut off in my view.
     public func isCutOff(_ op: OperationID) -> Bool {
         cuts.contains { $0.target == op.sender && op.seq >= $0.from }
@@ -338,7 +343,8 @@ public struct MembershipState: Sendable {
         try checkKnowledgeSeq(seq, member: m)
         guard let r = recordIndex[op] else {
             // Knowing a folded operation changes nothing: it precedes everything held.
-            guard isFoldedOperation(op) else { throw .unknownOperation(op) }
+            // Knowing an operation a cut dropped changes nothing either: it counts in no view.
+            guard isFoldedOperation(op) || isDroppedByCut(op) else { throw .unknownOperation(op) }
             return AcknowledgmentUndo(record: -1, member: m, known: nil, knownCount: 0, maxKnownSeq: 0, members: cachedMembers)
         }
         let undo = AcknowledgmentUndo(
@@ -387,7 +393,7 @@ public struct MembershipState: Sendable {
     ) throws(MembershipError) {
         guard let a = recordIndex[add] else {
             // A folded add, and so everything before it, precedes every operation held.
-            guard isFoldedOperation(add), let m = memberIndex[member] else { throw .unknownOperation(add) }
+            guard isFoldedOperation(add) || isDroppedByCut(add), let m = memberIndex[member] else { throw .unknownOperation(add) }
             try checkKnowledgeSeq(seq, member: m)
             return
         }
