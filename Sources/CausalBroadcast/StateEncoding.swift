@@ -4,7 +4,7 @@ internal import DCGKACrypto
 /// Canonical encoding of a ``BroadcastState`` (§8), for storage:
 ///
 /// ```
-/// version        u8 = 4 (3 is still read: its equivocators are cut off after what was delivered)
+/// version        u8 = 4 (only this one is read: decoding is canonical)
 /// groupID        32
 /// suite          u8
 /// me             32
@@ -87,7 +87,7 @@ extension BroadcastState: WireCodable {
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> BroadcastState {
         let version = try reader.readUInt8()
-        guard version == encodingVersion || version == 3 else { throw .unsupportedVersion(version) }
+        guard version == encodingVersion else { throw .unsupportedVersion(version) }
         let groupID = try GroupID.decode(from: &reader)
         let suite = try CipherSuiteID.decode(from: &reader)
         let me = try MemberID.decode(from: &reader)
@@ -153,13 +153,7 @@ extension BroadcastState: WireCodable {
             state.acknowledgeable[hash] = OperationID(sender: table[i], seq: seq)
         }
 
-        if version == 3 {
-            let equivocators = try reader.readArray(MemberID.self, field: "broadcast.equivocators", limit: maximumSenders)
-            for (a, b) in zip(equivocators, equivocators.dropFirst()) where !(a < b) {
-                throw .invalidValue(field: "broadcast.equivocators order")
-            }
-            for id in equivocators where id != me { state.cuts[id] = state.deliveredSeq(of: id) + 1 }
-        } else {
+        do {
             let cutCount = try reader.readBoundedVarint(field: "broadcast.cuts", limit: maximumSenders)
             guard cutCount <= reader.remaining / 33 else { throw .truncated }
             var previous: MemberID?

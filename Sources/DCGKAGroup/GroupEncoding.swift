@@ -33,12 +33,11 @@ extension Group: WireCodable {
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> Group {
         let version = try reader.readUInt8()
-        // Version 4 lacks the DCGKA state's epoch readers and the welcome's confirmation; it is read
-        // as they were then (no epoch judged until my next, the welcome taken as confirmed).
-        // Version 5 lacks the fork evidence (none is held).
-        guard version == stateVersion || version == 5 || version == 4 else { throw .unsupportedVersion(version) }
+        // Only this version is read: the membership and broadcast states inside changed with it
+        // (cuts, issue 8 item 9), and decoding stays canonical.
+        guard version == stateVersion else { throw .unsupportedVersion(version) }
         let identity = try reader.read(IdentityKey.self)
-        let keyAgreement = try DCGKAState.decode(from: &reader, withEpochReaders: version >= 5)
+        let keyAgreement = try DCGKAState.decode(from: &reader, withEpochReaders: true)
         guard keyAgreement.me == identity.id else { throw .invalidValue(field: "group identity") }
         let broadcast = try reader.read(BroadcastState.self)
         let messaging = try reader.read(MessagingState.self)
@@ -52,16 +51,14 @@ extension Group: WireCodable {
         guard toAnnounce.map({ $0.identity == identity.id }) ?? true else { throw .invalidValue(field: "bundle to announce") }
         var group = Group(identity: identity, keyAgreement: keyAgreement, broadcast: broadcast, messaging: messaging, bundles: bundles)
         group.bundleToAnnounce = toAnnounce
-        if version >= 5 {
-            group.unconfirmedWelcome = try reader.readOptional(MemberID.self, field: "unconfirmed welcome")
-            group.refutedWelcome = try reader.readOptional(MemberID.self, field: "refuted welcome")
-            if try reader.readBool(field: "unchecked create present") {
-                let create = try reader.read(OperationID.self)
-                guard create.seq == 1 else { throw .invalidValue(field: "unchecked create") }
-                group.uncheckedCreate = Group.UncheckedCreate(create: create, adder: try reader.read(MemberID.self))
-            }
+        group.unconfirmedWelcome = try reader.readOptional(MemberID.self, field: "unconfirmed welcome")
+        group.refutedWelcome = try reader.readOptional(MemberID.self, field: "refuted welcome")
+        if try reader.readBool(field: "unchecked create present") {
+            let create = try reader.read(OperationID.self)
+            guard create.seq == 1 else { throw .invalidValue(field: "unchecked create") }
+            group.uncheckedCreate = Group.UncheckedCreate(create: create, adder: try reader.read(MemberID.self))
         }
-        if version >= 6 {
+        do {
             let count = try reader.readBoundedVarint(field: "fork evidence", limit: MembershipState.maxMembers)
             guard count <= reader.remaining / 200 else { throw .truncated }
             var previous: MemberID?

@@ -3,7 +3,7 @@ public import DCGKAEncoding
 /// Canonical encoding of a membership state (§8), what a welcome carries (§5.6):
 ///
 /// ```
-/// version     u8 = 3 (2 is still read: it has no cuts)
+/// version     u8 = 3 (only this one is read: decoding is canonical)
 /// members     varint n (≤ 65,536), then n × 32-byte IDs, strictly increasing
 /// base        u8: 0 (nothing folded) | 1, then (§4.3, "Folding" in PROTOCOL-NOTES.md):
 ///   create    varint member index, varint seq: the folded create
@@ -113,7 +113,7 @@ extension MembershipState: WireCodable {
     /// (exactly one create, nothing before it, the sender's own knowledge present, no unused IDs).
     public static func decode(from reader: inout WireReader) throws(WireError) -> MembershipState {
         let version = try reader.readUInt8()
-        guard version == encodingVersion || version == 2 else { throw .unsupportedVersion(version) }
+        guard version == encodingVersion else { throw .unsupportedVersion(version) }
 
         let memberCount = try reader.readBoundedVarint(field: "membership.members", limit: maxMembers)
         guard memberCount <= reader.remaining / 32 else { throw .truncated }
@@ -260,7 +260,7 @@ extension MembershipState: WireCodable {
         } else if opCount > 0 {
             throw .invalidValue(field: "membership.no create")
         }
-        if version >= 3 { try decodeCuts(&reader, into: &state) }
+        try decodeCuts(&reader, into: &state)
         state.finishLowered(lowered)
         state.recomputeMembers()
         return state

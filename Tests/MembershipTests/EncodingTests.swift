@@ -31,6 +31,9 @@ import Testing
     @Test func emptyStateRoundTrips() throws {
         let empty = MembershipState()
         #expect(empty.wireBytes == [3, 0, 0, 0, 0])
+        // The version before cuts is not read: it would re-encode to other bytes (a fuzz finding
+        // of the welcome target, whose history is a membership state).
+        #expect(throws: WireError.unsupportedVersion(2)) { try MembershipState(wireBytes: [2, 0, 0, 0]) }
         let decoded = try MembershipState(wireBytes: empty.wireBytes)
         #expect(decoded == empty && decoded.isEmpty && decoded.members().isEmpty)
     }
@@ -127,15 +130,15 @@ import Testing
         swapped.replaceSubrange(34..<66, with: bytes[2..<34])
         #expect(throws: WireError.invalidValue(field: "membership.members order")) { try MembershipState(wireBytes: swapped) }
         // An unused member table entry.
-        let unused = [2, 1] + alice.bytes + [0, 0]
+        let unused = [3, 1] + alice.bytes + [0, 0, 0]
         #expect(throws: WireError.invalidValue(field: "membership.members unused")) { try MembershipState(wireBytes: unused) }
         // Counts beyond the limits or the input are rejected before allocating.
-        #expect(throws: WireError.self) { try MembershipState(wireBytes: [2, 0xFF, 0xFF, 0xFF, 0x7F]) }
-        #expect(throws: WireError.truncated) { try MembershipState(wireBytes: [2, 0x80, 0x80, 0x04]) }
-        #expect(throws: WireError.self) { try MembershipState(wireBytes: [2, 0, 0, 0xC0, 0x84, 0x3D]) }
+        #expect(throws: WireError.self) { try MembershipState(wireBytes: [3, 0xFF, 0xFF, 0xFF, 0x7F]) }
+        #expect(throws: WireError.truncated) { try MembershipState(wireBytes: [3, 0x80, 0x80, 0x04]) }
+        #expect(throws: WireError.self) { try MembershipState(wireBytes: [3, 0, 0, 0xC0, 0x84, 0x3D]) }
         // Operations only: no create.
-        var noCreate = [UInt8]([2, 2]) + [alice, bob].sorted().flatMap(\.bytes)
-        noCreate += [0, 1, 0, 1, 1, 1, 1, 0, 1]  // one op: sender 0, seq 1, add member 1, known {0: 1}
+        var noCreate = [UInt8]([3, 2]) + [alice, bob].sorted().flatMap(\.bytes)
+        noCreate += [0, 1, 0, 1, 1, 1, 1, 0, 1, 0]  // one op: sender 0, seq 1, add member 1, known {0: 1}; no cuts
         #expect(throws: WireError.invalidValue(field: "membership.no create")) { try MembershipState(wireBytes: noCreate) }
     }
 

@@ -78,7 +78,7 @@ import Testing
         let n = 4_096, k = 20_000
         let ids = (0..<n).map(Self.id).sorted()
         var writer = WireWriter()
-        writer.writeUInt8(2)
+        writer.writeUInt8(3)
         writer.writeVarint(n)
         for id in ids { id.encode(to: &writer) }
         writer.writeUInt8(0)  // nothing folded
@@ -93,6 +93,7 @@ import Testing
             writer.writeVarint(top); writer.writeVarint(2 + j); writer.writeUInt8(1); writer.writeVarint(j % (n - 1))
             writer.writeVarint(1); writer.writeVarint(top); writer.writeVarint(2 + j)
         }
+        writer.writeVarint(0)  // no cuts
         let bytes = writer.bytes
         let state = try MembershipState(wireBytes: bytes)
         #expect(state.operationCount == 1 + k)
