@@ -282,10 +282,6 @@ public struct BroadcastState: Sendable, Equatable {
         return acked.seq <= state.delivered && acked.seq > state.skippedThrough
     }
 
-    /// Whether an acknowledgment of `acked` is delivered without its target because that position
-    /// is past a cut or holds another envelope here (a fork, §6.2).
-    public func acknowledgesAnotherBranch(_ acked: EnvelopeReference) -> Bool { isUnresolvable(acked) }
-
     /// A buffered or in-flight envelope of this sender state at `seq` (not a delivered one: only
     /// its hash is kept).
     func heldEnvelope(at seq: UInt64, of state: SenderState) -> Envelope? {

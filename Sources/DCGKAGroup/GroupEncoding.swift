@@ -37,7 +37,7 @@ extension Group: WireCodable {
         // (cuts, issue 8 item 9), and decoding stays canonical.
         guard version == stateVersion else { throw .unsupportedVersion(version) }
         let identity = try reader.read(IdentityKey.self)
-        let keyAgreement = try DCGKAState.decode(from: &reader, withEpochReaders: true)
+        let keyAgreement = try reader.read(DCGKAState.self)
         guard keyAgreement.me == identity.id else { throw .invalidValue(field: "group identity") }
         let broadcast = try reader.read(BroadcastState.self)
         let messaging = try reader.read(MessagingState.self)

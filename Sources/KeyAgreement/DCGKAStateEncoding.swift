@@ -59,12 +59,6 @@ extension DCGKAState: WireCodable {
     }
 
     public static func decode(from reader: inout WireReader) throws(WireError) -> DCGKAState {
-        try decode(from: &reader, withEpochReaders: true)
-    }
-
-    /// Decodes this layout or the one before it (group state version 4, without
-    /// ``myEpochReaders``, which then stays `nil`: no epoch of mine is judged until my next one).
-    public static func decode(from reader: inout WireReader, withEpochReaders: Bool) throws(WireError) -> DCGKAState {
         var state = DCGKAState(me: try reader.read(), groupID: try reader.read(), suite: try reader.read())
         state.history = try reader.read()
         state.nextSeed = try reader.readOptional(field: "next seed")
@@ -103,7 +97,7 @@ extension DCGKAState: WireCodable {
             }
             state.myRatchetReaders = Set(readers)
         }
-        if withEpochReaders, try reader.readBool(field: "epoch readers present") {
+        if try reader.readBool(field: "epoch readers present") {
             let readers = try reader.readArray(MemberID.self, field: "epoch readers", limit: maximumPeers)
             for (a, b) in zip(readers, readers.dropFirst()) where !(a < b) {
                 throw .invalidValue(field: "epoch reader order")

@@ -169,7 +169,7 @@ import Testing
         #expect(state.receive(e2b, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 2)))
         // Past the cut nothing is awaited: b's chain flows.
         #expect(state.drain() == [ack])
-        #expect(state.acknowledgesAnotherBranch(e3b.reference))
+        #expect(state.isUnresolvable(e3b.reference))
         #expect(state.missing().isEmpty)
     }
 
