@@ -143,7 +143,11 @@ extension DCGKAState {
 
     /// Cuts off `target`'s operations from `seq` on in every view that knows `remove`.
     mutating func recordCut(of target: MemberID, from seq: UInt64, by remove: OperationID) throws(DCGKAError) {
+        let before = history.members()
         journalHistory(); do { try history.recordCut(of: target, from: seq, by: remove) } catch { throw .membership(error) }
+        // A cut changes views as an add or remove would (a member only the cut side added leaves,
+        // one the cut side removed comes back): the wait for their resync answers ends alike.
+        for changed in before.symmetricDifference(history.members()).sorted() { stopAwaitingResync(touching: changed) }
     }
 
     mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {

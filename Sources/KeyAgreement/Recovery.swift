@@ -173,6 +173,8 @@ extension DCGKAState {
         if journal != nil, journal!.lostRatchets == nil { journal!.lostRatchets = lostRatchets }
         lostRatchets.remove(member)
         recoveredInCall.append(member)
+        // Recovered another way (a re-add, a fresh seed): no request of mine need wait for it.
+        stopAwaitingResync(touching: member)
     }
 
     mutating func journalResync() {

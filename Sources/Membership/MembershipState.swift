@@ -240,17 +240,45 @@ public struct MembershipState: Sendable {
     }
 
     /// Per record, whether a cut that `knows` accepts covers it; nil when none does.
+    ///
+    /// A cut covers its target's operations from its seq on, and then every operation whose
+    /// sender is no member in its own view before it once the covered operations are taken out
+    /// of that view: a member that only a cut-off add introduced (on one side of the fork) sent
+    /// operations that counted while the cut was unknown, and count nowhere once it is known
+    /// (the other side never delivers them: their sender is a stranger past the cut there).
     func cutMask(_ knows: (Cut) -> Bool) -> [Bool]? {
         guard !cuts.isEmpty else { return nil }
         var mask: [Bool]?
+        var suspects = Set<Int32>()
         for cut in cuts where knows(cut) {
             guard let t = memberIndex[cut.target] else { continue }
             for r in records.indices where senderOf[r] == t && seqOf[r] >= cut.from {
                 if mask == nil { mask = [Bool](repeating: false, count: records.count) }
                 mask![r] = true
+                if case .add = records[r].op.kind { suspects.insert(records[r].target) }
             }
         }
-        return mask
+        guard var covered = mask, !suspects.isEmpty else { return mask }
+        // Operations of members whose authority rested on covered adds (a fixpoint: a covered
+        // add of theirs makes its target a suspect in turn).
+        var changed = true
+        while changed {
+            changed = false
+            for r in records.indices where !covered[r] && r != Int(createRecord) && suspects.contains(senderOf[r]) {
+                let s = senderOf[r]
+                var included = [Bool](repeating: false, count: records.count)
+                for i in records.indices where !covered[i] {
+                    if let k = knownOf[i][s], k < seqOf[r] { included[i] = true }
+                }
+                let wasMember = (base != nil || included[Int(createRecord)])
+                    && computeMembers(included: included).contains(memberIDs[Int(s)])
+                guard !wasMember else { continue }
+                covered[r] = true
+                changed = true
+                if case .add = records[r].op.kind { suspects.insert(records[r].target) }
+            }
+        }
+        return covered
     }
 
     /// Whether `op` was dropped because a cut known to every view covers it.
@@ -547,9 +575,19 @@ public struct MembershipState: Sendable {
         // Cut-off operations are never folded, and do not keep others from folding: they count in
         // no view that knows their cut, and a folded cut's remove is known to every view.
         let cutOff = cutMask { _ in true } ?? [Bool](repeating: false, count: records.count)
+        // Nothing a cut equivocator sends from its forked seq on counts in my view, nor anything
+        // of a member that only cut-off adds introduced: neither need know an operation for it
+        // to settle here (otherwise one that never acknowledges would hold folding back for ever).
+        var counts = mayOperate
+        let cutTargets = Set(cuts.compactMap { memberIndex[$0.target] })
+        for m in counts.indices where counts[m] && !listed[m] && base?.introduced[m] != true {
+            let adds = addsOfTarget[m]
+            if !adds.isEmpty && adds.allSatisfy({ cutOff[Int($0)] }) { counts[m] = false }
+        }
+        for t in cutTargets where Int(t) < counts.count { counts[Int(t)] = false }
         var folded = [Bool](repeating: false, count: records.count)
         for r in records.indices where !cutOff[r] {
-            folded[r] = mayOperate.indices.allSatisfy { !mayOperate[$0] || knowsForever(Int32(r), $0) }
+            folded[r] = counts.indices.allSatisfy { !counts[$0] || knowsForever(Int32(r), $0) }
         }
         guard folded.contains(true) else { return 0 }
         // Keep what does not precede everything kept (a fixpoint: dropping one may drop more).
@@ -615,13 +653,27 @@ public struct MembershipState: Sendable {
         // One cut per remove; a universal one replaces the same remove's pending one.
         let universal = heldCuts.filter { $0.by == nil }
         next.cuts = heldCuts.filter { $0.by != nil || universal.contains($0) }.sorted()
-        func droppedByCut(_ id: OperationID) -> Bool {
+        func coveredByCut(_ id: OperationID) -> Bool {
             universal.contains { $0.target == id.sender && id.seq >= $0.from }
+        }
+        // A cut-off add stays while its target's own operations are held: they count in no view
+        // that knows the cut only because that add does not (see ``cutMask(_:)``).
+        var keptSenders = Set<MemberID>()
+        for (side, skip) in sources {
+            for (o, rec) in side.records.enumerated()
+            where skip?[o] != true && !next.isFoldedOperation(rec.op.id) && !coveredByCut(rec.op.id) {
+                keptSenders.insert(rec.op.id.sender)
+            }
+        }
+        func droppedByCut(_ op: MembershipOperation) -> Bool {
+            guard coveredByCut(op.id) else { return false }
+            if case .add(let target) = op.kind, keptSenders.contains(target) { return false }
+            return true
         }
         var lowered: [Int32] = []
         for (side, skip) in sources {
             for (o, rec) in side.records.enumerated()
-            where skip?[o] != true && !next.isFoldedOperation(rec.op.id) && !droppedByCut(rec.op.id) {
+            where skip?[o] != true && !next.isFoldedOperation(rec.op.id) && !droppedByCut(rec.op) {
                 _ = next.recordIndex[rec.op.id] ?? next.insert(rec.op, lowered: &lowered)
             }
         }

@@ -273,6 +273,7 @@ extension MembershipState {
         guard count <= reader.remaining / 34 else { throw .truncated }
         var cuts: [Cut] = []
         cuts.reserveCapacity(count)
+        let heldSenders = count == 0 ? [] : Set(state.records.map(\.op.id.sender))
         for _ in 0..<count {
             let target = try MemberID.decode(from: &reader)
             let from = try reader.readVarint()
@@ -283,8 +284,10 @@ extension MembershipState {
             var cut = Cut(target: target, from: from, by: nil)
             switch try reader.readUInt8() {
             case 0:
-                // Known to every view: the operations it covers are dropped, never held.
+                // Known to every view: the operations it covers are dropped, never held, but for
+                // an add whose target's own operations are held (``MembershipState/cutMask(_:)``).
                 for rec in state.records where rec.op.id.sender == target && rec.op.id.seq >= from {
+                    if case .add(let added) = rec.op.kind, heldSenders.contains(added) { continue }
                     throw .invalidValue(field: "membership.cut covers a held operation")
                 }
             case 1:

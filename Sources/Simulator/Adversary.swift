@@ -281,3 +281,34 @@ extension Simulation {
         }
     }
 }
+
+extension Simulation {
+    /// When views differ at the end: for each member some views hold and others do not, the
+    /// operations that add or remove it and the cuts, as one device of each distinct view holds
+    /// them (which operation one view counts and another does not is usually the whole story).
+    mutating func explainDisputedMembers(among members: [Int]) {
+        var byView: [Set<MemberID>: Int] = [:]
+        for device in members { byView[devices[device].group!.members] = byView[devices[device].group!.members] ?? device }
+        guard byView.count > 1 else { return }
+        let all = byView.keys.reduce(Set<MemberID>()) { $0.union($1) }
+        let common = byView.keys.reduce(all) { $0.intersection($1) }
+        func name(_ id: MemberID) -> String { deviceIndex[id].map(String.init) ?? "\(id)" }
+        for disputed in all.subtracting(common).sorted() {
+            for (view, device) in byView.sorted(by: { $0.value < $1.value }) {
+                let history = devices[device].group!.keyAgreement.history
+                let ops = history.operations.filter { $0.target == disputed || $0.id.sender == disputed }
+                let listed = ops.map { op -> String in
+                    let kind: String
+                    switch op.kind {
+                    case .create: kind = "create"
+                    case .add(let t): kind = "add \(name(t))"
+                    case .remove(let t): kind = "remove \(name(t))"
+                    }
+                    return "\(name(op.id.sender))#\(op.id.seq) \(kind)\(history.isCutOff(op.id) ? " (cut)" : "")"
+                }
+                let cuts = history.cutOffs.map { "\(name($0.target)) from \($0.from) by \($0.by.map { "\(name($0.sender))#\($0.seq)" } ?? "folded")" }
+                report.problems.append("  member \(name(disputed)) \(view.contains(disputed) ? "in" : "not in") the view of device \(device): \(listed); cuts \(cuts); folded \(history.isFolded)")
+            }
+        }
+    }
+}

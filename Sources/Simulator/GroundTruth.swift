@@ -101,6 +101,7 @@ final class GroundTruth {
                 authorized.insert(op)
             } else if members(knowing: before[op]).contains(operations[op].id.sender) {
                 authorized.insert(op)
+                cutOffMemo = [:]  // computed over the operations authorized so far
             }
         }
     }
@@ -165,15 +166,53 @@ final class GroundTruth {
     /// Members(H) of §4.2 over the operations in `set`, by the literal oracle.
     func members(knowing known: OperationSet) -> Set<MemberID> {
         var set = known.intersection(authorized)
-        for cut in cuts where set.contains(cut.remove) {
-            for op in cut.cutOff { set.remove(op) }
+        let knownCuts = cuts.indices.filter { set.contains(cuts[$0].remove) }
+        if !knownCuts.isEmpty {
+            for op in cutOff(by: knownCuts).members { set.remove(op) }
         }
+        return oracle(set)
+    }
+
+    private func oracle(_ set: OperationSet) -> Set<MemberID> {
         if let cached = memo[set] { return cached }
         let positions = set.members
         let subset = positions.map { operations[$0] }
         let result = MembershipOracle.members(operations: subset) { a, b in before[positions[b]].contains(positions[a]) }
         memo[set] = result
         return result
+    }
+
+    private var cutOffMemo: [[Int]: OperationSet] = [:]
+
+    /// The operations that count in no view knowing the cuts `known`: the cut targets'
+    /// operations from their forked seqs on, and then every operation whose sender is no member
+    /// in its own view before it once those are taken out (a member only a cut-off add
+    /// introduced), to a fixpoint (PROTOCOL-NOTES.md, "Equivocation").
+    private func cutOff(by known: [Int]) -> OperationSet {
+        if let cached = cutOffMemo[known] { return cached }
+        var covered = emptySet
+        var suspects = Set<MemberID>()
+        for c in known {
+            for op in cuts[c].cutOff where authorized.contains(op) {
+                covered.insert(op)
+                if case .add(let target) = operations[op].kind { suspects.insert(target) }
+            }
+        }
+        var changed = !suspects.isEmpty
+        while changed {
+            changed = false
+            for op in authorized.members where !covered.contains(op) && suspects.contains(operations[op].id.sender) {
+                if case .create = operations[op].kind { continue }  // never cut off
+                var view = before[op].intersection(authorized)
+                for c in covered.members { view.remove(c) }
+                guard !oracle(view).contains(operations[op].id.sender) else { continue }
+                covered.insert(op)
+                changed = true
+                if case .add(let target) = operations[op].kind { suspects.insert(target) }
+            }
+        }
+        cutOffMemo[known] = covered
+        return covered
     }
 
     /// member-view(member) as it was when it sent its envelope `seq` (what it had processed before).

@@ -632,6 +632,7 @@ public struct Simulation {
                 guard let group = devices[device].group else { continue }
                 report.problems.append("device \(device): member \(group.isMember), view \(group.members.compactMap { deviceIndex[$0] }.sorted()), buffered \(group.broadcast.bufferedCount), missing \(group.missing.prefix(3))")
             }
+            explainDisputedMembers(among: members)
         }
 
         // Update secrets: every (member, epoch) must be derived identically by every device that

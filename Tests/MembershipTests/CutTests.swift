@@ -58,6 +58,44 @@ import Testing
         #expect(try MembershipState(wireBytes: state.wireBytes) == state)
     }
 
+    /// A member that only the equivocator's cut-off add introduced acted while the cut was
+    /// unknown on its side; the other side never delivers its envelopes (a stranger past the cut).
+    /// So its operations count in no view that knows the cut, it holds no folding back, and its
+    /// anchor (the cut add) stays while its operations are held. Before, its remove kept counting
+    /// on one side only (`dcgka simulate --members 6 --operations 150 --adversary`, seeds 13, 22).
+    @Test("operations of a member only a cut-off add introduced count in no view that knows the cut")
+    func memberOfTheCutSide() throws {
+        var (state, ids, _) = try FoldingTests.settledGroup(5)
+        let newcomer = FoldingTests.id(5)
+        let cutAdd = MembershipOperation(id: OperationID(sender: ids[3], seq: 2), kind: .add(newcomer))
+        try state.apply(cutAdd)
+        try state.recordAcknowledgment(of: cutAdd.id, by: ids[1], atSeq: 2)
+        try state.recordWelcome(of: newcomer, add: cutAdd.id, atSeq: 1)
+        let newcomersRemove = MembershipOperation(id: OperationID(sender: newcomer, seq: 2), kind: .remove(ids[2]))
+        try state.apply(newcomersRemove)
+        #expect(state.members() == Set([ids[0], ids[1], ids[3], ids[4], newcomer]), "the cut unknown: its remove counts")
+        let remove = MembershipOperation(id: OperationID(sender: ids[0], seq: 2), kind: .remove(ids[3]))
+        try state.apply(remove)
+        try state.recordCut(of: ids[3], from: 2, by: remove.id)
+        let honest = Set([ids[0], ids[1], ids[2], ids[4]])
+        #expect(state.members() == honest, "the newcomer's remove counts nowhere once the cut is known")
+        #expect(state.members(asSeenBy: ids[0], atSeq: 2) == honest)
+        // A view that does not know the cut still has the side it took.
+        #expect(state.members(asSeenBy: newcomer, atSeq: 2) == Set([ids[0], ids[1], ids[3], ids[4], newcomer]))
+        #expect(try MembershipState(wireBytes: state.wireBytes) == state)
+
+        // Every honest member acknowledges the remove; neither the equivocator nor the newcomer
+        // ever does, and the remove still settles.
+        for (m, seq) in [(1, UInt64(3)), (2, 2), (4, 2)] {
+            try state.recordAcknowledgment(of: remove.id, by: ids[m], atSeq: seq)
+        }
+        #expect(state.foldSettled() > 0)
+        #expect(state.isFoldedOperation(remove.id) && state.cutOffs.allSatisfy { $0.by == nil })
+        #expect(state.members() == honest, "the newcomer's remove is still held, and counts nowhere")
+        #expect(state.contains(newcomersRemove.id) && state.contains(cutAdd.id))
+        #expect(try MembershipState(wireBytes: state.wireBytes) == state)
+    }
+
     @Test("cuts round-trip, and a cut that names no remove of its target does not decode")
     func cutEncoding() throws {
         let (state, _, _, _) = try Self.forkedHistory()
