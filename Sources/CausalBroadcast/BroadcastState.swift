@@ -407,6 +407,19 @@ public struct BroadcastState: Sendable, Equatable {
         return advance(envelope)
     }
 
+    /// The simulator's malicious member: its newest envelope, signed again at the same position
+    /// with other content (a lying welcome in an add it made), becomes the one its chain goes on
+    /// from. Nothing honest does this.
+    @_spi(Simulation) public mutating func replaceOwnNewest(with envelope: Envelope) -> Bool {
+        guard envelope.sender == me, var state = senders[me], envelope.seq == state.delivered,
+              let old = state.recent[envelope.seq], envelope.prev == state.recent[envelope.seq - 1] ?? envelope.prev
+        else { return false }
+        state.recent[envelope.seq] = envelope.hash
+        if let op = acknowledgeable.removeValue(forKey: old) { acknowledgeable[envelope.hash] = op }
+        senders[me] = state
+        return true
+    }
+
     private mutating func advance(_ envelope: Envelope) -> Bool {
         // Taken out of the table (put back unchanged if it does not fit), so that neither the
         // check nor the mutations below copy its hash tables.

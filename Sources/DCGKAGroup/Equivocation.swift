@@ -1,6 +1,7 @@
 public import DCGKAEncoding
-public import CausalBroadcast
-internal import KeyAgreement
+@_spi(Simulation) public import CausalBroadcast
+public import DCGKACrypto
+@_spi(Simulation) internal import KeyAgreement
 internal import Membership
 
 // §6.2's equivocation rule (PROTOCOL-NOTES.md, "Equivocation"):
@@ -82,5 +83,24 @@ extension Group {
     /// Its content changes nothing else here.
     @_spi(Simulation) public mutating func recordSentElsewhere(_ envelope: Envelope) -> Bool {
         broadcast.recordOwn(envelope)
+    }
+
+    /// The simulator's malicious member: `envelope`, my newest envelope signed again with other
+    /// content at the same position, replaces it in my chain (`BroadcastState.replaceOwnNewest`).
+    @_spi(Simulation) public mutating func replaceOwnNewest(with envelope: Envelope) -> Bool {
+        broadcast.replaceOwnNewest(with: envelope)
+    }
+
+    /// The simulator's malicious member: an update whose seed confirmation holds for everyone
+    /// but `split`, who each get another seed (`DCGKAState.updateSplittingSeeds`).
+    @_spi(Simulation) public mutating func updateSplittingSeeds<R: RandomNumberGenerator>(
+        for split: Set<MemberID>, prekeys: PrekeyStore, now: UInt64? = nil, using rng: inout R
+    ) throws(GroupError) -> Envelope {
+        var copy = self
+        let envelope = try copy.operate(.update, prekeys: prekeys, now: now) { (state, seq, keys) throws(DCGKAError) in
+            try state.updateSplittingSeeds(seq: seq, keys: keys, split: split, using: &rng)
+        }
+        self = copy
+        return envelope
     }
 }

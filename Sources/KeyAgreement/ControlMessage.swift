@@ -101,6 +101,8 @@ public struct EncodedWelcome: Equatable, Sendable {
 
     public init(_ welcome: Welcome) { bytes = welcome.wireBytes }
     init(bytes: [UInt8]) { self.bytes = bytes }
+    /// Any bytes as a welcome: the simulator's malicious adder sends malformed ones.
+    @_spi(Simulation) public init(unchecked bytes: [UInt8]) { self.bytes = bytes }
 
     /// The welcome, for the added member. A malformed one is a typed error, never a crash.
     public func decode() throws(WireError) -> Welcome { try Welcome(wireBytes: bytes) }

@@ -46,6 +46,36 @@ extension DCGKAState {
             updateSecret: secret, unreachable: unreachable)
     }
 
+    /// The simulator's malicious member (issue 8, "split seeds"): an update whose seed confirmation
+    /// names the seed everyone outside `split` gets, while each member of `split` gets another
+    /// random value. Those members refuse it (§5.7 rule 2, `seedConfirmationFailed`), the others
+    /// follow my epoch; nothing honest makes it.
+    @_spi(Simulation) public mutating func updateSplittingSeeds<R: RandomNumberGenerator>(
+        seq: UInt64, keys: KeyMaterial, split: Set<MemberID>, using rng: inout R
+    ) throws(DCGKAError) -> OperationOutput {
+        let view = history.members()
+        guard view.contains(me) else { throw .invalidOperation("not a member") }
+        let recipients = view.subtracting([me]).sorted()
+        let directory = RecipientDirectory(view: view)
+        var (dms, unreachable, confirmation) = generateSeed(recipients: recipients.filter { !split.contains($0) }, directory: directory, keys: keys, using: &rng)
+        for id in recipients where split.contains(id) {
+            do {
+                dms.append(TaggedDirectMessage(tag: directory.tag(for: id), message: try encrypt(to: id, rng.bytes32().bytes, keys: keys, using: &rng)))
+            } catch {
+                unreachable[id] = error
+            }
+        }
+        // In the order of the view, as an honest update has them (everyone in it has a position).
+        dms.sort { a, b in
+            if case .position(let x) = a.tag, case .position(let y) = b.tag { return x < y }
+            return false
+        }
+        let secret = processOwnSeed(OperationID(sender: me, seq: seq))
+        return OperationOutput(
+            body: confirmed(ControlBody(fields: .update(nil), directMessages: dms, seedConfirmation: confirmation), secret),
+            updateSecret: secret, unreachable: unreachable)
+    }
+
     /// remove(ID): a fresh seed for everyone in my view except ID. With `cutFrom`, the remove
     /// carries evidence that ID equivocated from that seq on (the caller puts it in the body): ID's
     /// operations from there on are cut off, in my view at once (PROTOCOL-NOTES.md, "Equivocation").
@@ -143,11 +173,11 @@ extension DCGKAState {
 
     /// Cuts off `target`'s operations from `seq` on in every view that knows `remove`.
     mutating func recordCut(of target: MemberID, from seq: UInt64, by remove: OperationID) throws(DCGKAError) {
-        let before = history.members()
         journalHistory(); do { try history.recordCut(of: target, from: seq, by: remove) } catch { throw .membership(error) }
-        // A cut changes views as an add or remove would (a member only the cut side added leaves,
-        // one the cut side removed comes back): the wait for their resync answers ends alike.
-        for changed in before.symmetricDifference(history.members()).sorted() { stopAwaitingResync(touching: changed) }
+        // Until now views differed across the fork: a member that had me out of its view (an
+        // operation of the cut side removed me there) did not answer my requests, and will once
+        // it knows the cut, which my next request follows. So every wait ends, and I ask again.
+        stopAwaitingResync(touching: me)
     }
 
     mutating func applyMembership(_ op: MembershipOperation) throws(DCGKAError) {
@@ -535,7 +565,8 @@ extension DCGKAState {
     }
 
     mutating func processWelcomeAck(_ ack: OperationID, acked: OperationID, body: ControlBody, keys: KeyMaterial) throws(DCGKAError) -> Bytes32? {
-        guard history.contains(acked) else { throw .unexpectedMessage("welcome-ack of an unknown add") }
+        // As for an add-ack: an add that had no membership effect here (its sender was no member
+        // in its own view as my history gives it, or a cut dropped it) records nothing.
         if history.contains(acked) {
             journalHistory(); do { try history.recordWelcome(of: ack.sender, add: acked, atSeq: ack.seq) } catch { throw .membership(error) }
         }

@@ -4,6 +4,7 @@ internal import CausalBroadcast
 @_spi(Simulation) internal import DCGKAGroup
 @_spi(Simulation) internal import KeyAgreement
 internal import TwoPartyMessaging
+internal import Membership
 
 /// The malicious member of `dcgka simulate --adversary` (issue 8): device 1, a member from the
 /// create, behaves like everyone else except at a few points of the run, where it attacks. Every
@@ -17,6 +18,22 @@ enum Attack: String, CaseIterable, Sendable {
     /// After it processed its own removal, a remove of a member: every member reports it as from
     /// a non-member (§4.2), and it has no effect. An honest member then adds it back.
     case removeAfterRemoval
+    /// As an adder, an add of a new device whose welcome is cut short in its history: the
+    /// newcomer refuses the invitation, typed (`GroupError.invalidInvitation`); the others hold
+    /// an honest add of someone who never joins, and an honest member removes it.
+    case malformedWelcome
+    /// As an adder, an add whose welcome declares a context larger than the decoder's bound
+    /// (`Welcome.maximumContextLength`) in a few bytes: refused at once, typed, without
+    /// allocating what it declares.
+    case oversizedWelcome
+    /// As an adder, an add whose welcome's history holds an add the group never saw (of a
+    /// stranger, by the adversary): the add's view hash contradicts it, and the newcomer refutes
+    /// the welcome at the join (§5.6, `GroupError.welcomeRefuted`).
+    case inventedWelcome
+    /// An update whose seed confirmation holds for half of the honest members in its view while
+    /// the other half each get another seed (§5.7 rule 2): those detect it
+    /// (`lostRatchet(seedConfirmationFailed)`), and resync brings them back in step.
+    case splitSeeds
     /// At one seq, an add of a new device shown to half the members and an update shown to the
     /// other half (§6.2): every member ends up holding the fork's evidence, the equivocation
     /// rule removes the adversary, both sides are cut off, and resync repairs the ratchets.
@@ -56,9 +73,10 @@ extension Simulation {
 
     enum AttackError: Error { case noState, notRecorded, notAMember, nobodyToRemoveIt }
 
-    mutating func register(_ attack: Attack, _ envelopes: [Envelope]) {
+    mutating func register(_ attack: Attack, _ envelopes: [Envelope], reaching: Set<MemberID>? = nil) {
         let record = AttackRecord(attack: attack, seq: envelopes[0].seq, hashes: Set(envelopes.map(\.hash)))
         attacks.append(record)
+        if let reaching { relay.attackReach[attacks.count - 1] = reaching }
         for hash in record.hashes { relay.attackByHash[hash] = attacks.count - 1 }
         relay.attackBySeq[record.seq] = (attacks.count - 1, attack)
         report.adversaryAttacks += 1
@@ -134,6 +152,83 @@ extension Simulation {
         }
     }
 
+    /// An add of a new device, made honestly (the adversary's state follows it), whose welcome is
+    /// then replaced as `attack` says and the envelope signed again at the same position; only
+    /// the newcomer reads a welcome, so only it is reached.
+    mutating func lieInWelcome(_ adversary: Int, _ attack: Attack) throws {
+        guard var group = devices[adversary].group, group.isMember else { throw AttackError.notAMember }
+        let newcomer = makeDevice()
+        report.adds += 1
+        let envelopes = try group.add(devices[newcomer].bundle, prekeys: devices[adversary].prekeys, now: clock, using: &rng)
+        let honest = envelopes.last!
+        guard let payload = honest.payload, var body = try? ControlBody(kind: .add, payload: payload),
+              case .add(let bundle, let encoded) = body.fields, let welcome = try? encoded.decode()
+        else { throw AttackError.notRecorded }
+        let lying: EncodedWelcome
+        switch attack {
+        case .malformedWelcome:
+            lying = EncodedWelcome(unchecked: Array(encoded.bytes.prefix(encoded.bytes.count - welcome.history.wireBytes.count / 2)))
+        case .oversizedWelcome:
+            var writer = WireWriter()
+            writer.writeVarint(UInt64(Welcome.maximumContextLength) * 2)
+            writer.writeFixed([UInt8](repeating: 0x5A, count: 64))
+            lying = EncodedWelcome(unchecked: writer.bytes)
+        default:
+            var history = welcome.history
+            let stranger = IdentityKey.generate(using: &forgeryRNG).id
+            guard let seq = (1..<honest.seq).reversed().first(where: { !history.contains(OperationID(sender: group.me, seq: $0)) }),
+                  (try? history.apply(MembershipOperation(id: OperationID(sender: group.me, seq: seq), kind: .add(stranger)))) != nil
+            else { throw AttackError.notRecorded }
+            lying = EncodedWelcome(Welcome(history: history, ratchetCiphertext: welcome.ratchetCiphertext, context: welcome.context))
+        }
+        body.fields = .add(bundle, lying)
+        let forged = Envelope.sign(
+            identity: devices[adversary].identity, suite: honest.suite, groupID: honest.groupID, seq: honest.seq,
+            prev: honest.prev, kind: .add, acked: nil, payload: body.payload)
+        guard group.replaceOwnNewest(with: forged) else { throw AttackError.notRecorded }
+        devices[adversary].group = group
+        devices[adversary].recordSecretsAndTraces()
+        for refresh in envelopes.dropLast() { publish(refresh, from: adversary) }
+        register(attack, [forged], reaching: [devices[newcomer].identity.id])
+        uninvited.append(newcomer)
+        publish(forged, from: adversary)
+    }
+
+    /// Every newcomer whose invitation was a lying welcome never joins; an honest member that
+    /// still has it in its view removes it (the invitee says so out of band), again after
+    /// `equivocatorRemovalDelay` steps if a concurrent operation undid that.
+    mutating func removeUninvited() {
+        for ghost in uninvited where devices[ghost].group == nil {
+            let id = devices[ghost].identity.id
+            if let last = uninvitedRemovedAt[ghost], time - last < Self.equivocatorRemovalDelay { continue }
+            guard let remover = devices.indices.first(where: { $0 != adversary && canReach($0) && devices[$0].group?.isMember == true
+                && devices[$0].group!.members.contains(id) }), var group = devices[remover].group else { continue }
+            do {
+                let envelope = try group.remove(id, prekeys: devices[remover].prekeys, now: clock, using: &rng)
+                report.removes += 1
+                uninvitedRemovedAt[ghost] = time
+                finish(remover, group, envelope)
+            } catch {
+                report.problems.append("device \(remover) could not remove the newcomer of a lying welcome: \(error)")
+            }
+        }
+    }
+
+    /// An update that gives every other honest member of the adversary's view (by ID) a seed
+    /// other than the one it confirms.
+    mutating func splitSeeds(_ adversary: Int) throws {
+        guard var group = devices[adversary].group, group.isMember else { throw AttackError.notAMember }
+        let others = group.members.subtracting([group.me]).sorted()
+        let split = Set(others.enumerated().filter { $0.offset % 2 == 0 }.map(\.element))
+        let envelope = try group.updateSplittingSeeds(for: split, prekeys: devices[adversary].prekeys, now: clock, using: &rng)
+        report.updates += 1
+        devices[adversary].group = group
+        devices[adversary].recordSecretsAndTraces()
+        relay.seedsSplit = true
+        register(.splitSeeds, [envelope], reaching: split)
+        publish(envelope, from: adversary)
+    }
+
     /// One side of the fork adds a new device, the other is an update; each side goes to half of
     /// the other devices only. The relay keeps both, so sync shows every device the other side.
     mutating func equivocate(_ adversary: Int) throws {
@@ -202,6 +297,7 @@ extension Simulation {
         removeAfterRemovalIfDue()
         readdAdversaryIfDue()
         removeEquivocators()
+        removeUninvited()
         if disruptedFrom != nil, recoveredAt == nil, honestMembersRecovered { recoveredAt = time }
     }
 
@@ -212,11 +308,13 @@ extension Simulation {
            devices[adversary].group?.isMember == true, pendingRemovalAttack == nil, !readdAdversary {
             let attack = Attack.allCases[nextAttack]
             nextAttack += 1
-            if disruptedFrom == nil, attack == .equivocation { disruptedFrom = time }
+            if disruptedFrom == nil, attack == .equivocation || attack == .splitSeeds { disruptedFrom = time }
             do {
                 switch attack {
                 case .lowOrderKey: try attackWithLowOrderKey(adversary)
                 case .removeAfterRemoval: try attackAfterRemoval(adversary)
+                case .malformedWelcome, .oversizedWelcome, .inventedWelcome: try lieInWelcome(adversary, attack)
+                case .splitSeeds: try splitSeeds(adversary)
                 case .equivocation: try equivocate(adversary)
                 }
             } catch {

@@ -25,7 +25,13 @@ struct Relay: Sendable {
     var adversary: MemberID?
     var attackByHash: [Bytes32: Int] = [:]
     var attackBySeq: [UInt64: (index: Int, attack: Attack)] = [:]
+    /// Attacks that reach only some of the devices they are delivered to (split seeds reach the
+    /// members given a wrong seed), by attack index.
+    var attackReach: [Int: Set<MemberID>] = [:]
     var forkSides: [Envelope] = []
+    /// Whether the adversary split an update's seeds: the members it lied to lose ratchets (its
+    /// own, and those of the honest acknowledgments of that update) until resync repairs them.
+    var seedsSplit = false
 
     func isValid(_ envelope: Envelope) -> Bool {
         signatureValid[envelope.hash] ?? envelope.hasValidSignature()
@@ -79,6 +85,15 @@ struct DeviceRun: Sendable {
                 retryParked()
                 return true
             } catch {
+                // A lying welcome of the adversary: refused, typed (the error is a GroupError).
+                if let attack = relay.attackByHash[envelope.hash], relay.attackReach[attack]?.contains(device.identity.id) == true {
+                    device.reachedAttacks.insert(attack)
+                    switch error {
+                    case .invalidInvitation, .welcomeRefuted: device.detectedAttacks.insert(attack)
+                    default: problems.append("device \(index) refused a lying welcome with \(error)")
+                    }
+                    return true
+                }
                 device.parked[envelope.hash] = envelope
                 return false
             }
@@ -86,7 +101,9 @@ struct DeviceRun: Sendable {
         device.group = nil  // hand the state over uniquely, so receiving mutates it in place
         let bufferedBefore = group.broadcast.bufferedCount
         let output = group.receive(envelope, prekeys: prekeys, using: &device.rng, verifySignature: relay.isValid)
-        if let attack = relay.attackByHash[envelope.hash] { device.reachedAttacks.insert(attack) }
+        if let attack = relay.attackByHash[envelope.hash], relay.attackReach[attack]?.contains(device.identity.id) ?? true {
+            device.reachedAttacks.insert(attack)
+        }
         // What a host that stores envelopes does with a fork whose other side it delivered
         // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation").
         if output.events.contains(.equivocation(envelope.sender)), group.forkEvidence[envelope.sender] == nil,
@@ -168,8 +185,13 @@ struct DeviceRun: Sendable {
                 // enough), unless its prekeys were wiped on purpose, or an equivocator forked the
                 // history (its ratchet, and those of the acknowledgments of the side this device
                 // did not take); that loss opens a window.
-                if member == relay.adversary { continue }
-                guard device.lostPrekeys || relay.forkSides.count > 0 else {
+                if member == relay.adversary {
+                    if case .seedConfirmationFailed(let op) = reason, let attack = relay.attackBySeq[op.seq], attack.attack == .splitSeeds {
+                        device.detectedAttacks.insert(attack.index)
+                    }
+                    continue
+                }
+                guard device.lostPrekeys || relay.forkSides.count > 0 || relay.seedsSplit else {
                     let kind = relay.storeBySender[operation.sender]?[operation.seq].map { "\($0.kind)" } ?? "?"
                     failures.append("device \(index) lost the ratchet of \(member) at \(kind) \(operation): \(reason)")
                     continue

@@ -274,6 +274,10 @@ public struct Simulation {
     var pendingRemovalAttack: Bytes32?
     var readdAdversary = false
     var equivocated = false
+    /// Newcomers of the adversary's lying welcomes (they never join), and when each was last removed.
+    var uninvited: [Int] = []
+    var uninvitedRemovedAt: [Int: Int] = [:]
+    var uninvitedIDs: Set<MemberID> { Set(uninvited.map { devices[$0].identity.id }) }
     var nextAttack = 0
     /// From the first attack until every honest member recovered (nil while still disrupted).
     var disruptedFrom: Int?
@@ -433,7 +437,9 @@ public struct Simulation {
                     publish(refresh, from: actor)
                 }
                 publish(envelopes.last!, from: actor)
-            } else if view.count > 3 {  // keep groups from emptying through concurrent removes
+            } else if view.filter({ !uninvitedIDs.contains($0) && deviceIndex[$0] != adversary }).count > 3 {
+                // Keeps groups from emptying through concurrent removes (newcomers of lying
+                // welcomes and the adversary do not count: they are removed by other means).
                 // The adversary is removed by its own attacks, not at random (they need it a member).
                 let adversaryID = adversary.map { devices[$0].identity.id }
                 let candidates = view.filter { $0 != group.me && $0 != adversaryID }
@@ -560,6 +566,7 @@ public struct Simulation {
                 removeAfterRemovalIfDue()
                 readdAdversaryIfDue()
                 removeEquivocators()
+                removeUninvited()
                 // A window that closes only here (members were offline or apart until the end)
                 // leaves every honest message after the fork in it.
                 if disruptedFrom != nil, recoveredAt == nil, honestMembersRecovered { recoveredAt = time }
@@ -622,7 +629,7 @@ public struct Simulation {
         let selfView = Set(members.map { devices[$0].identity.id })
         if members.isEmpty {
             // Concurrent removals can empty the group; then every device must see it empty.
-            report.viewsAgree = devices.allSatisfy { $0.group.map { $0.members.isEmpty } ?? true }
+            report.viewsAgree = devices.allSatisfy { $0.group.map { $0.members.subtracting(adversaryID.map { [$0] } ?? []).isEmpty } ?? true }
         } else {
             report.viewsAgree = views.count == 1 && views.first == selfView
         }
@@ -698,7 +705,8 @@ public struct Simulation {
             let allowedReaders = Set(truth.view(of: devices[message.sender].identity.id, before: message.envelope.seq)
                 .compactMap { deviceIndex[$0] }).subtracting([message.sender])
             // The adversary may read what it was sent, but its reading is not owed to anyone.
-            let expectedReaders = allowedReaders.subtracting(adversary.map { [$0] } ?? [])
+            // Nor is it owed by the newcomers of its lying welcomes, which never joined.
+            let expectedReaders = allowedReaders.subtracting(adversary.map { [$0] } ?? []).subtracting(uninvited)
             report.oracleChecks += 1
             if allowedReaders != message.expectedReaders {
                 report.oracleViolations += 1

@@ -24,7 +24,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Times the newest member loses its prekeys (past §2.3's hard limit) and must recover by §5.7's resync.")
     var prekeyLosses = 0
     @Flag(help: "Deliver in order with no delay, loss, partitions or forgeries.") var benign = false
-    @Flag(help: "One malicious member: in the protocol topology it adds with a low-order prekey, removes after its own removal and equivocates (an add to half the members, an update to the others), and the clock passes every expiry; with --topology switching a chain member equivocates to one neighbour and pushes forgeries to the other. Every attack must be detected and the checks hold over the honest members.")
+    @Flag(help: "One malicious member: in the protocol topology it adds with a low-order prekey, removes after its own removal, sends malformed, oversized and invented welcomes, splits an update's seeds and equivocates (an add to half the members, an update to the others), and the clock passes every expiry; with --topology switching a chain member equivocates to one neighbour and pushes forgeries to the other. Every attack must be detected and the checks hold over the honest members.")
     var adversary = false
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "protocol (default): the core simulator; switching: the transport scenario of NETWORK.md §14 over the real device, sync and relay engines (--members ≥ 5, default 5; --operations default 60).")

@@ -4,7 +4,7 @@ import DCGKACrypto
 import TwoPartyMessaging
 import Membership
 import DCGKATestSupport
-@testable import KeyAgreement
+@_spi(Simulation) @testable import KeyAgreement
 
 /// One member: identity, prekeys and DCGKA state, driven directly (no broadcast layer).
 struct Member {
@@ -239,6 +239,55 @@ struct KeyAgreementTests {
         }
         #expect(RecipientTag.position(5).wireBytes.count == 1)
         #expect(RecipientTag.position(200).wireBytes.count == 2)
+    }
+
+    /// An add whose sender was no member in its own view as my history gives it (across an
+    /// equivocator's fork), or that a cut dropped, is not in my history; its new member's
+    /// welcome-ack records nothing and fails nothing, like an add-ack of it (it failed as
+    /// "welcome-ack of an unknown add": `dcgka simulate --members 6 --operations 150 --seed 37
+    /// --adversary`).
+    @Test("a welcome-ack of an add that had no effect here records nothing and is no error")
+    func welcomeAckOfAnAddWithoutEffect() throws {
+        var (members, directory, rng) = Self.group(3, seed: 5)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
+        _ = try members[1].state.process(
+            sender: members[0].id, seq: 1, body: created.body, acked: nil, mySeq: members[1].nextSeq(), keys: keys(members[1]), using: &rng)
+        let before = members[1].state
+        let unknownAdd = OperationID(sender: members[0].id, seq: 7)
+        let output = try members[1].state.process(
+            sender: members[2].id, seq: 1, body: ControlBody(fields: .welcomeAck(withoutSecret: true), directMessages: []),
+            acked: unknownAdd, mySeq: members[1].seq + 1, keys: keys(members[1]), using: &rng)
+        #expect(output.senderSecret == nil && output.lost.isEmpty)
+        #expect(members[1].state.history == before.history)
+    }
+
+    /// The simulator's malicious member splits an update's seeds: the members given another seed
+    /// than the confirmed one refuse it and know whose ratchet they lost; the others follow.
+    @Test("an update whose seeds are split is refused exactly by the members given another seed")
+    func splitSeedsAreRefusedWhereTheyDiffer() throws {
+        var (members, directory, rng) = Self.group(4, seed: 6)
+        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
+        for i in 1..<4 {
+            _ = try members[i].state.process(
+                sender: members[0].id, seq: 1, body: created.body, acked: nil, mySeq: members[i].nextSeq(), keys: keys(members[i]), using: &rng)
+        }
+        let seq = members[0].nextSeq()
+        let split = try members[0].state.updateSplittingSeeds(seq: seq, keys: keys(members[0]), split: [members[2].id], using: &rng)
+        let op = OperationID(sender: members[0].id, seq: seq)
+        for i in 1..<4 {
+            let output = try members[i].state.process(
+                sender: members[0].id, seq: seq, body: split.body, acked: nil, mySeq: members[i].nextSeq(), keys: keys(members[i]), using: &rng)
+            if i == 2 {
+                #expect(output.lost == [LostRatchet(member: members[0].id, operation: op, reason: .seedConfirmationFailed(op))])
+                #expect(output.acknowledgment?.fields == .ack(withoutSecret: true))
+            } else {
+                #expect(output.lost.isEmpty && output.senderSecret == split.updateSecret, "member \(i) follows the confirmed seed")
+            }
+        }
     }
 
     @Test("the encoded state holds no seed after the operation and no member secret after its acknowledgment")
