@@ -397,8 +397,71 @@ extension DeviceNetwork.Options {
     }
 }
 
-/// PROTOCOL.md §6.2 at the device: a fork is kept as evidence and passed on by files.
+/// PROTOCOL.md §6.2 at the device: a fork is kept as evidence and passed on by files, and the
+/// equivocation rule removes its sender (PROTOCOL-NOTES.md, "Equivocation").
 @Suite struct EvidenceTests {
+    /// Alice, Bob and Carol; Alice's device is cloned and both copies send at one seq; `holder`
+    /// gets both by files. Returns the network and the group.
+    static func forkShown(to holder: String) throws -> (DeviceNetwork, GroupID) {
+        var world = try DeviceNetwork(["alice", "bob", "carol"])
+        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
+        try world.settle(["alice", "bob", "carol"])
+        let state = try world["alice"].store.read { try $0.group(group) }!.state!
+        var first = try Group(wireBytes: state)
+        var second = first
+        let one = try first.send(MessageContent(.text("fork one"), sentAt: world.clock.now).bytes, now: world.clock.now)
+        let two = try second.send(MessageContent(.text("fork two"), sentAt: world.clock.now).bytes, now: world.clock.now)
+        var rng = SeededRandom(seed: 3)
+        for envelope in [one, two] {
+            let bytes = try SyncFile.write(
+                exporter: try world.id("alice"), groups: [.init(group: group, vector: Frontier(), envelopes: [envelope.wireBytes])],
+                protection: .plain, using: &rng)
+            try world.carry(bytes, to: holder)
+        }
+        return (world, group)
+    }
+
+    /// The member the rule names (the smallest ID in its view, the equivocator left out).
+    static func named(_ world: DeviceNetwork) throws -> (named: String, other: String) {
+        try world.id("bob") < world.id("carol") ? ("bob", "carol") : ("carol", "bob")
+    }
+
+    @Test("the member the equivocation rule names removes the equivocator at once, and the remove carries the cut to the others")
+    func namedMemberRemovesAtOnce() throws {
+        var (world, group) = try Self.forkShown(to: try Self.named(try DeviceNetwork(["alice", "bob", "carol"])).named)
+        let (named, other) = try Self.named(world)
+        let alice = try world.id("alice")
+        #expect(try world.view(named, group) == Set([try world.id("bob"), try world.id("carol")]), "removed in the batch that found the fork")
+        #expect(try world[named].history(of: group).contains { $0.event == "removed-equivocator" && $0.subjects == [alice] })
+        #expect(try world[named].performEquivocationDuty() == 0, "nothing left to do")
+        // The remove (with the evidence in it) reaches the other member in a file.
+        try world.carry(try world.file(from: named), to: other)
+        #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
+        #expect(try !world[other].history(of: group).contains { $0.event == "removed-equivocator" }, "one remove suffices")
+        // Both go on; Alice, removed, reads nothing sent now.
+        try world[other].send(text: "after the fork", to: group)
+        try world.carry(try world.file(from: other), to: named)
+        try world.carry(try world.file(from: other), to: "alice")
+        #expect(try world.texts(named, group).contains("after the fork"))
+        #expect(try !world.texts("alice", group).contains("after the fork"))
+    }
+
+    @Test("a member the rule does not name removes the equivocator only once the delay has passed")
+    func otherMemberWaitsForTheDelay() throws {
+        var (world, group) = try Self.forkShown(to: try Self.named(try DeviceNetwork(["alice", "bob", "carol"])).other)
+        let (_, other) = try Self.named(world)
+        let alice = try world.id("alice")
+        #expect(try world.view(other, group)?.contains(alice) == true, "the named member is to do it")
+        #expect(try world[other].performEquivocationDuty() == 0)
+        world.clock.advance(Device<SeededRandom>.equivocatorRemovalDelay - 10)
+        #expect(try world[other].performEquivocationDuty() == 0, "not yet")
+        world.clock.advance(20)
+        #expect(try world[other].performEquivocationDuty() == 1)
+        #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
+        #expect(try world[other].performEquivocationDuty() == 0)
+    }
+
+
     @Test("two validly signed envelopes at one seq: the second is evidence, not history, and the evidence travels on")
     func forkEvidencePassedOn() throws {
         var world = try DeviceNetwork(["alice", "bob", "carol"])

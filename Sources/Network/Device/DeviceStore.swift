@@ -87,7 +87,9 @@ public protocol DeviceStoreTransaction {
     /// Deletes every history line that is past its group's disappearing-messages timer at `now`.
     @discardableResult func deleteDisappearedHistory(now: UInt64) throws -> Int
 
-    func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws
+    func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8], savedAt: UInt64) throws
+    /// When evidence of `sender`'s fork was first kept here (seconds), if it was.
+    func evidenceSavedAt(group: GroupID, sender: MemberID) throws -> UInt64?
     func evidenceCount(group: GroupID) throws -> Int
     /// The fork pairs kept for a group (PROTOCOL.md §6.2), to pass on.
     func evidence(group: GroupID) throws -> [(first: [UInt8], second: [UInt8])]

@@ -42,7 +42,9 @@ public struct HistoryRenderer: Sendable {
         case "expired": return "A message from \(who) is gone: \(entry.text)"
         case "non-member": return "A message from \(who) was ignored: \(entry.text)"
         case "equivocation":
-            return "\(Who) showed different messages to different members (a sign of a compromised or malicious device); the evidence is kept"
+            return "\(Who) showed different messages to different members (a sign of a compromised or malicious device); the evidence is kept and passed on, and the group removes \(who == "you" ? "you" : "them")"
+        case "removed-equivocator":
+            return "\(Who) removed \(list(entry.subjects)), who showed different messages to different members"
         case "view-mismatch":
             return "\(Who) sees the group's members differently from what this device computes for them (a damaged history or a dishonest member)"
         case "welcome-refuted":

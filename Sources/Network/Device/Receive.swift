@@ -164,19 +164,26 @@ struct ReceiveSession {
             return
         }
         if held != nil, let other = try tx.logEntry(group: item.group, sender: envelope.sender, seq: envelope.seq) {
-            // Same sender and seq, another hash: a fork (PROTOCOL.md §6.2). Kept as evidence only.
-            // Reported once: the same fork passed on again by other holders is not news.
+            // Same sender and seq, another hash: a fork (PROTOCOL.md §6.2). The pair is kept to
+            // pass on, and a group I am in applies the equivocation rule to it (PROTOCOL-NOTES.md,
+            // "Equivocation"): it cuts the sender off, and one of us removes it. Reported once:
+            // the same fork passed on again by other holders is not news.
             let known = try tx.evidenceCount(group: item.group)
-            try tx.saveEvidence(group: item.group, sender: envelope.sender, seq: envelope.seq, first: other.wire, second: item.wire)
-            guard try tx.evidenceCount(group: item.group) > known else {
+            try tx.saveEvidence(group: item.group, sender: envelope.sender, seq: envelope.seq, first: other.wire, second: item.wire, savedAt: now)
+            let news = try tx.evidenceCount(group: item.group) > known
+            var noted = false
+            if try open(item.group, tx: tx), var group = groups.removeValue(forKey: item.group) {
+                if let held = try? Envelope(wire: other.wire, groupID: item.group), let evidence = try? ForkEvidence(held, envelope) {
+                    noted = group.noteFork(evidence)
+                }
+                groups[item.group] = group
+            }
+            guard news || noted else {
                 report.duplicate += 1
                 return
             }
             report.equivocations += 1
-            if try records[item.group] != nil || tx.group(item.group) != nil {
-                try open(item.group, tx: tx)
-                effects[item.group]?.event("equivocation", sender: envelope.sender, seq: envelope.seq)
-            }
+            effects[item.group]?.event("equivocation", sender: envelope.sender, seq: envelope.seq)
             return
         }
         let known = try open(item.group, tx: tx)
@@ -201,11 +208,17 @@ struct ReceiveSession {
             return
         }
         let output = group.receive(envelope, prekeys: keys.prekeys, using: &rng, verifySignature: { $0.hash == envelope.hash })
+        // Refused: rejected, or a fork of its own sender. (A remove that carries evidence of
+        // another member's fork also reports an equivocation, of that member; it is delivered.)
         let refused = output.events.contains { event in
             switch event {
-            case .rejected, .equivocation: true
+            case .rejected: true
+            case .equivocation(let sender): sender == envelope.sender
             default: false
             }
+        }
+        if output.events.contains(.equivocation(envelope.sender)) {
+            try keepFork(of: envelope, wire: item.wire, in: &group, tx: tx)
         }
         if refused {
             if output.events.contains(.equivocation(envelope.sender)) {
@@ -219,6 +232,24 @@ struct ReceiveSession {
         apply(output, group: &group, record: &record)
         groups[item.group] = group
         records[item.group] = record
+    }
+
+    /// A fork my group found (PROTOCOL-NOTES.md, "Equivocation"). When its other side is one I
+    /// delivered earlier, the group kept only its hash: I build the evidence from my log and hand
+    /// it over. Either way the pair goes into the evidence table, to be passed on by sync, and
+    /// the time I first held it starts the delay after which I remove the equivocator myself.
+    mutating func keepFork(of envelope: Envelope, wire: [UInt8], in group: inout Group, tx: any DeviceStoreTransaction) throws {
+        if group.forkEvidence[envelope.sender] == nil, let counterpart = group.forkCounterpart(of: envelope),
+           let entry = try tx.logEntry(group: envelope.groupID, sender: counterpart.sender, seq: counterpart.seq),
+           entry.hash == counterpart.hash, let held = try? Envelope(wire: entry.wire, groupID: envelope.groupID),
+           let evidence = try? ForkEvidence(held, envelope) {
+            group.noteFork(evidence)
+        }
+        if let evidence = group.forkEvidence[envelope.sender] {
+            try tx.saveEvidence(
+                group: envelope.groupID, sender: evidence.sender, seq: evidence.cutSeq,
+                first: evidence.first.wireBytes, second: evidence.second.wireBytes, savedAt: now)
+        }
     }
 
     /// Loads a group into the session; false when the device does not know it.
@@ -387,6 +418,7 @@ struct ReceiveSession {
             guard var record = records[id], record.status != .carried, record.status != .declined else { continue }
             var lines = effects[id] ?? Effects(group: id, now: now)
             if var group = groups[id] {
+                try EquivocationDuty.perform(on: &group, id: id, effects: &lines, tx: tx, me: keys.me, prekeys: keys.prekeys, now: now, rng: &rng)
                 if group.needsResync, let request = try? group.requestResync(using: &rng) {
                     lines.sent(request)
                     lines.event("resync-requested", sender: keys.me, text: "asked the group for keys this device lost")

@@ -186,6 +186,11 @@ public final class SQLiteDeviceStore: DeviceStore {
                 CREATE TABLE carriedParticipant (groupID BLOB NOT NULL, member BLOB NOT NULL, PRIMARY KEY (groupID, member));
                 """)
         }
+        // The equivocation rule (PROTOCOL-NOTES.md, "Equivocation"): when a fork pair was first
+        // kept, from which a member not named to remove the equivocator at once waits its delay.
+        migrator.registerMigration("v5") { db in
+            try db.execute(sql: "ALTER TABLE evidence ADD COLUMN savedAt INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -597,8 +602,14 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         return db.changesCount
     }
 
-    func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8]) throws {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence (groupID, sender, seq, first, second) VALUES (?, ?, ?, ?, ?)").execute(arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq), Data(first), Data(second)])
+    func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8], savedAt: UInt64) throws {
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO evidence (groupID, sender, seq, first, second, savedAt) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [Data(group.bytes), Data(sender.bytes), Int64(seq), Data(first), Data(second), Int64(min(savedAt, UInt64(Int64.max)))])
+    }
+
+    func evidenceSavedAt(group: GroupID, sender: MemberID) throws -> UInt64? {
+        try Int64.fetchOne(
+            try db.cachedStatement(sql: "SELECT MIN(savedAt) FROM evidence WHERE groupID = ? AND sender = ?"), arguments: [Data(group.bytes), Data(sender.bytes)]
+        ).map { UInt64(max(0, $0)) }
     }
 
     func evidenceCount(group: GroupID) throws -> Int {

@@ -28,6 +28,8 @@ struct LinkPass<Random: RandomNumberGenerator & Sendable> {
     /// my log gained meanwhile (my acknowledgments of what arrived, say) is pushed, and a pass
     /// ends once that, too, is quiet. Following, it subscribes and keeps pushing.
     mutating func run<Channel: SyncChannel>(_ channel: inout Channel, follow: (@Sendable (SyncReport) -> Void)?) async throws {
+        // A remove of an equivocator whose delay passed while nothing arrived goes out with this pass.
+        try device.performEquivocationDuty()
         try cursor.start(device)
         let wanted = try cursor.sharedGroups(device)
         var session = SyncSession(me: me, wanted: wanted)

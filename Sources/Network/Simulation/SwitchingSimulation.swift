@@ -296,6 +296,12 @@ struct World {
             step += 1
         }
         try await settle(chain)
+        if attacks != nil {
+            // Time passes: a member the equivocation rule did not name removes the adversary
+            // itself once the delay is over (the named one may be offline), then the chain settles.
+            clock.advance(Device<SeededRandom>.equivocatorRemovalDelay + 1)
+            try await settle(chain)
+        }
 
         // Closing words: every online member of the final view speaks once more, and the chain
         // settles again; that everyone reads them shows everyone derived every current epoch.
@@ -425,10 +431,14 @@ struct World {
         // Identical views: every device that counts itself a member sees the same members.
         let views = try network.devices.indices.compactMap { index in try view(index).map { (index, $0) } }
         let distinct = Set(views.map(\.1))
-        let expected = Set(online.filter { $0 != removed }.map { ids[$0] } + offline.map { ids[$0] })
+        // The equivocation rule removes the adversary (PROTOCOL-NOTES.md, "Equivocation").
+        let expected = Set(online.filter { $0 != removed && $0 != attacks?.adversary }.map { ids[$0] } + offline.map { ids[$0] })
         checks.append(.init(
             name: "identical views", ok: distinct.count == 1 && distinct.first == expected && views.count == expected.count,
-            detail: "\(views.count) devices count themselves members; \(distinct.count) distinct view(s) of \(distinct.first?.count ?? 0) members"))
+            detail: distinct.count == 1 && distinct.first == expected && views.count == expected.count
+                ? "\(views.count) devices count themselves members; \(distinct.count) distinct view(s) of \(distinct.first?.count ?? 0) members"
+                : views.map { "\(names[$0.0]) sees \($0.1.compactMap { ids.firstIndex(of: $0).map { names[$0] } }.sorted().joined())" }.joined(separator: ", ")
+                    + "; expected \(expected.compactMap { ids.firstIndex(of: $0).map { names[$0] } }.sorted().joined())"))
         // Nothing lost: every device, the removed one and the offline ones included, holds every
         // envelope any online device holds; the offline devices' only extras are the offline
         // people's own (their acknowledgments after the import, which travel on with the file to
@@ -439,7 +449,16 @@ struct World {
         let holdings = try network.devices.map { try $0.holdings(of: group).chains.filter { $0.key != adversaryID } }
         let logs = holdings.map { Set($0.flatMap { $0.value.values }) }
         let union = online.reduce(into: Set<Bytes32>()) { $0.formUnion(logs[$1]) }
-        var short = logs.enumerated().filter { !$0.element.isSuperset(of: union) }.map { "\(names[$0.offset]) lacks \(union.subtracting($0.element).count)" }
+        var positions: [Bytes32: String] = [:]
+        for chains in holdings {
+            for (sender, chain) in chains {
+                for (seq, hash) in chain { positions[hash] = "\(ids.firstIndex(of: sender).map { names[$0] } ?? "?")#\(seq)" }
+            }
+        }
+        var short = logs.enumerated().filter { !$0.element.isSuperset(of: union) }.map { entry in
+            let missing = union.subtracting(entry.element)
+            return "\(names[entry.offset]) lacks \(missing.count) (\(missing.compactMap { positions[$0] }.sorted().prefix(3).joined(separator: ", ")))"
+        }
         var offlineOwn = Set<Bytes32>()
         for person in offline {
             for other in offline { offlineOwn.formUnion(holdings[person][ids[other]]?.values.map { $0 } ?? []) }
