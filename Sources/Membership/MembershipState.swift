@@ -259,20 +259,33 @@ public struct MembershipState: Sendable {
             }
         }
         guard var covered = mask, !suspects.isEmpty else { return mask }
+        // Members with authority of their own: the creator, the create's members, the base's.
+        var rooted = Set<Int32>()
+        if createRecord >= 0 {
+            rooted.insert(records[Int(createRecord)].sender)
+            rooted.formUnion(records[Int(createRecord)].createMembers)
+        }
+        if let base { rooted.formUnion(base.members) }
         // Operations of members whose authority rested on covered adds (a fixpoint: a covered
-        // add of theirs makes its target a suspect in turn).
+        // add of theirs makes its target a suspect in turn; at most one round per covered add).
         var changed = true
         while changed {
             changed = false
             for r in records.indices where !covered[r] && r != Int(createRecord) && suspects.contains(senderOf[r]) {
                 let s = senderOf[r]
-                var included = [Bool](repeating: false, count: records.count)
-                for i in records.indices where !covered[i] {
-                    if let k = knownOf[i][s], k < seqOf[r] { included[i] = true }
+                // The adds of s that s knew before r. None left uncovered (and no authority of
+                // its own): no member there. Some: §4.2 on s's view decides (rare: a member added
+                // both by the cut side and otherwise).
+                let known = addsOfTarget[Int(s)].filter { a in knownOf[Int(a)][s].map { $0 < seqOf[r] } ?? false }
+                if rooted.contains(s) || known.contains(where: { !covered[Int($0)] }) {
+                    var included = [Bool](repeating: false, count: records.count)
+                    for i in records.indices where !covered[i] {
+                        if let k = knownOf[i][s], k < seqOf[r] { included[i] = true }
+                    }
+                    let wasMember = (base != nil || included[Int(createRecord)])
+                        && computeMembers(included: included).contains(memberIDs[Int(s)])
+                    guard !wasMember else { continue }
                 }
-                let wasMember = (base != nil || included[Int(createRecord)])
-                    && computeMembers(included: included).contains(memberIDs[Int(s)])
-                guard !wasMember else { continue }
                 covered[r] = true
                 changed = true
                 if case .add = records[r].op.kind { suspects.insert(records[r].target) }
