@@ -400,9 +400,10 @@ extension DeviceNetwork.Options {
 /// PROTOCOL.md §6.2 at the device: a fork is kept as evidence and passed on by files, and the
 /// equivocation rule removes its sender (PROTOCOL-NOTES.md, "Equivocation").
 @Suite struct EvidenceTests {
-    /// Alice, Bob and Carol; Alice's device is cloned and both copies send at one seq; `holder`
-    /// gets both by files. Returns the network and the group.
-    static func forkShown(to holder: String) throws -> (DeviceNetwork, GroupID) {
+    /// Alice, Bob and Carol in a group; Alice's device is cloned (a restored backup) and both
+    /// copies send at one seq. Returns the network, the group, the two sides, and each side as
+    /// a file from Alice.
+    static func forked() throws -> (world: DeviceNetwork, group: GroupID, one: Envelope, two: Envelope, files: [[UInt8]]) {
         var world = try DeviceNetwork(["alice", "bob", "carol"])
         let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
         try world.settle(["alice", "bob", "carol"])
@@ -412,12 +413,18 @@ extension DeviceNetwork.Options {
         let one = try first.send(MessageContent(.text("fork one"), sentAt: world.clock.now).bytes, now: world.clock.now)
         let two = try second.send(MessageContent(.text("fork two"), sentAt: world.clock.now).bytes, now: world.clock.now)
         var rng = SeededRandom(seed: 3)
-        for envelope in [one, two] {
-            let bytes = try SyncFile.write(
+        let files = try [one, two].map { envelope in
+            try SyncFile.write(
                 exporter: try world.id("alice"), groups: [.init(group: group, vector: Frontier(), envelopes: [envelope.wireBytes])],
                 protection: .plain, using: &rng)
-            try world.carry(bytes, to: holder)
         }
+        return (world, group, one, two, files)
+    }
+
+    /// ``forked()``, with both sides carried to `holder`.
+    static func forkShown(to holder: String) throws -> (DeviceNetwork, GroupID) {
+        var (world, group, _, _, files) = try forked()
+        for file in files { try world.carry(file, to: holder) }
         return (world, group)
     }
 
@@ -461,27 +468,12 @@ extension DeviceNetwork.Options {
         #expect(try world[other].performEquivocationDuty() == 0)
     }
 
-
     @Test("two validly signed envelopes at one seq: the second is evidence, not history, and the evidence travels on")
     func forkEvidencePassedOn() throws {
-        var world = try DeviceNetwork(["alice", "bob", "carol"])
-        let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
-        try world.settle(["alice", "bob", "carol"])
-        // Alice's device is cloned (a restored backup): both copies sign at the same seq.
-        let state = try world["alice"].store.read { try $0.group(group) }!.state!
-        var first = try Group(wireBytes: state)
-        var second = first
-        let one = try first.send(MessageContent(.text("fork one"), sentAt: world.clock.now).bytes, now: world.clock.now)
-        let two = try second.send(MessageContent(.text("fork two"), sentAt: world.clock.now).bytes, now: world.clock.now)
+        var (world, group, one, two, files) = try Self.forked()
         #expect(one.seq == two.seq && one.hash != two.hash)
-        var rng = SeededRandom(seed: 3)
-        func file(_ envelope: Envelope) throws -> [UInt8] {
-            try SyncFile.write(
-                exporter: try world.id("alice"), groups: [.init(group: group, vector: Frontier(), envelopes: [envelope.wireBytes])],
-                protection: .plain, using: &rng)
-        }
-        try world.carry(try file(one), to: "bob")
-        let report = try world.carry(try file(two), to: "bob")
+        try world.carry(files[0], to: "bob")
+        let report = try world.carry(files[1], to: "bob")
         #expect(report.equivocations == 1 && report.new == 0)
         #expect(try world.texts("bob", group).contains("fork one"))
         #expect(try !world.texts("bob", group).contains("fork two"))
