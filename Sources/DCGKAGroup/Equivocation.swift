@@ -24,9 +24,10 @@ extension Group {
     /// off in my broadcast layer. Returns whether it was news.
     @discardableResult
     public mutating func noteFork(_ evidence: ForkEvidence) -> Bool {
-        guard evidence.first.groupID == groupID, evidence.first.suite == suite, evidence.sender != me,
-              evidence.verify() else { return false }
+        guard evidence.first.groupID == groupID, evidence.first.suite == suite, evidence.sender != me else { return false }
+        // Held already (the same fork passed on again): no signature is checked twice.
         if let held = forkEvidence[evidence.sender], held.cutSeq <= evidence.cutSeq { return false }
+        guard evidence.verify() else { return false }
         forkEvidence[evidence.sender] = evidence
         broadcast.cut(evidence.sender, from: evidence.cutSeq)
         return true

@@ -421,10 +421,11 @@ extension DeviceNetwork.Options {
         return (world, group, one, two, files)
     }
 
-    /// ``forked()``, with both sides carried to `holder`.
-    static func forkShown(to holder: String) throws -> (DeviceNetwork, GroupID) {
+    /// ``forked()``, with both sides carried to the member the rule names, or to the other one.
+    static func forkShown(toNamed: Bool) throws -> (DeviceNetwork, GroupID) {
         var (world, group, _, _, files) = try forked()
-        for file in files { try world.carry(file, to: holder) }
+        let (named, other) = try Self.named(world)
+        for file in files { try world.carry(file, to: toNamed ? named : other) }
         return (world, group)
     }
 
@@ -435,7 +436,7 @@ extension DeviceNetwork.Options {
 
     @Test("the member the equivocation rule names removes the equivocator at once, and the remove carries the cut to the others")
     func namedMemberRemovesAtOnce() throws {
-        var (world, group) = try Self.forkShown(to: try Self.named(try DeviceNetwork(["alice", "bob", "carol"])).named)
+        var (world, group) = try Self.forkShown(toNamed: true)
         let (named, other) = try Self.named(world)
         let alice = try world.id("alice")
         #expect(try world.view(named, group) == Set([try world.id("bob"), try world.id("carol")]), "removed in the batch that found the fork")
@@ -455,7 +456,7 @@ extension DeviceNetwork.Options {
 
     @Test("a member the rule does not name removes the equivocator only once the delay has passed")
     func otherMemberWaitsForTheDelay() throws {
-        var (world, group) = try Self.forkShown(to: try Self.named(try DeviceNetwork(["alice", "bob", "carol"])).other)
+        var (world, group) = try Self.forkShown(toNamed: false)
         let (_, other) = try Self.named(world)
         let alice = try world.id("alice")
         #expect(try world.view(other, group)?.contains(alice) == true, "the named member is to do it")

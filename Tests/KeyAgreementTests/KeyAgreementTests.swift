@@ -241,6 +241,19 @@ struct KeyAgreementTests {
         #expect(RecipientTag.position(200).wireBytes.count == 2)
     }
 
+    /// A group of `count` created by member 0, its create processed by members 1 through `processedBy`.
+    static func created(_ count: Int, seed: UInt64, processedBy last: Int) throws -> (members: [Member], keys: (Member) -> KeyMaterial, rng: SeededRandom) {
+        var (members, directory, rng) = group(count, seed: seed)
+        let keys = { (m: Member) in KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
+        let created = try members[0].state.create(
+            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: groupNonce, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
+        for i in 1...last {
+            _ = try members[i].state.process(
+                sender: members[0].id, seq: 1, body: created.body, acked: nil, mySeq: members[i].nextSeq(), keys: keys(members[i]), using: &rng)
+        }
+        return (members, keys, rng)
+    }
+
     /// An add whose sender was no member in its own view as my history gives it (across an
     /// equivocator's fork), or that a cut dropped, is not in my history; its new member's
     /// welcome-ack records nothing and fails nothing, like an add-ack of it (it failed as
@@ -248,12 +261,7 @@ struct KeyAgreementTests {
     /// --adversary`).
     @Test("a welcome-ack of an add that had no effect here records nothing and is no error")
     func welcomeAckOfAnAddWithoutEffect() throws {
-        var (members, directory, rng) = Self.group(3, seed: 5)
-        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
-        let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
-        _ = try members[1].state.process(
-            sender: members[0].id, seq: 1, body: created.body, acked: nil, mySeq: members[1].nextSeq(), keys: keys(members[1]), using: &rng)
+        var (members, keys, rng) = try Self.created(3, seed: 5, processedBy: 1)
         let before = members[1].state
         let unknownAdd = OperationID(sender: members[0].id, seq: 7)
         let output = try members[1].state.process(
@@ -267,14 +275,7 @@ struct KeyAgreementTests {
     /// than the confirmed one refuse it and know whose ratchet they lost; the others follow.
     @Test("an update whose seeds are split is refused exactly by the members given another seed")
     func splitSeedsAreRefusedWhereTheyDiffer() throws {
-        var (members, directory, rng) = Self.group(4, seed: 6)
-        func keys(_ m: Member) -> KeyMaterial { KeyMaterial(prekeys: m.prekeys, peerBundles: directory) }
-        let created = try members[0].state.create(
-            bundles: members.dropFirst().map(\.bundle), creatorBundle: members[0].bundle, groupNonce: Self.groupNonce, seq: members[0].nextSeq(), keys: keys(members[0]), using: &rng)
-        for i in 1..<4 {
-            _ = try members[i].state.process(
-                sender: members[0].id, seq: 1, body: created.body, acked: nil, mySeq: members[i].nextSeq(), keys: keys(members[i]), using: &rng)
-        }
+        var (members, keys, rng) = try Self.created(4, seed: 6, processedBy: 3)
         let seq = members[0].nextSeq()
         let split = try members[0].state.updateSplittingSeeds(seq: seq, keys: keys(members[0]), split: [members[2].id], using: &rng)
         let op = OperationID(sender: members[0].id, seq: seq)

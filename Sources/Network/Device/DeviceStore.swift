@@ -90,6 +90,8 @@ public protocol DeviceStoreTransaction {
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8], savedAt: UInt64) throws
     /// When evidence of `sender`'s fork was first kept here (seconds), if it was.
     func evidenceSavedAt(group: GroupID, sender: MemberID) throws -> UInt64?
+    /// The groups for which fork pairs are kept.
+    func groupsWithEvidence() throws -> [GroupID]
     func evidenceCount(group: GroupID) throws -> Int
     /// The fork pairs kept for a group (PROTOCOL.md §6.2), to pass on.
     func evidence(group: GroupID) throws -> [(first: [UInt8], second: [UInt8])]

@@ -1,6 +1,7 @@
 internal import DCGKAEncoding
 internal import DCGKACrypto
 internal import DCGKAGroup
+internal import CausalBroadcast
 
 /// The device's part of the equivocation rule (PROTOCOL-NOTES.md, "Equivocation"): an
 /// equivocator still in my view is removed by a remove that carries the evidence, at once when
@@ -11,6 +12,15 @@ enum EquivocationDuty {
     /// arrive, short enough that a group does not keep an equivocator for long.
     static let removalDelay: UInt64 = 3_600
 
+    /// Keeps the group's evidence in the evidence table (once per fork: the table ignores a pair
+    /// it holds), to be passed on, and to start the delay.
+    static func keep(_ evidence: ForkEvidence?, group: GroupID, tx: any DeviceStoreTransaction, now: UInt64) throws {
+        guard let evidence else { return }
+        try tx.saveEvidence(
+            group: group, sender: evidence.sender, seq: evidence.cutSeq,
+            first: evidence.first.wireBytes, second: evidence.second.wireBytes, savedAt: now)
+    }
+
     /// Removes at most one equivocator (one own operation per call); true when it did.
     @discardableResult
     static func perform<R: RandomNumberGenerator>(
@@ -18,8 +28,13 @@ enum EquivocationDuty {
         me: MemberID, prekeys: PrekeyStore, now: UInt64, rng: inout R
     ) throws -> Bool {
         for equivocator in group.equivocatorsToRemove {
-            let since = try tx.evidenceSavedAt(group: id, sender: equivocator) ?? now
-            guard group.removesAtOnce(equivocator) || now >= since &+ removalDelay else { continue }
+            // Evidence the table lacks (it came with the group's state) starts its delay now.
+            var since = try tx.evidenceSavedAt(group: id, sender: equivocator)
+            if since == nil {
+                try keep(group.forkEvidence[equivocator], group: id, tx: tx, now: now)
+                since = now
+            }
+            guard group.removesAtOnce(equivocator) || now >= since! &+ removalDelay else { continue }
             guard let envelope = try? group.remove(equivocator, prekeys: prekeys, now: now, using: &rng) else { continue }
             effects.sent(envelope)
             effects.event("removed-equivocator", sender: me, subjects: [equivocator])
@@ -40,10 +55,12 @@ extension Device {
     /// call it with every sync. Returns how many equivocators it removed.
     @discardableResult
     public mutating func performEquivocationDuty() throws -> Int {
+        // Only groups with evidence in the table can have a duty (every fork a group notes is
+        // kept there): no group state is decoded for a sync pass otherwise.
         let due = try store.read { tx in
-            try tx.groups().filter { $0.status == .joined }.compactMap { record -> GroupID? in
-                guard let group = try Self.decodeGroup(record), !group.equivocatorsToRemove.isEmpty else { return nil }
-                return record.id
+            try tx.groupsWithEvidence().filter { id in
+                guard let record = try tx.group(id), record.status == .joined, let group = try Self.decodeGroup(record) else { return false }
+                return !group.equivocatorsToRemove.isEmpty
             }
         }
         var removed = 0

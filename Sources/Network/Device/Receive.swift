@@ -208,20 +208,15 @@ struct ReceiveSession {
             return
         }
         let output = group.receive(envelope, prekeys: keys.prekeys, using: &rng, verifySignature: { $0.hash == envelope.hash })
+        for case .equivocation(let equivocator) in output.events {
+            try keepFork(of: equivocator, found: envelope, wire: item.wire, in: &group, tx: tx)
+        }
         // Refused: rejected, or a fork of its own sender. (A remove that carries evidence of
         // another member's fork also reports an equivocation, of that member; it is delivered.)
-        let refused = output.events.contains { event in
-            switch event {
-            case .rejected: true
-            case .equivocation(let sender): sender == envelope.sender
-            default: false
-            }
-        }
-        if output.events.contains(.equivocation(envelope.sender)) {
-            try keepFork(of: envelope, wire: item.wire, in: &group, tx: tx)
-        }
+        let forked = output.events.contains(.equivocation(envelope.sender))
+        let refused = forked || output.events.contains { if case .rejected = $0 { true } else { false } }
         if refused {
-            if output.events.contains(.equivocation(envelope.sender)) {
+            if forked {
                 report.equivocations += 1
             } else {
                 report.reject("refused by the group: \(output.events)")
@@ -234,22 +229,22 @@ struct ReceiveSession {
         records[item.group] = record
     }
 
-    /// A fork my group found (PROTOCOL-NOTES.md, "Equivocation"). When its other side is one I
-    /// delivered earlier, the group kept only its hash: I build the evidence from my log and hand
-    /// it over. Either way the pair goes into the evidence table, to be passed on by sync, and
-    /// the time I first held it starts the delay after which I remove the equivocator myself.
-    mutating func keepFork(of envelope: Envelope, wire: [UInt8], in group: inout Group, tx: any DeviceStoreTransaction) throws {
-        if group.forkEvidence[envelope.sender] == nil, let counterpart = group.forkCounterpart(of: envelope),
+    /// A fork of `equivocator` that my group reported while taking `envelope` (its own, or one
+    /// a remove carried, or one its buffer held) (PROTOCOL-NOTES.md, "Equivocation"). When the
+    /// fork is `envelope`'s and its other side is one I delivered earlier, the group kept only its
+    /// hash: I build the evidence from my log, and keep both whole envelopes. Otherwise the
+    /// group's pair of headers is kept. The table passes it on by sync, and its time starts the
+    /// delay after which I remove the equivocator myself.
+    mutating func keepFork(
+        of equivocator: MemberID, found envelope: Envelope, wire: [UInt8], in group: inout Group, tx: any DeviceStoreTransaction
+    ) throws {
+        if equivocator == envelope.sender, group.forkEvidence[equivocator] == nil, let counterpart = group.forkCounterpart(of: envelope),
            let entry = try tx.logEntry(group: envelope.groupID, sender: counterpart.sender, seq: counterpart.seq),
            entry.hash == counterpart.hash, let held = try? Envelope(wire: entry.wire, groupID: envelope.groupID),
-           let evidence = try? ForkEvidence(held, envelope) {
-            group.noteFork(evidence)
+           let evidence = try? ForkEvidence(held, envelope), group.noteFork(evidence) {
+            try tx.saveEvidence(group: envelope.groupID, sender: equivocator, seq: evidence.cutSeq, first: entry.wire, second: wire, savedAt: now)
         }
-        if let evidence = group.forkEvidence[envelope.sender] {
-            try tx.saveEvidence(
-                group: envelope.groupID, sender: evidence.sender, seq: evidence.cutSeq,
-                first: evidence.first.wireBytes, second: evidence.second.wireBytes, savedAt: now)
-        }
+        try EquivocationDuty.keep(group.forkEvidence[equivocator], group: envelope.groupID, tx: tx, now: now)
     }
 
     /// Loads a group into the session; false when the device does not know it.

@@ -612,6 +612,10 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         ).map { UInt64(max(0, $0)) }
     }
 
+    func groupsWithEvidence() throws -> [GroupID] {
+        try Data.fetchAll(try db.cachedStatement(sql: "SELECT DISTINCT groupID FROM evidence ORDER BY groupID")).map { GroupID(try bytes32($0)) }
+    }
+
     func evidenceCount(group: GroupID) throws -> Int {
         try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM evidence WHERE groupID = ?"), arguments: [Data(group.bytes)]) ?? 0
     }

@@ -433,9 +433,10 @@ struct World {
         let distinct = Set(views.map(\.1))
         // The equivocation rule removes the adversary (PROTOCOL-NOTES.md, "Equivocation").
         let expected = Set(online.filter { $0 != removed && $0 != attacks?.adversary }.map { ids[$0] } + offline.map { ids[$0] })
+        let identical = distinct.count == 1 && distinct.first == expected && views.count == expected.count
         checks.append(.init(
-            name: "identical views", ok: distinct.count == 1 && distinct.first == expected && views.count == expected.count,
-            detail: distinct.count == 1 && distinct.first == expected && views.count == expected.count
+            name: "identical views", ok: identical,
+            detail: identical
                 ? "\(views.count) devices count themselves members; \(distinct.count) distinct view(s) of \(distinct.first?.count ?? 0) members"
                 : views.map { "\(names[$0.0]) sees \($0.1.compactMap { ids.firstIndex(of: $0).map { names[$0] } }.sorted().joined())" }.joined(separator: ", ")
                     + "; expected \(expected.compactMap { ids.firstIndex(of: $0).map { names[$0] } }.sorted().joined())"))
