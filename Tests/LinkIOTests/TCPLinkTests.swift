@@ -31,7 +31,7 @@ struct TCPLinkTests {
             handlerEnded.withLock { $0 = true }
         }) { port in
             let (peer, pongs, serverPing, rest) = try await TCPLinks.connect(
-                host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id
+                host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60)
             ) { channel in
                 let peer = channel.link.peer
                 try await channel.link.send((1...5).map { SyncMessage.ping($0) })
@@ -214,7 +214,7 @@ struct TCPLinkTests {
             // The connector refuses the listener's 3 KiB `invited`.
             await #expect(throws: TCPLinkError.frame(.frameTooLarge(limit: 1024, announced: UInt64(bigFrame)))) {
                 try await TCPLinks.connect(
-                    host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, maximumFrameBytes: 1024
+                    host: "127.0.0.1", port: port, identity: client, expectedPeer: server.id, handshakeTimeout: .seconds(60), maximumFrameBytes: 1024
                 ) { channel in
                     try await channel.link.send([.ping(1)])
                     while try await channel.receive() != nil {}
