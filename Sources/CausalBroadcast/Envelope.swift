@@ -75,7 +75,7 @@ public struct ApplicationFields: Hashable, Sendable {
 /// Canonical encoding (what is stored):
 ///
 /// ```
-/// version      u8 = 2
+/// version      u8 = 4
 /// suite        u8
 /// groupID      32 bytes                  (left out of the wire form, §6.1)
 /// sender       32 bytes
@@ -109,37 +109,68 @@ public struct Envelope: Hashable, Sendable, CustomStringConvertible {
     /// The longest canonical encoding any envelope can have.
     public static let maximumCanonicalBytes = maximumHeaderBytes + 64 + 1 + 10 + maximumPayloadBytes
 
-    public let version: UInt8
-    public let suite: CipherSuiteID
-    public let groupID: GroupID
-    public let sender: MemberID
-    public let seq: UInt64
+    /// The fields, in one immutable box: an envelope is copied into buffers, per-sender slots and
+    /// outputs many times per delivery, and a copy is then one retain rather than a move of some
+    /// 400 bytes and a retain of each array.
+    @usableFromInline
+    final class Fields: Sendable {
+        @usableFromInline let suite: CipherSuiteID
+        @usableFromInline let groupID: GroupID
+        @usableFromInline let sender: MemberID
+        @usableFromInline let seq: UInt64
+        @usableFromInline let prev: Bytes32?
+        @usableFromInline let kind: EnvelopeKind
+        @usableFromInline let acked: EnvelopeReference?
+        @usableFromInline let application: ApplicationFields?
+        @usableFromInline let payloadHash: Bytes32
+        @usableFromInline let payload: [UInt8]?
+        @usableFromInline let signature: Signature
+        @usableFromInline let hash: Bytes32
+
+        init(
+            suite: CipherSuiteID, groupID: GroupID, sender: MemberID, seq: UInt64, prev: Bytes32?,
+            kind: EnvelopeKind, acked: EnvelopeReference?, application: ApplicationFields?, payloadHash: Bytes32,
+            payload: [UInt8]?, signature: Signature, hash: Bytes32
+        ) {
+            self.suite = suite; self.groupID = groupID; self.sender = sender; self.seq = seq
+            self.prev = prev; self.kind = kind; self.acked = acked; self.application = application
+            self.payloadHash = payloadHash; self.payload = payload
+            self.signature = signature; self.hash = hash
+        }
+    }
+
+    @usableFromInline let fields: Fields
+
+    /// Always ``currentVersion``: no other is decoded or made.
+    @inlinable public var version: UInt8 { Envelope.currentVersion }
+    @inlinable public var suite: CipherSuiteID { fields.suite }
+    @inlinable public var groupID: GroupID { fields.groupID }
+    @inlinable public var sender: MemberID { fields.sender }
+    @inlinable public var seq: UInt64 { fields.seq }
     /// Hash of the sender's envelope `seq - 1`; present iff `seq > 1`.
-    public let prev: Bytes32?
-    public let kind: EnvelopeKind
+    @inlinable public var prev: Bytes32? { fields.prev }
+    @inlinable public var kind: EnvelopeKind { fields.kind }
     /// The acknowledged envelope; present iff `kind.isAcknowledgment`.
-    public let acked: EnvelopeReference?
+    @inlinable public var acked: EnvelopeReference? { fields.acked }
     /// Epoch, index and coarse time; present iff `kind == .application`.
-    public let application: ApplicationFields?
+    @inlinable public var application: ApplicationFields? { fields.application }
     /// SHA-256 of the payload, signed.
-    public let payloadHash: Bytes32
+    @inlinable public var payloadHash: Bytes32 { fields.payloadHash }
     /// Opaque to this layer: a DCGKA control body or an application ciphertext. `nil` when the
     /// envelope was pruned (only application envelopes are ever pruned).
-    public let payload: [UInt8]?
-    public let signature: Signature
+    @inlinable public var payload: [UInt8]? { fields.payload }
+    @inlinable public var signature: Signature { fields.signature }
     /// SHA-256 of the canonical header and signature, computed once.
-    public let hash: Bytes32
+    @inlinable public var hash: Bytes32 { fields.hash }
 
     private init(
         suite: CipherSuiteID, groupID: GroupID, sender: MemberID, seq: UInt64, prev: Bytes32?,
         kind: EnvelopeKind, acked: EnvelopeReference?, application: ApplicationFields?, payloadHash: Bytes32,
         payload: [UInt8]?, signature: Signature, hash: Bytes32
     ) {
-        self.version = Envelope.currentVersion
-        self.suite = suite; self.groupID = groupID; self.sender = sender; self.seq = seq
-        self.prev = prev; self.kind = kind; self.acked = acked; self.application = application
-        self.payloadHash = payloadHash; self.payload = payload
-        self.signature = signature; self.hash = hash
+        fields = Fields(
+            suite: suite, groupID: groupID, sender: sender, seq: seq, prev: prev, kind: kind, acked: acked,
+            application: application, payloadHash: payloadHash, payload: payload, signature: signature, hash: hash)
     }
 
     /// The operation this envelope is: `(sender, seq)` (§4.1).

@@ -73,7 +73,8 @@ struct DeviceRun: Sendable {
     mutating func deliverNow(_ envelope: Envelope, relay: Relay) -> Bool {
         delivered += 1
         let prekeys = device.prekeys
-        guard var group = device.group else {
+        // Taken out (a move, no copy), so that receiving mutates the state in place.
+        guard var group = device.group.take() else {
             // An invitation for a device that has no state yet.
             do {
                 let (joined, output) = try Group.join(
@@ -98,7 +99,6 @@ struct DeviceRun: Sendable {
                 return false
             }
         }
-        device.group = nil  // hand the state over uniquely, so receiving mutates it in place
         let bufferedBefore = group.broadcast.bufferedCount
         let output = group.receive(envelope, prekeys: prekeys, using: &device.rng, verifySignature: relay.isValid)
         if let attack = relay.attackByHash[envelope.hash], relay.attackReach[attack]?.contains(device.identity.id) ?? true {
