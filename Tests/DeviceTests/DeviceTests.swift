@@ -403,8 +403,8 @@ extension DeviceNetwork.Options {
     /// Alice, Bob and Carol in a group; Alice's device is cloned (a restored backup) and both
     /// copies send at one seq. Returns the network, the group, the two sides, and each side as
     /// a file from Alice.
-    static func forked() throws -> (world: DeviceNetwork, group: GroupID, one: Envelope, two: Envelope, files: [[UInt8]]) {
-        var world = try DeviceNetwork(["alice", "bob", "carol"])
+    static func forked(_ options: DeviceNetwork.Options = .init()) throws -> (world: DeviceNetwork, group: GroupID, one: Envelope, two: Envelope, files: [[UInt8]]) {
+        var world = try DeviceNetwork(["alice", "bob", "carol"], options)
         let group = try world["alice"].createGroup(title: "G", with: [try world.id("bob"), try world.id("carol")])
         try world.settle(["alice", "bob", "carol"])
         let state = try world["alice"].store.read { try $0.group(group) }!.state!
@@ -422,8 +422,8 @@ extension DeviceNetwork.Options {
     }
 
     /// ``forked()``, with both sides carried to the member the rule names, or to the other one.
-    static func forkShown(toNamed: Bool) throws -> (DeviceNetwork, GroupID) {
-        var (world, group, _, _, files) = try forked()
+    static func forkShown(toNamed: Bool, _ options: DeviceNetwork.Options = .init()) throws -> (DeviceNetwork, GroupID) {
+        var (world, group, _, _, files) = try forked(options)
         let (named, other) = try Self.named(world)
         for file in files { try world.carry(file, to: toNamed ? named : other) }
         return (world, group)
@@ -467,6 +467,30 @@ extension DeviceNetwork.Options {
         #expect(try world[other].performEquivocationDuty() == 1)
         #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
         #expect(try world[other].performEquivocationDuty() == 0)
+    }
+
+    @Test("evidence the table lacks (it came with the group's state) is kept when the duty first sees it, and its delay starts then")
+    func evidenceTheTableLacks() throws {
+        var (world, group) = try Self.forkShown(toNamed: false, .onDisk)
+        defer { world.cleanUp() }
+        let (named, other) = try Self.named(world)
+        let delay = Device<SeededRandom>.equivocatorRemovalDelay
+        // The group state holds the fork; the table no longer does.
+        try rawExecute(try #require(try world.databasePath(of: other)), "DELETE FROM evidence")
+        #expect(try world[other].store.read { try $0.evidenceCount(group: group) } == 0)
+        world.clock.advance(delay + 10)
+        #expect(try world[other].performEquivocationDuty() == 0, "a sync pass only looks at groups with evidence in the table")
+        // Something arrives in the group: the receive path's duty finds the evidence and keeps it, dated now.
+        try world[named].send(text: "still here", to: group)
+        try world.carry(try world.file(from: named), to: other)
+        #expect(try world[other].store.read { try $0.evidenceCount(group: group) } == 1)
+        #expect(try world[other].store.read { try $0.evidenceSavedAt(group: group, sender: try world.id("alice")) } == world.clock.now)
+        #expect(try world.view(other, group)?.contains(try world.id("alice")) == true, "the delay starts now, not at the fork")
+        world.clock.advance(delay - 10)
+        #expect(try world[other].performEquivocationDuty() == 0, "not yet")
+        world.clock.advance(20)
+        #expect(try world[other].performEquivocationDuty() == 1)
+        #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
     }
 
     @Test("two validly signed envelopes at one seq: the second is evidence, not history, and the evidence travels on")
