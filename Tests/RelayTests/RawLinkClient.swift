@@ -344,76 +344,41 @@ func withRawSocket<T: Sendable>(
 
 // MARK: - A real relay process
 
-/// `dcgka relay serve` in its own process on loopback, with its own data folder. Its first
-/// standard output line is its address; everything it writes afterwards is kept for the test.
-final class RelayProcessForAbuse: Sendable {
-    let process: Process
+/// The shared ``RelayProcess`` (DCGKATestSupport) in its own folder, with its address parsed
+/// and what the abuse tests measure of it: resident memory and open files.
+final class AbuseRelay: Sendable {
+    let relay: RelayProcess
     let address: RelayAddress
     let directory: URL
-    private let output: Locked<String>
 
     var port: UInt16 { address.port }
-    var pid: Int32 { process.processIdentifier }
-    var log: String { output.current }
+    var pid: Int32 { relay.pid }
+    /// What the relay logged so far (standard error).
+    var log: String { relay.logs }
 
-    private init(process: Process, address: RelayAddress, directory: URL, output: Locked<String>) {
-        self.process = process
+    private init(relay: RelayProcess, address: RelayAddress, directory: URL) {
+        self.relay = relay
         self.address = address
         self.directory = directory
-        self.output = output
     }
 
-    /// Starts a relay with these extra `relay serve` options and waits (at most `timeout`) for
-    /// its address.
-    static func start(_ options: [String], timeout: Duration = .seconds(60)) async throws -> RelayProcessForAbuse {
+    /// Starts a relay with exactly these `relay serve` options and waits (at most `timeout`
+    /// seconds) for its address.
+    static func start(_ options: [String], timeout: Double = 60) async throws -> AbuseRelay {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-relay-abuse-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = try TestExecutables.dcgka()
-        process.arguments = ["relay", "serve", "--listen", "127.0.0.1:0", "--data", directory.path] + options
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        let output = Locked("")
-        let firstLine = Locked<String?>(nil)
-        // Readers on their own threads: the relay never blocks on a full pipe.
-        for (pipe, isStdout) in [(stdout, true), (stderr, false)] {
-            let handle = pipe.fileHandleForReading
-            let thread = Thread {
-                var pending = Data()
-                while true {
-                    let data = handle.availableData
-                    if data.isEmpty { return }
-                    if isStdout, firstLine.current == nil {
-                        pending += data
-                        if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                            firstLine.withLock { $0 = String(decoding: pending[..<newline], as: UTF8.self) }
-                            output.withLock { $0 += String(decoding: pending[(newline + 1)...], as: UTF8.self) }
-                        }
-                        continue
-                    }
-                    let text = String(decoding: data, as: UTF8.self)
-                    output.withLock { log in
-                        log += text
-                        if log.utf8.count > 4 << 20 { log = String(log.suffix(2 << 20)) }
-                    }
-                }
+        do {
+            let relay = try await blocking { try RelayProcess.start(data: directory.path, options: options, timeout: timeout) }
+            guard let address = try? RelayAddress(parsing: relay.address) else {
+                relay.crash()
+                relay.cleanUp()
+                throw RelayLaunchError(text: "the relay printed an address that does not parse: \(relay.address)")
             }
-            thread.start()
+            return AbuseRelay(relay: relay, address: address, directory: directory)
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
         }
-        try process.run()
-        let line = await poll(timeout: timeout) { () -> String? in
-            if let line = firstLine.current { return line }
-            return process.isRunning ? nil : ""
-        }
-        guard let line, !line.isEmpty, let address = try? RelayAddress(parsing: line) else {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-            throw RelayLaunchError(text: "no address from the relay (first line \(line.map { "\"\($0)\"" } ?? "none")); output: \(output.current)")
-        }
-        return RelayProcessForAbuse(process: process, address: address, directory: directory, output: output)
     }
 
     /// The relay's resident memory in KiB (`VmRSS` of /proc/PID/status).
@@ -430,34 +395,20 @@ final class RelayProcessForAbuse: Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
     }
 
-    /// SIGTERM (graceful shutdown), SIGKILL if it is still running after `grace`; the folder goes.
-    /// Returns the exit status, nil if it had to be killed.
+    /// SIGTERM (graceful shutdown), SIGKILL if it is still running after `grace` seconds; the
+    /// folder goes. Returns the exit status, nil if it had to be killed.
     @discardableResult
-    func stop(grace: Duration = .seconds(15)) -> Int32? {
-        var status: Int32?
-        if process.isRunning {
-            kill(pid, SIGTERM)
-            let deadline = ContinuousClock.now + grace
-            while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
-            if process.isRunning {
-                kill(pid, SIGKILL)
-                process.waitUntilExit()
-            } else {
-                process.waitUntilExit()
-                status = process.terminationStatus
-            }
-        } else {
-            process.waitUntilExit()
-            status = process.terminationStatus
-        }
+    func stop(grace: Double = 15) -> Int32? {
+        let result = relay.stop(grace: grace)
+        relay.cleanUp()
         try? FileManager.default.removeItem(at: directory)
-        return status
+        return result.signaled ? nil : result.status
     }
 
     /// SIGKILL at once (a failed test leaves nothing running).
     func killNow() {
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        relay.crash()
+        relay.cleanUp()
         try? FileManager.default.removeItem(at: directory)
     }
 }
@@ -473,10 +424,10 @@ struct RelayLaunchError: Error, CustomStringConvertible {
 /// other suite running at the same time; so unless a test is about the handshake's time limit, the
 /// relay allows a generous one (a starved client that finishes its half of the handshake late
 /// would otherwise see its link closed right after it, as the relay's timeout).
-func withRelayProcess<T>(_ options: [String], _ body: (RelayProcessForAbuse) async throws -> T) async throws -> T {
+func withRelayProcess<T>(_ options: [String], _ body: (AbuseRelay) async throws -> T) async throws -> T {
     var options = options + ["--log-level", "debug"]
     if !options.contains("--handshake-seconds") { options += ["--handshake-seconds", "120"] }
-    let relay = try await RelayProcessForAbuse.start(options)
+    let relay = try await AbuseRelay.start(options)
     do {
         let value = try await body(relay)
         let status = relay.stop()
