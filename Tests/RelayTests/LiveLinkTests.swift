@@ -43,7 +43,7 @@ struct LiveLinkTests {
     func newGroupsWhileLinked() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dcgka-live-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let relayProcess = try RelayProcess.start(data: (folder as NSString).appendingPathComponent("relay"), options: RelayProcess.loopbackOptions + ["--handshake-seconds", "120"])
+        let relayProcess = try RelayProcess.start(data: (folder as NSString).appendingPathComponent("relay"), options: RelayProcess.loopbackOptions)
         defer { relayProcess.cleanUp() }
         let relay = try RelayAddress(parsing: relayProcess.address)
 
