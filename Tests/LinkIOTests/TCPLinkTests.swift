@@ -359,7 +359,7 @@ struct TCPLinkTests {
         let failure = Locked<String?>(nil)
         let listener = Task {
             do { try await TCPLinks.listen(
-                host: "127.0.0.1", port: 0, identity: server, bound: { port in ports.withLock { $0 = port } }
+                host: "127.0.0.1", port: 0, identity: server, handshakeTimeout: .seconds(60), bound: { port in ports.withLock { $0 = port } }
             ) { channel in
                 inHandler.withLock { $0 = true }
                 while try await channel.receive() != nil {}
@@ -398,7 +398,7 @@ struct TCPLinkTests {
         let listener = Task {
             do {
                 try await TCPLinks.listen(
-                    host: "127.0.0.1", port: 0, identity: server, bound: { port in ports.withLock { $0 = port } }
+                    host: "127.0.0.1", port: 0, identity: server, handshakeTimeout: .seconds(60), bound: { port in ports.withLock { $0 = port } }
                 ) { channel in
                     while try await channel.receive() != nil {}
                 }
