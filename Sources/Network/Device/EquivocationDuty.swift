@@ -28,13 +28,15 @@ enum EquivocationDuty {
         me: MemberID, prekeys: PrekeyStore, now: UInt64, rng: inout R
     ) throws -> Bool {
         for equivocator in group.equivocatorsToRemove {
-            // Evidence the table lacks (it came with the group's state) starts its delay now.
-            var since = try tx.evidenceSavedAt(group: id, sender: equivocator)
-            if since == nil {
+            let since: UInt64
+            if let saved = try tx.evidenceSavedAt(group: id, sender: equivocator) {
+                since = saved
+            } else {
+                // Evidence the table lacks (it came with the group's state) starts its delay now.
                 try keep(group.forkEvidence[equivocator], group: id, tx: tx, now: now)
                 since = now
             }
-            guard group.removesAtOnce(equivocator) || now >= since! &+ removalDelay else { continue }
+            guard group.removesAtOnce(equivocator) || now >= since &+ removalDelay else { continue }
             guard let envelope = try? group.remove(equivocator, prekeys: prekeys, now: now, using: &rng) else { continue }
             effects.sent(envelope)
             effects.event("removed-equivocator", sender: me, subjects: [equivocator])

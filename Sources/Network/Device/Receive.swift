@@ -243,8 +243,9 @@ struct ReceiveSession {
            entry.hash == counterpart.hash, let held = try? Envelope(wire: entry.wire, groupID: envelope.groupID),
            let evidence = try? ForkEvidence(held, envelope), group.noteFork(evidence) {
             try tx.saveEvidence(group: envelope.groupID, sender: equivocator, seq: evidence.cutSeq, first: entry.wire, second: wire, savedAt: now)
+        } else {
+            try EquivocationDuty.keep(group.forkEvidence[equivocator], group: envelope.groupID, tx: tx, now: now)
         }
-        try EquivocationDuty.keep(group.forkEvidence[equivocator], group: envelope.groupID, tx: tx, now: now)
     }
 
     /// Loads a group into the session; false when the device does not know it.
