@@ -32,8 +32,12 @@ public struct BroadcastState: Sendable, Equatable {
     var foundFork: Transient<ForkEvidence> = .init()
     /// Senders refused as unknown while I hold a cut: members only the cut side of a fork
     /// introduced (an equivocator's add I never delivered). Acknowledgments of their envelopes
-    /// do not wait for them. Transient: sync offers such envelopes again after a restart.
-    var strangersPastCut: Transient<Set<MemberID>> = .init()
+    /// do not wait for them. Encoded, so a restarted member does not wait for them either; at most
+    /// ``maximumStrangersPastCut`` are kept (anyone can sign an envelope as a stranger).
+    var strangersPastCut: Set<MemberID> = []
+    /// How many strangers past a cut are remembered. Past it, acknowledgments of further strangers'
+    /// envelopes wait until sync brings what they acknowledge or the strangers' adds: liveness only.
+    public static let maximumStrangersPastCut = 4096
 
     struct SenderState: Sendable, Equatable {
         /// Highest seq delivered (or skipped) without gaps.
@@ -156,7 +160,9 @@ public struct BroadcastState: Sendable, Equatable {
         let isMine = envelope.sender == me
         if !isMine {
             guard isKnownSender(envelope.sender) else {
-                if !cuts.isEmpty { strangersPastCut.value = (strangersPastCut.value ?? []).union([envelope.sender]) }
+                if !cuts.isEmpty, strangersPastCut.count < Self.maximumStrangersPastCut {
+                    strangersPastCut.insert(envelope.sender)
+                }
                 return .rejected(.unknownSender(envelope.sender))
             }
         }
@@ -381,7 +387,7 @@ public struct BroadcastState: Sendable, Equatable {
     /// Whether `sender` was refused as unknown while I held a cut and nothing of it was ever
     /// delivered here: a member only the other side of a fork introduced.
     public func isStrangerPastCut(_ sender: MemberID) -> Bool {
-        !cuts.isEmpty && strangersPastCut.value?.contains(sender) == true && senders[sender] == nil
+        !cuts.isEmpty && strangersPastCut.contains(sender) && senders[sender] == nil
     }
 
     /// Records an envelope as delivered: the one ``nextDeliverable()`` returned (or the sender's

@@ -4,7 +4,7 @@ internal import DCGKACrypto
 /// Canonical encoding of a ``BroadcastState`` (§8), for storage:
 ///
 /// ```
-/// version        u8 = 4 (only this one is read: decoding is canonical)
+/// version        u8 = 5 (only this one is read: decoding is canonical)
 /// groupID        32
 /// suite          u8
 /// me             32
@@ -21,6 +21,8 @@ internal import DCGKACrypto
 /// acknowledgeable varint m, then m in strictly increasing hash order: hash 32, varint sender
 ///                index into `senders`, varint seq (1 ... that sender's delivered)
 /// cuts           varint count, then in strictly increasing ID order: ID 32, seq varint ≥ 1
+/// strangers      varint count (≤ maximumStrangersPastCut; 0 when there are no cuts), then IDs 32
+///                strictly increasing, never mine: senders refused as unknown while a cut was held
 /// buffered       varint count (≤ maximumBufferedEnvelopes + 2^20), then canonical envelopes, each
 ///                length-prefixed, strictly increasing by (sender, seq)
 /// inFlight       varint count, then canonical envelopes, length-prefixed, strictly increasing by sender
@@ -30,7 +32,7 @@ internal import DCGKACrypto
 /// buffered envelopes are rebuilt from those. Decoding checks every invariant the encoder
 /// guarantees, so decode-then-encode gives the same bytes.
 extension BroadcastState: WireCodable {
-    static let encodingVersion: UInt8 = 4
+    static let encodingVersion: UInt8 = 5
     static let maximumSenders = 1 << 20
     static let maximumAcknowledgeable = 1 << 26
 
@@ -75,6 +77,9 @@ extension BroadcastState: WireCodable {
             id.encode(to: &writer)
             writer.writeVarint(seq)
         }
+
+        let strangers = cuts.isEmpty ? [] : strangersPastCut.sorted()
+        writer.writeArray(strangers)
 
         let buffered = buffer.values.sorted { $0.operationID < $1.operationID }
         writer.writeVarint(buffered.count)
@@ -164,6 +169,20 @@ extension BroadcastState: WireCodable {
                 let seq = try reader.readVarint()
                 guard seq >= 1, seq <= Envelope.maximumSeq, id != me else { throw .invalidValue(field: "broadcast.cuts seq") }
                 state.cuts[id] = seq
+            }
+        }
+
+        do {
+            let strangerCount = try reader.readBoundedVarint(field: "broadcast.strangers", limit: maximumStrangersPastCut)
+            guard strangerCount <= reader.remaining / 32 else { throw .truncated }
+            guard strangerCount == 0 || !state.cuts.isEmpty else { throw .invalidValue(field: "broadcast.strangers without a cut") }
+            var previous: MemberID?
+            for _ in 0..<strangerCount {
+                let id = try MemberID.decode(from: &reader)
+                if let previous, !(previous < id) { throw .invalidValue(field: "broadcast.strangers order") }
+                guard id != me else { throw .invalidValue(field: "broadcast.strangers") }
+                previous = id
+                state.strangersPastCut.insert(id)
             }
         }
 

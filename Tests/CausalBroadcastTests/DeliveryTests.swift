@@ -173,6 +173,47 @@ import Testing
         #expect(state.missing().isEmpty)
     }
 
+    /// A member only the cut side introduced is remembered as such across encoding (a restarted
+    /// member does not wait for it either), and how many are remembered is bounded.
+    @Test func strangersPastACutSurviveEncodingAndAreBounded() throws {
+        var a = Sender(seed: 1, groupID: group)
+        var b = Sender(seed: 2, groupID: group)
+        var newcomer = Sender(seed: 3, groupID: group)
+        let e1 = a.send(.create)
+        let e2 = a.send(.update, payload: [1])
+        let e2b = a.make(.add, seq: 2, prev: e1.hash, payload: [2])  // the side that adds `newcomer`
+        let fromNewcomer = newcomer.send(.update, payload: [7])
+        let ack = b.send(.ack, acked: fromNewcomer.reference)  // b took that side
+        var state = newState()
+        for e in [e1, e2] { _ = state.receive(e, isKnownSender: everyoneKnown) }
+        #expect(state.drain() == [e1, e2])
+        #expect(state.receive(e2b, isKnownSender: everyoneKnown) == .rejected(.equivocation(sender: a.id, seq: 2)))
+        let known: (MemberID) -> Bool = { $0 == a.id || $0 == b.id }
+        #expect(state.receive(fromNewcomer, isKnownSender: known) == .rejected(.unknownSender(newcomer.id)))
+        #expect(state.isStrangerPastCut(newcomer.id))
+
+        var restarted = try BroadcastState(wireBytes: state.wireBytes)
+        #expect(restarted == state)
+        #expect(restarted.isStrangerPastCut(newcomer.id))
+        #expect(restarted.reachableSeq(of: newcomer.id, upTo: 1) == 0)
+        _ = restarted.receive(ack, isKnownSender: known)
+        #expect(restarted.drain() == [ack])
+
+        // Anyone can sign as a stranger: past the bound nobody more is remembered.
+        var flooded = state
+        for seed in 0..<UInt64(BroadcastState.maximumStrangersPastCut + 10) {
+            var stranger = Sender(seed: 1_000 + seed, groupID: group)
+            _ = flooded.receive(stranger.send(.create), isKnownSender: known)
+        }
+        let decoded = try BroadcastState(wireBytes: flooded.wireBytes)
+        #expect(decoded == flooded)
+        #expect(decoded.isStrangerPastCut(newcomer.id))
+        var rememberedExtra = 0
+        for seed in 0..<UInt64(BroadcastState.maximumStrangersPastCut + 10)
+        where decoded.isStrangerPastCut(Sender(seed: 1_000 + seed, groupID: group).id) { rememberedExtra += 1 }
+        #expect(rememberedExtra == BroadcastState.maximumStrangersPastCut - 1)
+    }
+
     @Test func equivocationBadPrevIsReported() {
         var a = Sender(seed: 1, groupID: group)
         let e1 = a.send(.create), e2 = a.send(.update), e3 = a.send(.update), e4 = a.send(.update)
