@@ -442,6 +442,8 @@ extension DeviceNetwork.Options {
         #expect(try world.view(named, group) == Set([try world.id("bob"), try world.id("carol")]), "removed in the batch that found the fork")
         #expect(try world[named].history(of: group).contains { $0.event == "removed-equivocator" && $0.subjects == [alice] })
         #expect(try world[named].performEquivocationDuty() == 0, "nothing left to do")
+        #expect(try world[named].store.read { try $0.groupsWithOpenEvidence() }.isEmpty, "settled: sync passes no longer decode the group")
+        #expect(try world[named].store.read { try $0.evidenceCount(group: group) } == 1, "still kept, to be passed on")
         // The remove (with the evidence in it) reaches the other member in a file.
         try world.carry(try world.file(from: named), to: other)
         #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
@@ -463,10 +465,30 @@ extension DeviceNetwork.Options {
         #expect(try world[other].performEquivocationDuty() == 0)
         world.clock.advance(Device<SeededRandom>.equivocatorRemovalDelay - 10)
         #expect(try world[other].performEquivocationDuty() == 0, "not yet")
+        #expect(try world[other].store.read { try $0.groupsWithOpenEvidence() } == [group], "open while the duty waits")
         world.clock.advance(20)
         #expect(try world[other].performEquivocationDuty() == 1)
         #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
+        #expect(try world[other].store.read { try $0.groupsWithOpenEvidence() }.isEmpty, "settled once the equivocator is out")
         #expect(try world[other].performEquivocationDuty() == 0)
+    }
+
+    @Test("the settled mark follows the duty: a batch of the group opens it again while the equivocator is still in my view")
+    func settledMarkFollowsTheDuty() throws {
+        var (world, group) = try Self.forkShown(toNamed: false, .onDisk)
+        defer { world.cleanUp() }
+        let (named, other) = try Self.named(world)
+        let alice = try world.id("alice")
+        // Rows from before the mark existed start open; a wrong mark is corrected by the next batch.
+        try rawExecute(try #require(try world.databasePath(of: other)), "UPDATE evidence SET settled = 1")
+        #expect(try world[other].store.read { try $0.groupsWithOpenEvidence() }.isEmpty)
+        try world[named].send(text: "still here", to: group)
+        try world.carry(try world.file(from: named), to: other)
+        #expect(try world[other].store.read { try $0.groupsWithOpenEvidence() } == [group], "the batch's duty opened it again")
+        #expect(try world.view(other, group)?.contains(alice) == true)
+        world.clock.advance(Device<SeededRandom>.equivocatorRemovalDelay + 10)
+        #expect(try world[other].performEquivocationDuty() == 1, "the sync pass still sees the owed duty")
+        #expect(try world[other].store.read { try $0.groupsWithOpenEvidence() }.isEmpty)
     }
 
     @Test("evidence the table lacks (it came with the group's state) is kept when the duty first sees it, and its delay starts then")

@@ -90,8 +90,12 @@ public protocol DeviceStoreTransaction {
     func saveEvidence(group: GroupID, sender: MemberID, seq: UInt64, first: [UInt8], second: [UInt8], savedAt: UInt64) throws
     /// When evidence of `sender`'s fork was first kept here (seconds), if it was.
     func evidenceSavedAt(group: GroupID, sender: MemberID) throws -> UInt64?
-    /// The groups for which fork pairs are kept.
-    func groupsWithEvidence() throws -> [GroupID]
+    /// The groups whose fork pairs may still give a duty (not marked settled): the only ones a
+    /// sync pass decodes for the equivocation rule.
+    func groupsWithOpenEvidence() throws -> [GroupID]
+    /// Marks a group's fork pairs settled (every equivocator out of my view: no duty) or open.
+    /// Settled pairs are still kept and passed on.
+    func setEvidenceSettled(group: GroupID, _ settled: Bool) throws
     func evidenceCount(group: GroupID) throws -> Int
     /// The fork pairs kept for a group (PROTOCOL.md §6.2), to pass on.
     func evidence(group: GroupID) throws -> [(first: [UInt8], second: [UInt8])]

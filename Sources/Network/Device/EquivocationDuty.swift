@@ -21,10 +21,21 @@ enum EquivocationDuty {
             first: evidence.first.wireBytes, second: evidence.second.wireBytes, savedAt: now)
     }
 
-    /// Removes at most one equivocator (one own operation per call); true when it did.
+    /// Removes at most one equivocator (one own operation per call); true when it did. Then
+    /// marks the group's evidence settled when no equivocator is left in my view, open otherwise
+    /// (a re-add of an equivocator opens it again in the batch that brings the re-add).
     @discardableResult
     static func perform<R: RandomNumberGenerator>(
         on group: inout Group, id: GroupID, effects: inout Effects, tx: any DeviceStoreTransaction,
+        me: MemberID, prekeys: PrekeyStore, now: UInt64, rng: inout R
+    ) throws -> Bool {
+        let removed = try removeOne(from: &group, id: id, effects: &effects, tx: tx, me: me, prekeys: prekeys, now: now, rng: &rng)
+        try tx.setEvidenceSettled(group: id, group.equivocatorsToRemove.isEmpty)
+        return removed
+    }
+
+    private static func removeOne<R: RandomNumberGenerator>(
+        from group: inout Group, id: GroupID, effects: inout Effects, tx: any DeviceStoreTransaction,
         me: MemberID, prekeys: PrekeyStore, now: UInt64, rng: inout R
     ) throws -> Bool {
         for equivocator in group.equivocatorsToRemove {
@@ -57,13 +68,23 @@ extension Device {
     /// call it with every sync. Returns how many equivocators it removed.
     @discardableResult
     public mutating func performEquivocationDuty() throws -> Int {
-        // Only groups with evidence in the table can have a duty (every fork a group notes is
-        // kept there): no group state is decoded for a sync pass otherwise.
-        let due = try store.read { tx in
-            try tx.groupsWithEvidence().filter { id in
-                guard let record = try tx.group(id), record.status == .joined, let group = try Self.decodeGroup(record) else { return false }
-                return !group.equivocatorsToRemove.isEmpty
+        // Only groups with open evidence in the table can have a duty (every fork a group notes
+        // is kept there, and a batch that brings a re-added equivocator opens it again): no group
+        // state is decoded for a sync pass otherwise. A group found without a duty is settled.
+        var due: [GroupID] = []
+        var settled: [GroupID] = []
+        try store.read { tx in
+            for id in try tx.groupsWithOpenEvidence() {
+                if let record = try tx.group(id), record.status == .joined, let group = try Self.decodeGroup(record),
+                   group.isMember, !group.equivocatorsToRemove.isEmpty {
+                    due.append(id)
+                } else {
+                    settled.append(id)
+                }
             }
+        }
+        if !settled.isEmpty {
+            try store.write { tx in for id in settled { try tx.setEvidenceSettled(group: id, true) } }
         }
         var removed = 0
         for id in due {

@@ -191,6 +191,11 @@ public final class SQLiteDeviceStore: DeviceStore {
         migrator.registerMigration("v5") { db in
             try db.execute(sql: "ALTER TABLE evidence ADD COLUMN savedAt INTEGER NOT NULL DEFAULT 0")
         }
+        // Evidence whose equivocators are all out of the group's view (`settled`): sync passes
+        // do not decode that group again. Rows from before start open; the next pass settles them.
+        migrator.registerMigration("v6") { db in
+            try db.execute(sql: "ALTER TABLE evidence ADD COLUMN settled INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -612,8 +617,14 @@ struct SQLiteTransaction: DeviceStoreTransaction {
         ).map { UInt64(max(0, $0)) }
     }
 
-    func groupsWithEvidence() throws -> [GroupID] {
-        try Data.fetchAll(try db.cachedStatement(sql: "SELECT DISTINCT groupID FROM evidence ORDER BY groupID")).map { GroupID(try bytes32($0)) }
+    func groupsWithOpenEvidence() throws -> [GroupID] {
+        try Data.fetchAll(try db.cachedStatement(sql: "SELECT DISTINCT groupID FROM evidence WHERE settled = 0 ORDER BY groupID"))
+            .map { GroupID(try bytes32($0)) }
+    }
+
+    func setEvidenceSettled(group: GroupID, _ settled: Bool) throws {
+        try db.cachedStatement(sql: "UPDATE evidence SET settled = ? WHERE groupID = ? AND settled != ?")
+            .execute(arguments: [settled ? 1 : 0, Data(group.bytes), settled ? 1 : 0])
     }
 
     func evidenceCount(group: GroupID) throws -> Int {
