@@ -356,7 +356,7 @@ public struct BroadcastState: Sendable, Equatable {
                 if let best, !(sender < best.sender) { continue }
                 if let acked = next.acked, acknowledgeable[acked.hash] == nil, !isUnresolvable(acked) { continue }
                 if next.kind == kind, let envelope = buffer[next.hash], let heads = frontier(envelope),
-                   !heads.heads.allSatisfy({ deliveredSeq(of: $0.key) >= reachableSeq(of: $0.key, upTo: $0.value.seq) }) { continue }
+                   !heads.heads.allSatisfy({ reachedFrontierHead($0.value, of: $0.key) }) { continue }
                 best = (sender, next.hash)
             }
             guard let best, let envelope = buffer[best.hash],
@@ -372,6 +372,23 @@ public struct BroadcastState: Sendable, Equatable {
             store(state, for: best.sender)
             return envelope
         }
+    }
+
+    /// Whether I delivered (or skipped) what a frontier's `head` of `sender` names, as far as I
+    /// ever will (``reachableSeq(of:upTo:)``), and hold no other envelope at the head's position
+    /// (compared where my window of recent hashes still has it). Another envelope there means
+    /// the frontier's owner took another side of that sender's fork than I did: the head is
+    /// fetched by hash (``conflictingFrontierHead(_:of:)``), its receipt cuts the sender off, and
+    /// the head is then past the cut.
+    public func reachedFrontierHead(_ head: Frontier.Head, of sender: MemberID) -> Bool {
+        deliveredSeq(of: sender) >= reachableSeq(of: sender, upTo: head.seq) && !conflictingFrontierHead(head, of: sender)
+    }
+
+    /// Whether I hold another envelope than `head` at its position (a fork of `sender` I have not
+    /// cut yet).
+    public func conflictingFrontierHead(_ head: Frontier.Head, of sender: MemberID) -> Bool {
+        guard reachableSeq(of: sender, upTo: head.seq) == head.seq, let mine = knownHash(of: sender, at: head.seq) else { return false }
+        return mine != head.hash
     }
 
     /// `seq`, or for a sender cut off before it, the last seq before the cut: nothing of that

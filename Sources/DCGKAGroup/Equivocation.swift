@@ -64,9 +64,36 @@ extension Group {
     /// The cut a remove's evidence makes, if the evidence is for this group, names the removed
     /// member, and both signatures verify; nil otherwise.
     func checkedCut(_ bytes: [UInt8], removing removed: MemberID) -> ForkEvidence? {
-        guard let evidence = try? ForkEvidence(wire: bytes, groupID: groupID), evidence.sender == removed,
+        guard let evidence = checkedEvidence(bytes), evidence.sender == removed else { return nil }
+        return evidence
+    }
+
+    /// Evidence in an envelope's body, if it is for this group and both signatures verify.
+    func checkedEvidence(_ bytes: [UInt8]) -> ForkEvidence? {
+        guard let evidence = try? ForkEvidence(wire: bytes, groupID: groupID),
               evidence.first.suite == suite, evidence.verify() else { return nil }
         return evidence
+    }
+
+    /// The operations not to fold yet: those of each equivocator I hold evidence of and that is
+    /// still in my view, from its forked seq on. The remove that carries the evidence will cut
+    /// them off (its duty is pending); folding one first would keep its effect here while the
+    /// members that process the remove before it cut it off. (An equivocator already out of my
+    /// view is removed by no such remove, so nothing of it is held back.)
+    var foldsHeldBack: [MemberID: UInt64] {
+        guard !forkEvidence.isEmpty else { return [:] }
+        let members = keyAgreement.members
+        return forkEvidence.filter { members.contains($0.key) }.mapValues(\.cutSeq)
+    }
+
+    /// The evidence my welcome-ack carries when I am added back while I hold evidence of an
+    /// equivocator still in my view (the one with the smallest ID): the members that process the
+    /// welcome-ack learn the fork before they record that I know what my adder knew, which may
+    /// be the other side's operation (PROTOCOL-NOTES.md, "Equivocation", the returning participant).
+    var evidenceForMyWelcomeAck: ForkEvidence? {
+        guard !forkEvidence.isEmpty else { return nil }
+        let members = keyAgreement.members
+        return forkEvidence.filter { members.contains($0.key) }.min { $0.key < $1.key }?.value
     }
 
     /// Makes my broadcast layer follow the cuts my history holds (from removes I processed, or a

@@ -547,6 +547,19 @@ extension Group {
         return output
     }
 
+    /// Delivers what a cut released: acknowledgments of the cut-off part of a chain, and a
+    /// returning member's add that waited for its adder's side of a fork. A host calls it after
+    /// a ``receive(_:prekeys:using:)`` that reported an equivocation, once it has handed the group
+    /// the evidence it could build (``noteFork(_:)``): so that my welcome-ack, if the add of me
+    /// was waiting, carries that evidence (PROTOCOL-NOTES.md, "Equivocation", the returning
+    /// participant).
+    public mutating func deliverReleased<R: RandomNumberGenerator>(prekeys: PrekeyStore, using rng: inout R) -> GroupOutput {
+        var output = GroupOutput()
+        guard refutedWelcome == nil else { return output }
+        deliverAll(prekeys: prekeys, into: &output, using: &rng)
+        return output
+    }
+
     /// Envelopes I am waiting for, for the transports to fetch: the broadcast layer's gaps and
     /// acknowledged envelopes, and the positions a waiting welcome of mine still needs
     /// (``returningWelcomeFrontier(of:me:)``).
@@ -562,6 +575,8 @@ extension Group {
                 let delivered = broadcast.deliveredSeq(of: sender)
                 let through = broadcast.reachableSeq(of: sender, upTo: head.seq)
                 if delivered < through { result.append(.range(sender: sender, from: delivered + 1, through: through)) }
+                // My adder took another side of that sender's fork: its head, once here, cuts it off.
+                if broadcast.conflictingFrontierHead(head, of: sender), !broadcast.isBuffered(head.hash) { result.append(.hash(head.hash)) }
             }
         }
         return result
@@ -697,10 +712,20 @@ extension Group {
             evidence = checkedCut(bytes, removing: removed)
             if evidence == nil { output.events.append(failed(.invalidForkEvidence)) }
         }
+        // A welcome-ack that carries evidence (a returning member's, PROTOCOL-NOTES.md,
+        // "Equivocation"): the fork is noted before what the welcome-ack says its sender knows
+        // is recorded, so that the forked operations are held back from folding below.
+        if case .welcomeAck = body.fields, let bytes = body.forkEvidence {
+            if let passed = checkedEvidence(bytes), passed.sender != envelope.sender {
+                if noteFork(passed) { output.events.append(.equivocation(passed.sender)) }
+            } else {
+                output.events.append(failed(.invalidForkEvidence))
+            }
+        }
         let result: ProcessOutput
         var tooLarge: Int?
         do {
-            result = try keyAgreement.transaction { (state) throws(DCGKAError) in
+            result = try keyAgreement.transaction(holdingBackFolds: foldsHeldBack) { (state) throws(DCGKAError) in
                 let result = try state.process(
                     sender: envelope.sender, seq: envelope.seq, body: body, acked: acked, mySeq: mySeq,
                     keys: keys, cut: evidence?.cutSeq, using: &rng)
@@ -738,7 +763,11 @@ extension Group {
         if let secret = result.senderSecret {
             startEpoch(envelope.sender, envelope.seq, secret)
         }
-        if let acknowledgment = result.acknowledgment {
+        if var acknowledgment = result.acknowledgment {
+            if case .welcomeAck = acknowledgment.fields, let held = evidenceForMyWelcomeAck,
+               acknowledgment.payload.count + ControlBody.maximumForkEvidenceBytes + 8 <= Envelope.maximumPayloadBytes {
+                acknowledgment.forkEvidence = held.wireBytes
+            }
             let ackKind: EnvelopeKind = switch acknowledgment.kind {
             case .addAck: .addAck
             case .welcomeAck: .welcomeAck

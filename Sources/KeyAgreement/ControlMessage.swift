@@ -156,13 +156,15 @@ public struct ControlBody: Equatable, Sendable {
     /// §5.6, in every control message: ``KeyDerivations/viewHash(of:suite:)`` of the sender's
     /// member view at this envelope. Set by the group layer when it signs the envelope.
     public var viewHash: Bytes32 = .zero
-    /// In a remove only: evidence that the removed member equivocated (§6.2), opaque here (the
-    /// group layer encodes and checks it); the remove then cuts off its operations from the
-    /// forked seq on (PROTOCOL-NOTES.md, "Equivocation").
+    /// In a remove or a welcome-ack only: evidence that a member equivocated (§6.2), opaque here
+    /// (the group layer encodes and checks it). A remove that carries its target's evidence cuts
+    /// off the target's operations from the forked seq on; a returning member's welcome-ack
+    /// carries the evidence it holds, so that what the welcome-ack says the member knows never
+    /// settles a forked operation where the fork is not yet known (PROTOCOL-NOTES.md, "Equivocation").
     public var forkEvidence: [UInt8]?
 
     public static let epochConfirmationLength = 16
-    /// Longest fork evidence a remove may carry (two signed headers).
+    /// Longest fork evidence a remove or welcome-ack may carry (two signed headers).
     public static let maximumForkEvidenceBytes = 1024
 
     public init(
@@ -216,8 +218,12 @@ public struct ControlBody: Equatable, Sendable {
             if let forkEvidence { writer.writeLengthPrefixed(forkEvidence) }
         case .update(let bundle):
             writer.writeOptional(bundle)
-        case .ack(let withoutSecret), .welcomeAck(let withoutSecret):
+        case .ack(let withoutSecret):
             writer.writeUInt8(withoutSecret ? 1 : 0)
+        case .welcomeAck(let withoutSecret):
+            // Bit 0: without a secret; bit 1: fork evidence follows.
+            writer.writeUInt8((withoutSecret ? 1 : 0) | (forkEvidence != nil ? 2 : 0))
+            if let forkEvidence { writer.writeLengthPrefixed(forkEvidence) }
         case .resync(let generation, let key, let lost):
             writer.writeVarint(generation)
             writer.write(key)
@@ -256,9 +262,12 @@ public struct ControlBody: Equatable, Sendable {
             fields = .ack(withoutSecret: flag == 1)
         case .addAck: fields = .addAck
         case .welcomeAck:
-            let flag = try reader.readUInt8()
-            guard flag <= 1 else { throw .invalidValue(field: "welcome-ack flag") }
-            fields = .welcomeAck(withoutSecret: flag == 1)
+            let flags = try reader.readUInt8()
+            guard flags <= 3 else { throw .invalidValue(field: "welcome-ack flags") }
+            fields = .welcomeAck(withoutSecret: flags & 1 == 1)
+            if flags & 2 == 2 {
+                forkEvidence = try reader.readLengthPrefixed(field: "fork evidence", limit: ControlBody.maximumForkEvidenceBytes)
+            }
         case .resync:
             let generation = try reader.readVarint()
             guard generation >= 1, generation <= UInt64(Int64.max) else { throw .invalidValue(field: "resync generation") }

@@ -433,14 +433,19 @@ extension DCGKAState {
     /// Runs `body` on this state in place; if it throws, every change it made is undone, so the
     /// state is exactly as before (the atomicity the callers rely on), at the cost of the entries
     /// touched rather than of the whole state.
-    public mutating func transaction<T>(_ body: (inout DCGKAState) throws(DCGKAError) -> T) throws(DCGKAError) -> T {
+    ///
+    /// Afterwards the history folds what is settled, except the operations `holdingBackFolds`
+    /// names (per sender, from a seq on; ``MembershipState/foldIfDue(holdingBack:)``).
+    public mutating func transaction<T>(
+        holdingBackFolds: [MemberID: UInt64] = [:], _ body: (inout DCGKAState) throws(DCGKAError) -> T
+    ) throws(DCGKAError) -> T {
         precondition(journal == nil, "DCGKA transactions do not nest")
         journal = Journal(retiredCount: retiredSecrets?.count, stepCount: ratchetSteps?.count)
         do {
             let result = try body(&self)
             journal = nil
             // Folding renumbers the history's records, so it waits until nothing can be undone.
-            history.foldIfDue()
+            history.foldIfDue(holdingBack: holdingBackFolds)
             return result
         } catch {
             rollBack()

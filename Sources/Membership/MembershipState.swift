@@ -551,10 +551,14 @@ public struct MembershipState: Sendable {
     /// Folds settled operations when enough has changed since the last attempt (see
     /// ``foldSettled()``); callers invoke it once a change is final (never inside a transaction
     /// that may still be undone, since folding renumbers the records).
-    public mutating func foldIfDue() {
+    ///
+    /// `holdingBack` names operations not to fold although they may be settled: per sender, those
+    /// from a seq on (the group layer holds back an equivocator's operations past its fork until
+    /// the remove that cuts them off arrives).
+    public mutating func foldIfDue(holdingBack: [MemberID: UInt64] = [:]) {
         guard foldsSettledOperations, changesSinceFoldAttempt > 0,
               changesSinceFoldAttempt >= min(records.count, 64) || records.count <= 8 else { return }
-        foldSettled()
+        foldSettled(holdingBack: holdingBack)
     }
 
     /// Folds every settled operation into the base and returns how many were folded.
@@ -568,8 +572,11 @@ public struct MembershipState: Sendable {
     /// concurrent with an unsettled one is kept), so for any set L of operations that follow the
     /// base, Members(base ∪ L) equals §4.2 with one root that gives authority to, and admits,
     /// exactly Members(base) (PROTOCOL-NOTES.md, "Folding"). Exact: no clock, no horizon.
+    ///
+    /// Operations that `holdingBack` names (per sender, from a seq on) are not folded, nor is
+    /// anything that does not precede them: folding less is always exact.
     @discardableResult
-    public mutating func foldSettled() -> Int {
+    public mutating func foldSettled(holdingBack: [MemberID: UInt64] = [:]) -> Int {
         changesSinceFoldAttempt = 0
         guard !records.isEmpty else { return 0 }
         var listed = [Bool](repeating: false, count: memberIDs.count)
@@ -599,7 +606,11 @@ public struct MembershipState: Sendable {
         }
         for t in cutTargets where Int(t) < counts.count { counts[Int(t)] = false }
         var folded = [Bool](repeating: false, count: records.count)
+        let heldBack = holdingBack.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: holdingBack.compactMap { id, seq in
+            memberIndex[id].map { ($0, seq) }
+        })
         for r in records.indices where !cutOff[r] {
+            if let from = heldBack[senderOf[r]], seqOf[r] >= from { continue }
             folded[r] = counts.indices.allSatisfy { !counts[$0] || knowsForever(Int32(r), $0) }
         }
         guard folded.contains(true) else { return 0 }

@@ -100,16 +100,22 @@ struct DeviceRun: Sendable {
             }
         }
         let bufferedBefore = group.broadcast.bufferedCount
-        let output = group.receive(envelope, prekeys: prekeys, using: &device.rng, verifySignature: relay.isValid)
+        var output = group.receive(envelope, prekeys: prekeys, using: &device.rng, verifySignature: relay.isValid)
         if let attack = relay.attackByHash[envelope.hash], relay.attackReach[attack]?.contains(device.identity.id) ?? true {
             device.reachedAttacks.insert(attack)
         }
         // What a host that stores envelopes does with a fork whose other side it delivered
         // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation").
-        if output.events.contains(.equivocation(envelope.sender)), group.forkEvidence[envelope.sender] == nil,
-           let held = group.forkCounterpart(of: envelope), let copy = relay.store[held.hash],
-           let evidence = try? ForkEvidence(copy, envelope) {
-            group.noteFork(evidence)
+        // Then the group delivers what the cut released.
+        if output.events.contains(.equivocation(envelope.sender)) {
+            if group.forkEvidence[envelope.sender] == nil,
+               let held = group.forkCounterpart(of: envelope), let copy = relay.store[held.hash],
+               let evidence = try? ForkEvidence(copy, envelope) {
+                group.noteFork(evidence)
+            }
+            let released = group.deliverReleased(prekeys: prekeys, using: &device.rng)
+            output.events += released.events
+            output.envelopes += released.envelopes
         }
         device.group = group
         handle(output, relay: relay)

@@ -133,6 +133,98 @@ extension TestNetwork {
         try net.expectEveryoneReadsEveryone(honest)
     }
 
+    /// The residue case of the rule, closed: P alone took one side of E's fork (a message), was
+    /// removed, and C, who took the other side (an add of X), adds P back before the others know
+    /// of the fork. P finds the fork on the way (C's chain acknowledges the add of X before its
+    /// add of P), and its welcome-ack, which tells everyone that P knows what C knew, carries the
+    /// evidence. B processes that welcome-ack before the remove of E: without the evidence the
+    /// add of X would settle and fold there (every member that can send would know it) while A,
+    /// who removed E with the evidence first, cuts it off.
+    @Test("a participant of one side added back by the other side: its welcome-ack carries the evidence, so the other side's add never settles through it", arguments: seeds)
+    func returningParticipantCarriesTheEvidence(seed: UInt64) throws {
+        let honest = ["A", "B", "C", "P"]
+        var net = try ConcurrencyScenarioTests.network(seed: seed, names: honest + ["E", "X"], members: honest + ["E"])
+        let e = net.id("E")
+        _ = try net.remove(by: "A", "P")
+        net.settle()
+        #expect(!net.group("P").isMember, "P is out, and keeps following the group")
+        let prekeys = net.people["E"]!.prekeys
+        let x = net.people["X"]!.bundle
+        var turn = 0
+        let (message, addX) = try net.fork(by: "E", left: ["P"], right: ["A", "B", "C"]) { group, net in
+            turn += 1
+            let envelopes = turn == 1
+                ? try group.send(text: "for P only", prekeys: prekeys, now: TestNetwork.now, using: &net.rng)
+                : try group.add(x, prekeys: prekeys, now: TestNetwork.now, using: &net.rng)
+            #expect(envelopes.count == 1)
+            return envelopes[0]
+        }
+        net.inFlight.removeAll { $0.envelope.hash == message.hash || $0.envelope.hash == addX.hash }
+        // E says nothing more (its next envelope would show the fork to everyone).
+        Self.deliverAll(&net, except: ["P", "E"])
+        _ = try net.add(by: "C", "P")
+        Self.deliverAll(&net, except: ["P", "E"])
+        // P comes back online and fetches what it lacks.
+        Self.catchUp(&net, "P")
+        for name in ["A", "B", "C"] { #expect(net.group(name).forkEvidence.isEmpty, "\(name) does not know of the fork yet") }
+        #expect(net.group("P").isMember)
+        let evidence = try #require(net.group("P").forkEvidence[e], "P found the fork before processing its add")
+        let welcomeAck = try #require(net.relayLog.last { $0.envelope.sender == net.id("P") && $0.envelope.kind == .welcomeAck }?.envelope)
+        let body = try ControlBody(kind: .welcomeAck, payload: try #require(welcomeAck.payload))
+        #expect(body.forkEvidence == evidence.wireBytes, "the welcome-ack carries the evidence")
+        #expect(ForkEvidence.maximumEncodedBytes <= ControlBody.maximumForkEvidenceBytes, "any evidence fits the body's limit")
+        // The evidence reaches A by sync, and A removes E with it; B gets P's welcome-ack first.
+        var a = net.group("A")
+        let noted = a.noteFork(evidence)
+        #expect(noted)
+        net.people["A"]!.group = a
+        let removal = try net.remove(by: "A", "E")
+        #expect(try ControlBody(kind: .remove, payload: try #require(removal.payload)).forkEvidence != nil)
+        net.deliver(welcomeAck, to: ["B"])
+        #expect(net.group("B").forkEvidence[e] != nil, "B learnt the fork from the welcome-ack")
+        #expect(net.group("B").keyAgreement.history.operations.contains { $0.id == addX.operationID }, "the add of X is held back, not folded")
+        net.deliver(removal, to: ["B"])
+        #expect(net.group("B").members == net.group("A").members, "B decides the add of X as A does")
+        #expect(!net.group("B").members.contains(net.id("X")))
+        net.settle()
+        try net.resyncUntilRepaired()
+        for name in honest {
+            #expect(net.group(name).members == net.ids(honest), "\(name) sees \(net.names(net.group(name).members))")
+        }
+        net.expectConverged(honest)
+        try net.expectEveryoneReadsEveryone(honest)
+    }
+
+    /// Delivers everything in flight except to `excluded`, until nothing more is.
+    static func deliverAll(_ net: inout TestNetwork, except excluded: Set<String>) {
+        while net.inFlight.contains(where: { !excluded.contains($0.to) }) {
+            net.deliver { to, _ in !excluded.contains(to) }
+        }
+    }
+
+    /// Delivers to `name` what is in flight for it and what it asks for, from the relay log, until it asks for nothing more.
+    static func catchUp(_ net: inout TestNetwork, _ name: String) {
+        for _ in 0..<50 {
+            net.deliver { to, _ in to == name }
+            let group = net.group(name)
+            var wanted: [Envelope] = []
+            for request in group.missing {
+                for entry in net.relayLog {
+                    let envelope = entry.envelope
+                    let asked: Bool = switch request {
+                    case .hash(let hash): envelope.hash == hash
+                    case .range(let sender, let from, let through): envelope.sender == sender && envelope.seq >= from && envelope.seq <= through
+                    }
+                    if asked, !group.broadcast.isBuffered(envelope.hash), !wanted.contains(where: { $0.hash == envelope.hash }) {
+                        wanted.append(envelope)
+                    }
+                }
+            }
+            if wanted.isEmpty { return }
+            for envelope in wanted { net.inFlight.append((name, envelope)) }
+        }
+    }
+
     /// Evidence is checked before it counts: the same envelope twice, envelopes of two senders,
     /// unrelated seqs, or a bad signature are not a fork, and a remove that carries such bytes
     /// removes without cutting anything off.

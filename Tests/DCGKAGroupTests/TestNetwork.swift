@@ -285,16 +285,22 @@ struct TestNetwork {
             return
         }
         var person = people[name]!
-        let output: GroupOutput
+        var output: GroupOutput
         if var group = person.group {
             output = group.receive(decoded, prekeys: person.prekeys, using: &rng)
             // What a host that stores envelopes does with a fork whose other side it delivered
-            // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation").
-            if output.events.contains(.equivocation(decoded.sender)), group.forkEvidence[decoded.sender] == nil,
-               let held = group.forkCounterpart(of: decoded),
-               let copy = relayLog.first(where: { $0.envelope.hash == held.hash })?.envelope,
-               let evidence = try? ForkEvidence(copy, decoded) {
-                group.noteFork(evidence)
+            // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation"),
+            // then lets the group deliver what the cut released.
+            if output.events.contains(.equivocation(decoded.sender)) {
+                if group.forkEvidence[decoded.sender] == nil,
+                   let held = group.forkCounterpart(of: decoded),
+                   let copy = relayLog.first(where: { $0.envelope.hash == held.hash })?.envelope,
+                   let evidence = try? ForkEvidence(copy, decoded) {
+                    group.noteFork(evidence)
+                }
+                let released = group.deliverReleased(prekeys: person.prekeys, using: &rng)
+                output.events += released.events
+                output.envelopes += released.envelopes
             }
             person.group = group
         } else {

@@ -241,6 +241,29 @@ struct KeyAgreementTests {
         #expect(RecipientTag.position(200).wireBytes.count == 2)
     }
 
+    @Test("a welcome-ack's flag byte: bit 0 without a secret, bit 1 fork evidence follows; without evidence it is one byte as before")
+    func welcomeAckFlags() throws {
+        for withoutSecret in [false, true] {
+            var body = ControlBody(fields: .welcomeAck(withoutSecret: withoutSecret), directMessages: [])
+            #expect(body.payload.first == (withoutSecret ? 1 : 0))
+            #expect(try ControlBody(kind: .welcomeAck, payload: body.payload) == body)
+            body.forkEvidence = Array(repeating: 7, count: 300)
+            let payload = body.payload
+            #expect(payload.first == (withoutSecret ? 3 : 2))
+            #expect(try ControlBody(kind: .welcomeAck, payload: payload) == body)
+            for cut in 0..<payload.count {
+                #expect(throws: WireError.self) { try ControlBody(kind: .welcomeAck, payload: Array(payload.prefix(cut))) }
+            }
+            var unknown = payload
+            unknown[0] |= 4
+            #expect(throws: WireError.self) { try ControlBody(kind: .welcomeAck, payload: unknown) }
+        }
+        // Evidence longer than any fork pair is refused before it is read.
+        var body = ControlBody(fields: .welcomeAck(withoutSecret: false), directMessages: [])
+        body.forkEvidence = Array(repeating: 1, count: ControlBody.maximumForkEvidenceBytes + 1)
+        #expect(throws: WireError.self) { try ControlBody(kind: .welcomeAck, payload: body.payload) }
+    }
+
     /// A group of `count` created by member 0, its create processed by members 1 through `processedBy`.
     static func created(_ count: Int, seed: UInt64, processedBy last: Int) throws -> (members: [Member], keys: (Member) -> KeyMaterial, rng: SeededRandom) {
         var (members, directory, rng) = group(count, seed: seed)

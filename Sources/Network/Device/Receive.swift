@@ -176,6 +176,11 @@ struct ReceiveSession {
                 if let held = try? Envelope(wire: other.wire, groupID: item.group), let evidence = try? ForkEvidence(held, envelope) {
                     noted = group.noteFork(evidence)
                 }
+                if noted, records[item.group]?.status == .joined, var record = records.removeValue(forKey: item.group) {
+                    // The cut may release what waited for the other side (a returning member's add).
+                    try applyReleased(group.deliverReleased(prekeys: keys.prekeys, using: &rng), group: &group, record: &record, tx: tx)
+                    records[item.group] = record
+                }
                 groups[item.group] = group
             }
             guard news || noted else {
@@ -214,6 +219,10 @@ struct ReceiveSession {
         // Refused: rejected, or a fork of its own sender. (A remove that carries evidence of
         // another member's fork also reports an equivocation, of that member; it is delivered.)
         let forked = output.events.contains(.equivocation(envelope.sender))
+        if forked {
+            // With the evidence kept, the group delivers what the cut released.
+            try applyReleased(group.deliverReleased(prekeys: keys.prekeys, using: &rng), group: &group, record: &record, tx: tx)
+        }
         let refused = forked || output.events.contains { if case .rejected = $0 { true } else { false } }
         if refused {
             if forked {
@@ -227,6 +236,15 @@ struct ReceiveSession {
         apply(output, group: &group, record: &record)
         groups[item.group] = group
         records[item.group] = record
+    }
+
+    /// What ``Group/deliverReleased(prekeys:using:)`` gave after a cut: applied like any output,
+    /// and the forks it reported (a released remove that carries evidence) kept.
+    mutating func applyReleased(_ output: GroupOutput, group: inout Group, record: inout GroupRecord, tx: any DeviceStoreTransaction) throws {
+        for case .equivocation(let equivocator) in output.events {
+            try EquivocationDuty.keep(group.forkEvidence[equivocator], group: record.id, tx: tx, now: now)
+        }
+        apply(output, group: &group, record: &record)
     }
 
     /// A fork of `equivocator` that my group reported while taking `envelope` (its own, or one
