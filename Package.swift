@@ -225,7 +225,7 @@ let package = Package(
         .testTarget(name: "SyncTests", dependencies: ["Sync", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding"]),
         .testTarget(
             name: "DeviceTests",
-            dependencies: ["Device", "DeviceStorage", "NetworkSimulation", "Sync", "DCGKAGroup", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding",
+            dependencies: ["Device", "DeviceStorage", "NetworkSimulation", "Sync", "DCGKAGroup", "KeyAgreement", "CausalBroadcast", "DCGKACrypto", "DCGKAEncoding",
                            .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BenchmarkingTests", dependencies: ["Benchmarking", "Membership", "DCGKAEncoding"]),
         .testTarget(

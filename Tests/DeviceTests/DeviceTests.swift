@@ -3,6 +3,7 @@ import Foundation
 import DCGKAEncoding
 import DCGKACrypto
 import CausalBroadcast
+import KeyAgreement
 @_spi(Simulation) import DCGKAGroup
 @testable import Device
 import DeviceStorage
@@ -513,6 +514,61 @@ extension DeviceNetwork.Options {
         world.clock.advance(20)
         #expect(try world[other].performEquivocationDuty() == 1)
         #expect(try world.view(other, group) == Set([try world.id("bob"), try world.id("carol")]))
+    }
+
+    /// PROTOCOL-NOTES.md, "Equivocation", the returning participant, at the device: Pat, removed,
+    /// was shown Eve's message; the others were shown Eve's add of Xavier at the same seq. Carol
+    /// adds Pat back; Carol's file holds the add of Xavier, which Pat's log contradicts. Pat's
+    /// device keeps the fork, the add of Pat that waited is then processed, and Pat's welcome-ack
+    /// carries the evidence.
+    @Test("a removed member of one side added back by the other side: its device keeps the fork from the adder's file, and its welcome-ack carries the evidence")
+    func returningParticipant() throws {
+        var world = try DeviceNetwork(["alice", "bob", "carol", "pat", "eve", "xavier"])
+        let everyone = ["alice", "bob", "carol", "pat", "eve"]
+        let group = try world["alice"].createGroup(title: "G", with: try ["bob", "carol", "pat", "eve"].map { try world.id($0) })
+        try world.settle(everyone)
+        let pat = try world.id("pat"), eve = try world.id("eve")
+        try world["alice"].remove(pat, from: group)
+        try world.settle(everyone)
+        #expect(try world.view("pat", group)?.contains(pat) != true, "Pat is out")
+        // Eve's device, restored from a backup, sends a message; the device itself adds Xavier at that seq.
+        let state = try #require(try world["eve"].store.read { try $0.group(group) }?.state)
+        var copy = try Group(wireBytes: state)
+        let message = try copy.send(MessageContent(.text("for pat only"), sentAt: world.clock.now).bytes, now: world.clock.now)
+        var rng = SeededRandom(seed: 5)
+        let messageFile = try SyncFile.write(
+            exporter: eve, groups: [.init(group: group, vector: Frontier(), envelopes: [message.wireBytes])], protection: .plain, using: &rng)
+        try world["eve"].add(try world.id("xavier"), to: group)
+        let addFile = try world.file(from: "eve")
+        try world.carry(messageFile, to: "pat")
+        for name in ["alice", "bob", "carol"] { try world.carry(addFile, to: name) }
+        try world.settle(["alice", "bob", "carol"])
+        #expect(try world["bob"].store.read { try $0.evidenceCount(group: group) } == 0, "nobody on that side knows of the fork")
+        try world["carol"].add(pat, to: group)
+        let report = try world.carry(try world.file(from: "carol"), to: "pat")
+        #expect(report.equivocations == 1)
+        #expect(try world.view("pat", group)?.contains(pat) == true, "the add of Pat was processed once the fork was kept")
+        #expect(try world["pat"].store.read { try $0.evidenceCount(group: group) } == 1)
+        let patGroup = try Group(wireBytes: try #require(try world["pat"].store.read { try $0.group(group) }?.state))
+        #expect(patGroup.forkEvidence[eve] != nil)
+        var welcomeAck: Envelope?
+        for seq in 1..<patGroup.broadcast.nextOwnPosition().seq {
+            guard let entry = try world["pat"].store.read({ try $0.logEntry(group: group, sender: pat, seq: seq) }),
+                  let envelope = try? Envelope(wire: entry.wire, groupID: group), envelope.kind == .welcomeAck else { continue }
+            welcomeAck = envelope
+        }
+        let ack = try #require(welcomeAck)
+        let body = try ControlBody(kind: .welcomeAck, payload: try #require(ack.payload))
+        #expect(body.forkEvidence == patGroup.forkEvidence[eve]?.wireBytes, "the welcome-ack carries the evidence")
+        // Everyone then learns of the fork, Eve is removed, and the add of Xavier counts nowhere.
+        try world.settle(["alice", "bob", "carol", "pat"])
+        world.clock.advance(Device<SeededRandom>.equivocatorRemovalDelay + 10)
+        for name in ["alice", "bob", "carol", "pat"] { try world[name].performEquivocationDuty() }
+        try world.settle(["alice", "bob", "carol", "pat"])
+        let expected = Set(try ["alice", "bob", "carol", "pat"].map { try world.id($0) })
+        for name in ["alice", "bob", "carol", "pat"] {
+            #expect(try world.view(name, group) == expected, "\(name)")
+        }
     }
 
     @Test("two validly signed envelopes at one seq: the second is evidence, not history, and the evidence travels on")
