@@ -78,8 +78,7 @@ extension BroadcastState: WireCodable {
             writer.writeVarint(seq)
         }
 
-        let strangers = cuts.isEmpty ? [] : strangersPastCut.sorted()
-        writer.writeArray(strangers)
+        writer.writeArray(strangersPastCut.sorted())  // only ever filled while a cut is held
 
         let buffered = buffer.values.sorted { $0.operationID < $1.operationID }
         writer.writeVarint(buffered.count)

@@ -48,8 +48,12 @@ extension Group {
 
     /// Equivocators I hold evidence of that are still in my view: each is to be removed by a
     /// remove that carries the evidence (``remove(_:prekeys:now:using:)`` puts it in).
-    public var equivocatorsToRemove: [MemberID] {
-        guard isMember else { return [] }
+    public var equivocatorsToRemove: [MemberID] { isMember ? equivocatorsInView : [] }
+
+    /// Equivocators I hold evidence of that are in my view, whether or not I am a member.
+    var equivocatorsInView: [MemberID] {
+        guard !forkEvidence.isEmpty else { return [] }
+        let members = members
         return forkEvidence.keys.filter { members.contains($0) }.sorted()
     }
 
@@ -81,20 +85,14 @@ extension Group {
     /// members that process the remove before it cut it off. (An equivocator already out of my
     /// view is removed by no such remove, so nothing of it is held back.)
     var foldsHeldBack: [MemberID: UInt64] {
-        guard !forkEvidence.isEmpty else { return [:] }
-        let members = keyAgreement.members
-        return forkEvidence.filter { members.contains($0.key) }.mapValues(\.cutSeq)
+        Dictionary(uniqueKeysWithValues: equivocatorsInView.compactMap { id in forkEvidence[id].map { (id, $0.cutSeq) } })
     }
 
     /// The evidence my welcome-ack carries when I am added back while I hold evidence of an
     /// equivocator still in my view (the one with the smallest ID): the members that process the
     /// welcome-ack learn the fork before they record that I know what my adder knew, which may
     /// be the other side's operation (PROTOCOL-NOTES.md, "Equivocation", the returning participant).
-    var evidenceForMyWelcomeAck: ForkEvidence? {
-        guard !forkEvidence.isEmpty else { return nil }
-        let members = keyAgreement.members
-        return forkEvidence.filter { members.contains($0.key) }.min { $0.key < $1.key }?.value
-    }
+    var evidenceForMyWelcomeAck: ForkEvidence? { equivocatorsInView.first.flatMap { forkEvidence[$0] } }
 
     /// Makes my broadcast layer follow the cuts my history holds (from removes I processed, or a
     /// welcome's history).

@@ -560,6 +560,20 @@ extension Group {
         return output
     }
 
+    /// What a host that stores envelopes does after a ``receive(_:prekeys:using:)`` that refused
+    /// `envelope` as a fork of its sender: when the other side is one I delivered earlier (the
+    /// group kept only its hash), it builds the evidence from its copy (`heldCopy`, asked for
+    /// that envelope's hash), then delivers what the cut released (``deliverReleased(prekeys:using:)``).
+    public mutating func followFork<R: RandomNumberGenerator>(
+        of envelope: Envelope, heldCopy: (Bytes32) -> Envelope?, prekeys: PrekeyStore, using rng: inout R
+    ) -> GroupOutput {
+        if forkEvidence[envelope.sender] == nil, let held = forkCounterpart(of: envelope), let copy = heldCopy(held.hash),
+           let evidence = try? ForkEvidence(copy, envelope) {
+            noteFork(evidence)
+        }
+        return deliverReleased(prekeys: prekeys, using: &rng)
+    }
+
     /// Envelopes I am waiting for, for the transports to fetch: the broadcast layer's gaps and
     /// acknowledged envelopes, and the positions a waiting welcome of mine still needs
     /// (``returningWelcomeFrontier(of:me:)``).

@@ -104,16 +104,10 @@ struct DeviceRun: Sendable {
         if let attack = relay.attackByHash[envelope.hash], relay.attackReach[attack]?.contains(device.identity.id) ?? true {
             device.reachedAttacks.insert(attack)
         }
-        // What a host that stores envelopes does with a fork whose other side it delivered
-        // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation").
-        // Then the group delivers what the cut released.
+        // A fork whose other side the relay holds: the evidence from its copy (PROTOCOL-NOTES.md,
+        // "Equivocation"), then what the cut released.
         if output.events.contains(.equivocation(envelope.sender)) {
-            if group.forkEvidence[envelope.sender] == nil,
-               let held = group.forkCounterpart(of: envelope), let copy = relay.store[held.hash],
-               let evidence = try? ForkEvidence(copy, envelope) {
-                group.noteFork(evidence)
-            }
-            let released = group.deliverReleased(prekeys: prekeys, using: &device.rng)
+            let released = group.followFork(of: envelope, heldCopy: { relay.store[$0] }, prekeys: prekeys, using: &device.rng)
             output.events += released.events
             output.envelopes += released.envelopes
         }

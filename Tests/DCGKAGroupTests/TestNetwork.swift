@@ -292,13 +292,10 @@ struct TestNetwork {
             // earlier: it builds the evidence from its copy (PROTOCOL-NOTES.md, "Equivocation"),
             // then lets the group deliver what the cut released.
             if output.events.contains(.equivocation(decoded.sender)) {
-                if group.forkEvidence[decoded.sender] == nil,
-                   let held = group.forkCounterpart(of: decoded),
-                   let copy = relayLog.first(where: { $0.envelope.hash == held.hash })?.envelope,
-                   let evidence = try? ForkEvidence(copy, decoded) {
-                    group.noteFork(evidence)
-                }
-                let released = group.deliverReleased(prekeys: person.prekeys, using: &rng)
+                let log = relayLog
+                let released = group.followFork(
+                    of: decoded, heldCopy: { hash in log.first { $0.envelope.hash == hash }?.envelope },
+                    prekeys: person.prekeys, using: &rng)
                 output.events += released.events
                 output.envelopes += released.envelopes
             }

@@ -29,6 +29,8 @@ enum EquivocationDuty {
         on group: inout Group, id: GroupID, effects: inout Effects, tx: any DeviceStoreTransaction,
         me: MemberID, prekeys: PrekeyStore, now: UInt64, rng: inout R
     ) throws -> Bool {
+        // A group without evidence (nearly every batch) has nothing to mark: no statement runs.
+        guard !group.forkEvidence.isEmpty else { return false }
         let removed = try removeOne(from: &group, id: id, effects: &effects, tx: tx, me: me, prekeys: prekeys, now: now, rng: &rng)
         try tx.setEvidenceSettled(group: id, group.equivocatorsToRemove.isEmpty)
         return removed
